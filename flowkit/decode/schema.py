@@ -1,0 +1,79 @@
+"""Packet batch schema: the columns every decode engine produces, identically.
+
+Addresses are 16-byte binary: IPv6 as is, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d),
+so one fixed-width column serves both versions and keys compare with two uint64 views.
+Absent values use zero (or the sentinel documented per column) rather than nulls,
+so engines can fill columns with numpy and compare them bit for bit.
+Documented for users in docs/packets.md; names and types here are the contract.
+"""
+from __future__ import annotations
+
+import enum
+
+import pyarrow as pa
+
+
+class Status(enum.IntEnum):
+    """Per-packet outcome; each packet lands in exactly one ledger category."""
+
+    OK = 0  # headers decoded (category from ip_proto: tcp, udp, icmp, other_ip)
+    NON_IP = 1  # link layer decoded, payload is not IPv4/IPv6 (ARP, LLDP, ...)
+    UNSUPPORTED_LINK = 2  # link type flowkit does not decode
+    TRUNCATED = 3  # capture ended inside a header flowkit needs; columns hold what was read
+    MALFORMED = 4  # header present but impossible (bad version, IHL < 5, length < header)
+    FRAGMENT = 5  # non-first IP fragment: addresses and ip_proto, no ports
+
+
+# TCP flag bits as on the wire (byte 13), plus NS from byte 12 as bit 8.
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = (1 << i for i in range(9))
+
+# Bits of ``tcp_opts``: which TCP options were present.
+OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_TS, OPT_SACK = (1 << i for i in range(5))
+
+# Bits of ``frag``.
+FRAG_MF = 1  # more fragments follow
+FRAG_DF = 2  # IPv4 don't-fragment
+FRAG_IS_FRAGMENT = 4  # part of a fragmented datagram (first or later)
+
+ADDR = pa.binary(16)
+
+PACKET_SCHEMA = pa.schema(
+    [
+        pa.field("index", pa.int64()),  # packet number in the capture, 0-based
+        pa.field("ts", pa.timestamp("ns", tz="UTC")),
+        pa.field("caplen", pa.uint32()),
+        pa.field("wirelen", pa.uint32()),
+        pa.field("iface", pa.uint16()),
+        pa.field("linktype", pa.uint16()),
+        pa.field("vlan", pa.uint16()),  # outermost 802.1Q/802.1ad VLAN id, 0 = none
+        pa.field("inner_vlan", pa.uint16()),  # second VLAN tag (QinQ), 0 = none
+        pa.field("status", pa.uint8()),  # Status
+        pa.field("ip_version", pa.uint8()),  # 4, 6, or 0 when not IP
+        pa.field("src_ip", ADDR),
+        pa.field("dst_ip", ADDR),
+        pa.field("ip_proto", pa.uint8()),  # transport protocol after IPv6 extension headers
+        pa.field("ip_len", pa.uint32()),  # IPv4 total length; IPv6 payload length + 40
+        pa.field("ttl", pa.uint8()),  # TTL / hop limit
+        pa.field("ip_id", pa.uint32()),  # IPv4 identification / IPv6 fragment identification
+        pa.field("frag", pa.uint8()),  # FRAG_* bits
+        pa.field("frag_offset", pa.uint16()),  # fragment offset in 8-byte units
+        pa.field("src_port", pa.uint16()),  # TCP/UDP source port, 0 when absent
+        pa.field("dst_port", pa.uint16()),
+        pa.field("tcp_flags", pa.uint16()),  # FIN..CWR bits 0-7, NS bit 8
+        pa.field("seq", pa.uint32()),
+        pa.field("ack", pa.uint32()),
+        pa.field("window", pa.uint16()),  # raw window field (not scaled)
+        pa.field("tcp_hdr_len", pa.uint8()),  # bytes (data offset * 4)
+        pa.field("tcp_opts", pa.uint8()),  # OPT_* bits
+        pa.field("mss", pa.uint16()),
+        pa.field("wscale", pa.uint8()),
+        pa.field("tsval", pa.uint32()),
+        pa.field("tsecr", pa.uint32()),
+        pa.field("udp_len", pa.uint16()),  # UDP length field
+        pa.field("icmp_type", pa.uint8()),
+        pa.field("icmp_code", pa.uint8()),
+        pa.field("payload_len", pa.uint32()),  # transport payload bytes from IP length, not caplen
+    ]
+)
+
+PACKET_COLUMNS = PACKET_SCHEMA.names

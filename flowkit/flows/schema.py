@@ -1,0 +1,50 @@
+"""Flow table columns: the public contract (documented in docs/schema.md).
+
+One row per connection. ``src_*`` is the originator, ``dst_*`` the responder,
+as Zeek's id.orig_*/id.resp_*.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("ns", tz="UTC")
+
+_DIR_COUNTS = [
+    pa.field(f"{side}_{flag}", pa.uint32())
+    for side in ("src", "dst")
+    for flag in ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
+]
+
+FLOW_SCHEMA = pa.schema(
+    [
+        pa.field("flow_id", pa.uint64()),  # stable hash of the oriented five-tuple and ts_start
+        pa.field("ts_start", TS),
+        pa.field("ts_end", TS),
+        pa.field("duration", pa.float64()),  # seconds
+        pa.field("proto", pa.string()),  # "tcp" | "udp"
+        pa.field("ip_version", pa.uint8()),
+        pa.field("src_ip", pa.string()),
+        pa.field("src_port", pa.uint16()),
+        pa.field("dst_ip", pa.string()),
+        pa.field("dst_port", pa.uint16()),
+        pa.field("src_pkts", pa.uint64()),
+        pa.field("dst_pkts", pa.uint64()),
+        pa.field("src_ip_bytes", pa.uint64()),  # Zeek orig_ip_bytes
+        pa.field("dst_ip_bytes", pa.uint64()),  # Zeek resp_ip_bytes
+        pa.field("src_payload_bytes", pa.uint64()),  # Zeek orig_bytes (TCP: from sequence numbers)
+        pa.field("dst_payload_bytes", pa.uint64()),
+        pa.field("conn_state", pa.string()),  # Zeek's 13 states
+        pa.field("history", pa.string()),  # Zeek's history letters
+        *_DIR_COUNTS,
+        pa.field("syn_ts", TS),  # first originator SYN (no ACK); null when none
+        pa.field("syn_last_ts", TS),  # last originator SYN before the first SYN-ACK (the one it answers)
+        pa.field("synack_ts", TS),  # first responder SYN-ACK
+        pa.field("ack_ts", TS),  # first originator ACK after the SYN-ACK (handshake complete)
+        pa.field("syn_count", pa.uint32()),  # originator SYNs (retries = syn_count - 1)
+        pa.field("community_id", pa.string()),  # Community ID v1, seed 0
+        pa.field("vlan", pa.uint16()),
+        pa.field("inner_vlan", pa.uint16()),
+    ]
+)
+
+FLOW_COLUMNS = FLOW_SCHEMA.names

@@ -1,0 +1,76 @@
+"""The packet ledger: every packet of a capture lands in exactly one category."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowkit.capture.records import Damage
+from flowkit.decode.schema import Status
+
+CATEGORIES = (
+    "tcp",
+    "udp",
+    "icmp",
+    "other_ip",
+    "fragment",
+    "non_ip",
+    "unsupported_link",
+    "truncated",
+    "malformed",
+)
+
+
+@dataclass
+class Ledger:
+    """Counts per category; ``packets`` is the number of records read from the file(s).
+
+    Invariant: sum of the categories == packets. ``damage`` lists file-level problems
+    (bad record lengths, cut records) with their byte offsets; packets before the
+    damage are kept and counted.
+    """
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    packets: int = 0
+    bytes_read: int = 0
+    damage: list[Damage] = field(default_factory=list)
+
+    def add_batch(self, status: np.ndarray, ip_proto: np.ndarray) -> None:
+        """Count one decoded batch (numpy columns ``status`` and ``ip_proto``)."""
+        status = np.asarray(status)
+        ip_proto = np.asarray(ip_proto)
+        ok = status == Status.OK
+        self.counts["tcp"] += int(np.count_nonzero(ok & (ip_proto == 6)))
+        self.counts["udp"] += int(np.count_nonzero(ok & (ip_proto == 17)))
+        self.counts["icmp"] += int(np.count_nonzero(ok & ((ip_proto == 1) | (ip_proto == 58))))
+        self.counts["other_ip"] += int(
+            np.count_nonzero(ok & ~np.isin(ip_proto, (1, 6, 17, 58)))
+        )
+        for name, st in (
+            ("fragment", Status.FRAGMENT),
+            ("non_ip", Status.NON_IP),
+            ("unsupported_link", Status.UNSUPPORTED_LINK),
+            ("truncated", Status.TRUNCATED),
+            ("malformed", Status.MALFORMED),
+        ):
+            self.counts[name] += int(np.count_nonzero(status == st))
+        self.packets += len(status)
+
+    def merge(self, other: "Ledger") -> "Ledger":
+        out = Ledger(packets=self.packets + other.packets, bytes_read=self.bytes_read + other.bytes_read)
+        out.counts = {k: self.counts[k] + other.counts[k] for k in CATEGORIES}
+        out.damage = [*self.damage, *other.damage]
+        return out
+
+    def check(self) -> None:
+        total = sum(self.counts.values())
+        if total != self.packets:
+            raise AssertionError(f"ledger categories sum to {total}, not {self.packets} packets")
+
+    def to_dict(self) -> dict:
+        return {
+            "packets": self.packets,
+            **self.counts,
+            "bytes_read": self.bytes_read,
+            "damage": [str(d) for d in self.damage],
+        }

@@ -1,0 +1,1 @@
+"""HTML report and plots (issue 5)."""
