@@ -1,0 +1,177 @@
+"""Assemble the report page: load flows, run the analyses, inline CSS/JS, write one file."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from html import escape
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from flowkit.ledger import CATEGORIES
+from flowkit.report import sections as S
+
+SECTIONS = (
+    ("overview", "Overview"),
+    ("ledger", "Ledger"),
+    ("tiers", "Port tiers"),
+    ("services", "Services"),
+    ("handshakes", "Handshakes"),
+    ("ephemeral", "Ephemeral ports"),
+    ("exposure", "Exposure"),
+    ("scans", "Scans"),
+    ("topflows", "Top flows"),
+)
+
+
+def _asset(name: str) -> str:
+    return resources.files("flowkit.report").joinpath(name).read_text(encoding="utf-8")
+
+
+def ledger_dict(ledger) -> dict | None:
+    """A Ledger, its ``to_dict()``, or a list of either (summed) as one plain dict."""
+    if ledger is None:
+        return None
+    if isinstance(ledger, (list, tuple)):
+        parts = [d for d in (ledger_dict(x) for x in ledger) if d]
+        if not parts:
+            return None
+        out = {"packets": 0, **dict.fromkeys(CATEGORIES, 0), "bytes_read": 0, "damage": []}
+        for d in parts:
+            for k in ("packets", "bytes_read", *CATEGORIES):
+                out[k] += int(d.get(k, 0) or 0)
+            out["damage"] += list(d.get("damage") or [])
+        return out
+    if hasattr(ledger, "to_dict"):
+        return ledger.to_dict()
+    if isinstance(ledger, dict):
+        if "packets" not in ledger and isinstance(ledger.get("ledger"), dict):
+            return ledger_dict(ledger["ledger"])
+        return dict(ledger) if "packets" in ledger else None
+    return None
+
+
+def _run(problems: list[str], name: str, fn, *args, **kwargs):
+    """Run one analysis; a failure becomes a visible line on the page, never a missing section."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 -- shown to the reader, the rest of the report still renders
+        problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        return None
+
+
+def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit report",
+                sources: list[str] | None = None) -> str:
+    """The whole report as one self-contained HTML string (inline CSS, JS and SVG)."""
+    from flowkit import analysis as A
+
+    df = flows_df.to_pandas() if hasattr(flows_df, "to_pandas") else flows_df
+    led = ledger_dict(ledger)
+    problems: list[str] = []
+    if sources is None and "source" in df.columns and len(df):
+        sources = [str(s) for s in pd.unique(df["source"])]
+    sources = list(sources or [])
+    if len(sources) > 6:
+        sources = sources[:5] + [f"and {len(sources) - 5} more"]
+
+    def run(name, *args, **kw):
+        fn = getattr(A, name, None)
+        if fn is None:
+            problems.append(f"{name}: not available in flowkit.analysis")
+            return None
+        return _run(problems, name, fn, *args, **kw)
+
+    has_tcp = len(df) > 0 and (df["proto"] == "tcp").any()
+    body = [
+        S.overview(df, led, sources),
+        S.ledger_section(led),
+        S.tiers_section(run("port_tiers", df) if len(df) else None),
+        S.services_section(run("services", df) if len(df) else None),
+        S.handshakes_section(run("handshakes", df) if has_tcp else None,
+                             run("handshake_summary", df) if has_tcp else None,
+                             run("handshake_servers", df) if has_tcp else None),
+        S.ephemeral_section(run("ephemeral", df) if len(df) else None,
+                            run("ephemeral_points", df) if len(df) else None),
+        S.exposure_section(run("exposure", df) if len(df) else None),
+        S.scans_section(run("scans", df) if len(df) else None),
+        S.top_flows_section(df),
+    ]
+    problem_html = ""
+    if problems:
+        problem_html = ('<section id="problems"><h2>Problems</h2><ul class="problems">'
+                        + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul></section>")
+    from flowkit import __version__
+
+    made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    toc = "".join(f'<a href="#{sid}">{escape(name)}</a>' for sid, name in SECTIONS)
+    sub = escape(", ".join(sources)) if sources else "flow table"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_asset('report.css')}</style></head><body>"
+        f'<header class="top"><h1>{escape(title)}</h1><p>{sub}</p></header>'
+        f'<nav class="toc">{toc}</nav><main>{problem_html}{"".join(body)}</main>'
+        f"<footer>made by flowkit {escape(__version__)} on {made}</footer>"
+        f"<script>{_asset('report.js')}</script></body></html>\n"
+    )
+
+
+def _is_dataset(p: Path) -> bool:
+    return p.is_dir() and (p / "manifest.json").is_file()
+
+
+def _dataset_ledgers(p: Path) -> list:
+    """Per-capture ledgers written by batch mode (``ledgers/*.json`` or the manifest)."""
+    found = []
+    for f in sorted((p / "ledgers").glob("*.json")) if (p / "ledgers").is_dir() else []:
+        try:
+            found.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    if not found:
+        try:
+            manifest = json.loads((p / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return []
+        for entry in manifest.get("inputs", []) if isinstance(manifest, dict) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("ledger"), dict):
+                found.append(entry["ledger"])
+    return found
+
+
+def load(source, **flow_options) -> tuple[pd.DataFrame, object, list[str]]:
+    """Flows, ledger and source names from any of the accepted inputs."""
+    import flowkit
+
+    if isinstance(source, pd.DataFrame):
+        return source, None, []
+    if hasattr(source, "to_pandas") and not isinstance(source, (str, os.PathLike)):
+        return source.to_pandas(), getattr(source, "stats", None), []
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if len(paths) == 1 and _is_dataset(Path(paths[0])):
+        ds = flowkit.read_dataset(str(paths[0]))
+        df = ds.to_pandas() if hasattr(ds, "to_pandas") else pd.DataFrame(ds)
+        return df, _dataset_ledgers(Path(paths[0])) or None, []
+    table = flowkit.flows(paths[0] if len(paths) == 1 else [str(p) for p in paths], **flow_options)
+    return table.to_pandas(), getattr(table, "stats", None), [Path(p).name for p in paths]
+
+
+def write_report(source, path, *, title: str | None = None, **flow_options) -> Path:
+    """Write the HTML report for ``source`` to ``path`` (atomically) and return the path.
+
+    ``source``: capture path(s), a FlowTable, a DataFrame of flows, or a batch-mode
+    dataset directory (one holding ``manifest.json``). ``flow_options`` go to
+    ``flowkit.flows`` when captures are read.
+    """
+    df, ledger, names = load(source, **flow_options)
+    if title is None:
+        title = "flowkit report" + (f": {names[0]}" if len(names) == 1 else "")
+    html = render_html(df, ledger=ledger, title=title, sources=names or None)
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
