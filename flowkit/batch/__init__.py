@@ -1,13 +1,15 @@
-"""Many captures into a partitioned Parquet dataset, in-process or on Dask (issue 6)."""
+"""Many captures into a Hive-partitioned Parquet flow dataset, in-process or on Dask.
+
+    >>> import flowkit
+    >>> manifest = flowkit.batch(["captures/"], "out", stitch=True, workers=2)
+    >>> flowkit.read_dataset("out", filters=[("date", "=", "2024-01-01")]).to_pandas()
+
+Documented in docs/batch.md.
+"""
 from flowkit._callable import make_callable
+from flowkit.batch.dataset import open_dataset, read_dataset
+from flowkit.batch.run import batch
 
-
-def batch(inputs, out, **options):  # replaced by the batch work (issue 6)
-    raise NotImplementedError("batch mode is being built (issue 6)")
-
-
-def read_dataset(path, filters=None):  # replaced by the batch work (issue 6)
-    raise NotImplementedError("batch mode is being built (issue 6)")
-
+__all__ = ["batch", "read_dataset", "open_dataset"]
 
 make_callable(__name__, "batch")
