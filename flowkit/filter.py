@@ -1,0 +1,522 @@
+"""tcpdump-style filter expressions, compiled to vectorized predicates.
+
+    >>> keep = compile_filter("tcp and dst port 80 and not src net 10.0.0.0/8")
+    >>> mask = keep(batch)              # numpy bool array, one entry per packet
+    >>> keep_flows = compile_flow_filter("udp port 53")
+    >>> mask = keep_flows(flow_table)   # one entry per flow
+
+Grammar (a subset of pcap-filter(7), same precedence: ``not`` > ``and`` > ``or``,
+left-associative, parentheses group):
+
+    expr      := and_expr (("or" | "||") and_expr)*
+    and_expr  := unary (("and" | "&&") unary)*
+    unary     := ("not" | "!") unary | "(" expr ")" | primitive
+    primitive := "tcp" | "udp" | "icmp" | "icmp6" | "ip" | "ip6" | "vlan" [N]
+               | [proto] [dir] ("host" ADDR | "net" CIDR | "net" ADDR "mask" MASK
+                                | "port" N | "portrange" N "-" N)
+               | VALUE          (repeats the previous primitive's qualifiers: "port 80 or 443")
+    proto     := "tcp" | "udp" | "ip" | "ip6"
+    dir       := "src" | "dst" | "src or dst" | "src and dst"
+
+The expression is parsed once; evaluating it is a few numpy operations over whole
+columns, never a Python step per packet. Addresses compare as two big-endian uint64
+halves of the 16-byte (IPv4-mapped) form used by the packet schema; flow tables hold
+addresses as text, which is parsed once per distinct address.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from flowkit.errors import FilterError
+
+__all__ = ["compile_filter", "compile_flow_filter", "parse", "FilterError"]
+
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
+PROTO_WORDS = ("tcp", "udp", "icmp", "icmp6", "ip", "ip6")
+KIND_WORDS = ("host", "net", "port", "portrange")
+DIR_WORDS = ("src", "dst")
+STATUS_FRAGMENT = 5  # decode.schema.Status.FRAGMENT: no ports in non-first fragments
+
+_TOKEN = re.compile(r"\s*(?:(\(|\)|&&|\|\||!)|([^\s()!&|]+))")
+
+
+# ----------------------------------------------------------------------------- syntax tree
+@dataclass(frozen=True)
+class Token:
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Not:
+    arg: object
+
+
+@dataclass(frozen=True)
+class And:
+    left: object
+    right: object
+
+
+@dataclass(frozen=True)
+class Or:
+    left: object
+    right: object
+
+
+@dataclass(frozen=True)
+class Proto:
+    name: str  # tcp, udp, icmp, icmp6, ip, ip6
+
+
+@dataclass(frozen=True)
+class Vlan:
+    vid: int | None  # None: any VLAN tag
+
+
+@dataclass(frozen=True)
+class Net:
+    """Address match; a host is a /32 (IPv4) or /128 (IPv6) network."""
+
+    dir: str  # "src", "dst", "or" (either side), "and" (both sides)
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Port:
+    dir: str
+    lo: int
+    hi: int
+    proto: str | None = None  # "tcp"/"udp" when qualified ("tcp port 80")
+
+
+# ----------------------------------------------------------------------------- parser
+def _error(expr: str, pos: int, message: str) -> FilterError:
+    return FilterError(f"bad filter: {message} at position {pos}\n  {expr}\n  {' ' * pos}^")
+
+
+def tokenize(expr: str) -> list[Token]:
+    tokens, pos = [], 0
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if m is None:
+            # a lone '&' or '|' (the regex accepts only their doubled forms)
+            bad = pos + len(expr[pos:]) - len(expr[pos:].lstrip())
+            if bad >= len(expr):
+                break
+            raise _error(expr, bad, f"unexpected character {expr[bad]!r}")
+        if m.end() == pos or not (m.group(1) or m.group(2)):
+            break
+        text = m.group(1) or m.group(2)
+        tokens.append(Token(text, m.start(1) if m.group(1) else m.start(2)))
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, expr: str):
+        self.expr = expr
+        self.tokens = tokenize(expr)
+        self.i = 0
+        self.last: tuple | None = None  # qualifiers of the previous primitive
+
+    # helpers
+    def peek(self, k: int = 0) -> Token | None:
+        j = self.i + k
+        return self.tokens[j] if j < len(self.tokens) else None
+
+    def word(self, k: int = 0) -> str | None:
+        t = self.peek(k)
+        return t.text.lower() if t is not None else None
+
+    def take(self) -> Token:
+        t = self.peek()
+        if t is None:
+            raise self.error_at_end("expression ends too early")
+        self.i += 1
+        return t
+
+    def error_at_end(self, message: str) -> FilterError:
+        return _error(self.expr, len(self.expr), message)
+
+    def error(self, token: Token, message: str) -> FilterError:
+        return _error(self.expr, token.pos, message)
+
+    # grammar
+    def parse(self):
+        if not self.tokens:
+            raise self.error_at_end("empty expression")
+        node = self.parse_or()
+        t = self.peek()
+        if t is not None:
+            what = "unmatched ')'" if t.text == ")" else f"unexpected {t.text!r}"
+            raise self.error(t, what)
+        return node
+
+    def parse_or(self):
+        node = self.parse_and()
+        while self.word() in ("or", "||"):
+            self.take()
+            node = Or(node, self.parse_and())
+        return node
+
+    def parse_and(self):
+        node = self.parse_unary()
+        while self.word() in ("and", "&&"):
+            self.take()
+            node = And(node, self.parse_unary())
+        return node
+
+    def parse_unary(self):
+        t = self.peek()
+        if t is None:
+            raise self.error_at_end("expression ends too early")
+        w = t.text.lower()
+        if w in ("not", "!"):
+            self.take()
+            return Not(self.parse_unary())
+        if w == "(":
+            self.take()
+            node = self.parse_or()
+            close = self.peek()
+            if close is None:
+                raise self.error(t, "'(' is never closed")
+            if close.text != ")":
+                raise self.error(close, f"expected ')' but found {close.text!r}")
+            self.take()
+            return node
+        return self.parse_primitive()
+
+    def parse_primitive(self):
+        t = self.peek()
+        w = t.text.lower()
+        if w in (")", "and", "&&", "or", "||"):
+            raise self.error(t, f"expected a primitive before {t.text!r}")
+        if w == "vlan":
+            self.take()
+            nxt = self.peek()
+            if nxt is not None and nxt.text.isdigit():
+                self.take()
+                vid = int(nxt.text)
+                if vid > 4095:
+                    raise self.error(nxt, f"VLAN id {vid} is not in 0-4095")
+                return Vlan(vid)
+            return Vlan(None)
+
+        proto = None
+        if w in PROTO_WORDS:
+            nxt = self.word(1)
+            if nxt in DIR_WORDS or nxt in KIND_WORDS:
+                proto = w
+                self.take()
+            else:
+                self.take()
+                return Proto(w)
+
+        direction = self.parse_dir()
+        k = self.peek()
+        if k is None:
+            raise self.error_at_end("expected host, net, port or portrange")
+        kind = k.text.lower()
+        if kind in KIND_WORDS:
+            self.take()
+            value = self.take() if self.peek() is not None else None
+            if value is None:
+                raise self.error_at_end(f"'{kind}' needs a value")
+        elif proto is None and direction is None and self.last is not None and _looks_like_value(kind):
+            # "port 80 or 443": a bare value repeats the previous primitive's qualifiers
+            proto, direction, kind = self.last
+            value = self.take()
+        else:
+            raise self.error(k, f"unknown primitive {k.text!r}" if direction is None and proto is None
+                             else f"expected host, net, port or portrange, found {k.text!r}")
+        self.last = (proto, direction, kind)
+        return self.build(proto, direction or "or", kind, value)
+
+    def parse_dir(self) -> str | None:
+        w = self.word()
+        if w not in DIR_WORDS:
+            return None
+        self.take()
+        # "src or dst" / "src and dst" as a qualifier, only when a kind word follows
+        if self.word() in ("or", "and") and self.word(1) in DIR_WORDS and self.word(2) in KIND_WORDS:
+            joiner = self.take().text.lower()
+            self.take()
+            return joiner
+        return w
+
+    def build(self, proto, direction, kind, value: Token):
+        if kind in ("host", "net"):
+            if proto in ("tcp", "udp"):
+                raise self.error(value, f"'{proto} {kind}' is not a valid qualifier pair")
+            network = self.parse_network(kind, value)
+            node = Net(direction, network)
+            if proto in ("ip", "ip6"):
+                want = 4 if proto == "ip" else 6
+                if network.version != want:
+                    raise self.error(value, f"{value.text!r} is not an IPv{want} address")
+            return node
+        if proto in ("ip", "ip6"):
+            raise self.error(value, f"'{proto} {kind}' is not a valid qualifier pair")
+        if kind == "port":
+            port = self.parse_port(value, value.text, value.pos)
+            return Port(direction, port, port, proto)
+        lo_text, sep, hi_text = value.text.partition("-")
+        if not sep:
+            raise self.error(value, f"portrange needs A-B, found {value.text!r}")
+        lo = self.parse_port(value, lo_text, value.pos)
+        hi = self.parse_port(value, hi_text, value.pos + len(lo_text) + 1)
+        if lo > hi:
+            lo, hi = hi, lo  # tcpdump accepts a reversed range
+        return Port(direction, lo, hi, proto)
+
+    def parse_port(self, token: Token, text: str, pos: int) -> int:
+        if not text.isdigit() or int(text) > 65535:
+            raise _error(self.expr, pos, f"{text!r} is not a port number (0-65535)")
+        return int(text)
+
+    def parse_network(self, kind: str, value: Token):
+        text = value.text
+        if kind == "host":
+            try:
+                addr = ipaddress.ip_address(text)
+            except ValueError:
+                raise self.error(value, f"{text!r} is not an IPv4 or IPv6 address (names are not resolved)") from None
+            return ipaddress.ip_network(addr)
+        if self.word() == "mask":
+            mask_tok = self.take()
+            mask = self.peek()
+            if mask is None:
+                raise self.error(mask_tok, "'mask' needs a netmask")
+            self.take()
+            try:
+                return ipaddress.IPv4Network(f"{text}/{mask.text}", strict=True)
+            except ValueError as exc:
+                raise self.error(mask, f"bad net/mask {text} mask {mask.text}: {exc}") from None
+        try:
+            if "/" not in text and ":" not in text and text.count(".") < 3:
+                # tcpdump's short forms: "net 10" = 10.0.0.0/8, "net 192.168" = /16
+                parts = text.split(".")
+                text = ".".join(parts + ["0"] * (4 - len(parts))) + f"/{8 * len(parts)}"
+            return ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            raise self.error(value, f"{value.text!r} is not a network: {exc}") from None
+
+
+def _looks_like_value(word: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f:.\-/]+", word)) and any(c.isdigit() for c in word)
+
+
+def parse(expr: str):
+    """Parse ``expr`` into the syntax tree (``Or``/``And``/``Not``/``Proto``/``Net``/``Port``/``Vlan``)."""
+    if not isinstance(expr, str):
+        raise TypeError(f"filter expression must be a string, not {type(expr).__name__}")
+    return _Parser(expr).parse()
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _column(data, name: str) -> np.ndarray | pa.Array:
+    if isinstance(data, (pa.RecordBatch, pa.Table)):
+        col = data.column(name)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks() if col.num_chunks else pa.array([], type=col.type)
+        return col
+    return data[name]  # pandas DataFrame or a mapping of numpy arrays
+
+
+def _numpy(data, name: str) -> np.ndarray:
+    col = _column(data, name)
+    if isinstance(col, pa.Array):
+        return col.to_numpy(zero_copy_only=False)
+    return np.asarray(col)
+
+
+def _halves_of_binary(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """16-byte fixed-size binary column as two big-endian uint64 columns (hi, lo)."""
+    n = len(col)
+    buf = col.buffers()[1]
+    raw = np.frombuffer(buf, dtype=">u8", count=(col.offset + n) * 2)[col.offset * 2 :]
+    raw = raw.reshape(n, 2)
+    return raw[:, 0].astype(np.uint64), raw[:, 1].astype(np.uint64)
+
+
+def _network_halves(network) -> tuple[int, int, int, int]:
+    """(value_hi, value_lo, mask_hi, mask_lo) of a network in the 16-byte mapped form."""
+    if network.version == 4:
+        value = (0xFFFF << 32) | int(network.network_address)
+        mask = ((1 << 128) - 1) ^ ((1 << (32 - network.prefixlen)) - 1)
+    else:
+        value = int(network.network_address)
+        mask = ((1 << 128) - 1) ^ ((1 << (128 - network.prefixlen)) - 1)
+    m64 = (1 << 64) - 1
+    return value >> 64, value & m64, mask >> 64, mask & m64
+
+
+class _PacketColumns:
+    """What the predicates need from a packet batch (schema in decode/schema.py)."""
+
+    def __init__(self, batch):
+        self.batch = batch
+        self.n = batch.num_rows
+        self._cache: dict = {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = _numpy(self.batch, name)
+        return self._cache[name]
+
+    def ip_version(self) -> np.ndarray:
+        return self.get("ip_version")
+
+    def proto(self, name: str) -> np.ndarray:
+        if name == "ip":
+            return self.ip_version() == 4
+        if name == "ip6":
+            return self.ip_version() == 6
+        version = 6 if name == "icmp6" else 4 if name == "icmp" else 0
+        mask = self.get("ip_proto") == PROTO_NUMBERS[name]
+        if version:
+            mask &= self.ip_version() == version
+        else:
+            mask &= self.ip_version() != 0
+        return mask
+
+    def has_ports(self, proto: str | None) -> np.ndarray:
+        ip_proto = self.get("ip_proto")
+        ok = self.get("status") != STATUS_FRAGMENT
+        if proto is None:
+            return ok & ((ip_proto == 6) | (ip_proto == 17)) & (self.ip_version() != 0)
+        return ok & (ip_proto == PROTO_NUMBERS[proto]) & (self.ip_version() != 0)
+
+    def addr_in(self, side: str, network) -> np.ndarray:
+        key = ("halves", side)
+        if key not in self._cache:
+            col = _column(self.batch, f"{side}_ip")
+            self._cache[key] = _halves_of_binary(col)
+        hi, lo = self._cache[key]
+        vhi, vlo, mhi, mlo = (np.uint64(x) for x in _network_halves(network))
+        want_version = 4 if network.version == 4 else 6
+        return ((hi & mhi) == vhi) & ((lo & mlo) == vlo) & (self.ip_version() == want_version)
+
+
+class _FlowColumns:
+    """What the predicates need from a flow table (schema in flows/schema.py)."""
+
+    def __init__(self, table):
+        self.table = table
+        self.n = table.num_rows if hasattr(table, "num_rows") else len(table)
+        self._cache: dict = {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = _numpy(self.table, name)
+        return self._cache[name]
+
+    def ip_version(self) -> np.ndarray:
+        return self.get("ip_version")
+
+    def proto(self, name: str) -> np.ndarray:
+        if name == "ip":
+            return self.ip_version() == 4
+        if name == "ip6":
+            return self.ip_version() == 6
+        proto = self.get("proto").astype(object)
+        mask = proto == name
+        if name == "icmp":  # flow tables may hold ICMPv6 as "icmp" with ip_version 6
+            mask &= self.ip_version() == 4
+        return np.asarray(mask, dtype=bool)
+
+    def has_ports(self, proto: str | None) -> np.ndarray:
+        p = self.get("proto").astype(object)
+        if proto is None:
+            return np.asarray((p == "tcp") | (p == "udp"), dtype=bool)
+        return np.asarray(p == proto, dtype=bool)
+
+    def addr_in(self, side: str, network) -> np.ndarray:
+        key = ("codes", side)
+        if key not in self._cache:
+            # parse each distinct address once, then broadcast through the dictionary codes
+            col = _column(self.table, f"{side}_ip")
+            if not isinstance(col, pa.Array):
+                col = pa.array(np.asarray(col, dtype=object), type=pa.string())
+            enc = col.dictionary_encode()
+            uniques = [ipaddress.ip_address(a) if a else None for a in enc.dictionary.to_pylist()]
+            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            self._cache[key] = (uniques, codes)
+        uniques, codes = self._cache[key]
+        hit = np.array(
+            [a is not None and a.version == network.version and a in network for a in uniques] + [False],
+            dtype=bool,
+        )
+        return hit[codes]  # code -1 (null) picks the trailing False
+
+
+def _evaluate(node, cols) -> np.ndarray:
+    if isinstance(node, Or):
+        return _evaluate(node.left, cols) | _evaluate(node.right, cols)
+    if isinstance(node, And):
+        return _evaluate(node.left, cols) & _evaluate(node.right, cols)
+    if isinstance(node, Not):
+        return ~_evaluate(node.arg, cols)
+    if isinstance(node, Proto):
+        return cols.proto(node.name)
+    if isinstance(node, Vlan):
+        vlan = cols.get("vlan")
+        return vlan != 0 if node.vid is None else vlan == node.vid
+    if isinstance(node, Net):
+        return _combine(node.dir, lambda side: cols.addr_in(side, node.network))
+    if isinstance(node, Port):
+        ok = cols.has_ports(node.proto)
+
+        def in_range(side):
+            port = cols.get(f"{side}_port")
+            return (port >= node.lo) & (port <= node.hi)
+
+        return ok & _combine(node.dir, in_range)
+    raise TypeError(f"unknown filter node {node!r}")
+
+
+def _combine(direction: str, side_mask: Callable[[str], np.ndarray]) -> np.ndarray:
+    if direction == "src":
+        return side_mask("src")
+    if direction == "dst":
+        return side_mask("dst")
+    if direction == "and":
+        return side_mask("src") & side_mask("dst")
+    return side_mask("src") | side_mask("dst")
+
+
+def _compile(expr: str, columns_type) -> Callable:
+    tree = parse(expr)
+
+    def predicate(data) -> np.ndarray:
+        cols = columns_type(data)
+        if cols.n == 0:
+            return np.zeros(0, dtype=bool)
+        return np.asarray(_evaluate(tree, cols), dtype=bool)
+
+    predicate.expression = expr
+    predicate.tree = tree
+    return predicate
+
+
+def compile_filter(expr: str) -> Callable[[pa.RecordBatch | pa.Table], np.ndarray]:
+    """Predicate over packet batches (``PACKET_SCHEMA``): a numpy bool array per batch.
+
+    Raises ``FilterError`` (message shows the expression and a caret at the bad token).
+    """
+    return _compile(expr, _PacketColumns)
+
+
+def compile_flow_filter(expr: str) -> Callable:
+    """Predicate over flow tables (``FLOW_SCHEMA``, Arrow or pandas): a numpy bool array per flow.
+
+    ``src`` means the originator and ``dst`` the responder.
+    """
+    return _compile(expr, _FlowColumns)
