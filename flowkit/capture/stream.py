@@ -1,0 +1,161 @@
+"""Open a capture source as one uncompressed byte stream, read in bounded buffers.
+
+Compression is recognised by magic bytes (never by file name) and decompressed
+while streaming, so memory stays bounded whatever the capture size.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import sys
+import zlib
+from pathlib import Path
+
+from flowkit.errors import CaptureError
+
+COMPRESSION_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),  # recognised for the message only
+)
+
+
+def compression_of(head: bytes) -> str | None:
+    for magic, name in COMPRESSION_MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def display_name(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        s = os.fspath(source)
+        return "<stdin>" if s == "-" else s
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+class _Prefixed(io.RawIOBase):
+    """A raw stream that first returns ``prefix`` (bytes already peeked), then ``f``."""
+
+    def __init__(self, prefix: bytes, f):
+        self._prefix = prefix
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def _read_full(f, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        b = f.read(n - got)
+        if not b:
+            break
+        parts.append(b)
+        got += len(b)
+    return b"".join(parts)
+
+
+def open_source(source):
+    """Return ``(fileobj, name, owned, compression)``: an uncompressed binary stream."""
+    name = display_name(source)
+    owned = False
+    if isinstance(source, (str, os.PathLike)):
+        if os.fspath(source) == "-":
+            raw = sys.stdin.buffer
+        else:
+            try:
+                raw = open(Path(source), "rb")
+            except OSError as e:
+                raise CaptureError(name, None, f"cannot open: {e.strerror or e}") from None
+            owned = True
+    else:
+        raw = source
+    head = _read_full(raw, 6)
+    comp = compression_of(head)
+    base = _Prefixed(head, raw)
+    if comp is None:
+        return base, name, raw if owned else None, None
+    if comp == "zstd":
+        raise CaptureError(name, 0, "zstd-compressed capture: decompress it first (zstd -d)")
+    buffered = io.BufferedReader(base, 1 << 16)
+    if comp == "gzip":
+        f = gzip.GzipFile(fileobj=buffered, mode="rb")
+    elif comp == "bzip2":
+        f = bz2.BZ2File(buffered, "rb")
+    else:
+        f = lzma.LZMAFile(buffered, "rb")
+    return f, name, raw if owned else None, comp
+
+
+DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+
+
+class ByteStream:
+    """Bounded buffers over a stream; tracks the stream offset of every buffer.
+
+    ``refill(want)`` returns a fresh bytearray holding the unconsumed tail of the
+    previous buffer plus up to ``want`` new bytes; ``consume(buf, pos)`` marks
+    ``buf[:pos]`` done. Each buffer is new, so chunks may keep theirs.
+    """
+
+    def __init__(self, f, name: str, compression: str | None = None):
+        self.f = f
+        self.name = name
+        self.compression = compression
+        self.tail = b""
+        self.base = 0  # stream offset of tail[0] (and of buf[0] after refill)
+        self.eof = False
+        self.error: str | None = None  # decompression failure, reported as damage
+
+    def _read(self, n: int) -> bytes:
+        if self.eof or n <= 0:
+            return b""
+        try:
+            data = self.f.read(n)
+        except DECOMPRESS_ERRORS as e:
+            self.eof = True
+            self.error = f"{self.compression or 'read'} error: {e}"
+            return b""
+        if not data:
+            self.eof = True
+        return data
+
+    def refill(self, want: int) -> bytearray:
+        parts = [self.tail]
+        got = 0
+        while got < want and not self.eof:
+            data = self._read(want - got)
+            got += len(data)
+            parts.append(data)
+        self.tail = b""
+        return bytearray(b"".join(parts))
+
+    def consume(self, buf, pos: int) -> None:
+        self.tail = bytes(buf[pos:])
+        self.base += pos
+
+    def skip(self, n: int) -> int:
+        """Discard ``n`` bytes after the tail (which must be empty); returns bytes skipped."""
+        assert not self.tail
+        done = 0
+        while done < n and not self.eof:
+            done += len(self._read(min(n - done, 1 << 20)))
+        self.base += done
+        return done
