@@ -1,0 +1,222 @@
+"""Client (ephemeral) source ports: which range and which allocation scheme each client host uses.
+
+Method, thresholds and references (RFC 6056, RFC 6335) in docs/analyses.md ("Ephemeral ports").
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flowkit.analysis._frame import _frame, col_or, seconds
+
+# Known ranges, smallest first: the classifier takes the first that holds (nearly) all ports.
+RANGES = {
+    "legacy": (1024, 5000),  # Windows XP / old BSD 1025-5000 (1024-4999 on some)
+    "iana": (49152, 65535),  # RFC 6335 dynamic range: Windows Vista+, macOS
+    "linux": (32768, 60999),  # net.ipv4.ip_local_port_range default
+    "freebsd": (10000, 65535),  # net.inet.ip.portrange.first/last
+}
+WIDE = (1024, 65535)  # headroom of a client whose ports fit no known range
+RANGE_SHARE = 0.98  # "nearly all": tolerate 2% of ports from another allocator (e.g. bind())
+SEQUENTIAL_SHARE = 0.5  # share of +1/+2 steps (global) that makes one counter
+PER_DST_SHARE = 0.5  # share of small positive steps per destination
+MIN_DST_PAIRS = 10  # consecutive same-destination pairs needed to judge per-destination
+UNIFORM_ALPHA = 0.001  # KS p-value below this rejects "uniform over the range"
+NAT_LAGS = 8  # how many earlier connections may hold the counter a port continues
+NAT_STEP = 16  # a continuation is +1..+16 from one of those
+NAT_SHARE = 0.5
+
+_REQUIRED = ("proto", "src_ip", "src_port", "dst_ip", "dst_port", "ts_start", "ts_end")
+
+
+def _clients(flows, protos) -> pd.DataFrame:
+    """Connections whose source port the client chose, in time order per client.
+
+    TCP: flows where the originator's SYN was seen (midstream orientation is a guess).
+    UDP (opt-in): every flow, the originator is the first sender.
+    """
+    df = _frame(flows, _REQUIRED)
+    keep = df["proto"].isin(list(protos)).to_numpy()
+    if "syn_count" in df.columns:
+        syn = df["syn_count"].fillna(0).to_numpy() > 0
+        keep &= (df["proto"] != "tcp").to_numpy() | syn
+    df = df[keep].reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "client_ip": df["src_ip"].astype(str).to_numpy(),
+            "ts": df["ts_start"].reset_index(drop=True),
+            "t": seconds(df["ts_start"]),
+            "t_end": seconds(df["ts_end"]),
+            "src_port": df["src_port"].astype(np.int64).to_numpy(),
+            "dst_ip": df["dst_ip"].astype(str).to_numpy(),
+            "dst_port": df["dst_port"].astype(np.int64).to_numpy(),
+            "proto": df["proto"].to_numpy(),
+        }
+    )
+    out["dst"] = out["dst_ip"] + ":" + out["dst_port"].astype(str)
+    return out.sort_values(["client_ip", "t", "src_port"], kind="stable").reset_index(drop=True)
+
+
+def ephemeral_points(flows, protos=("tcp",)) -> pd.DataFrame:
+    """(client_ip, ts, src_port, dst, dst_ip, dst_port, proto) per connection, for port-over-time plots."""
+    c = _clients(flows, protos)
+    return c[["client_ip", "ts", "src_port", "dst", "dst_ip", "dst_port", "proto"]]
+
+
+def _ks_pvalue(d: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Kolmogorov-Smirnov one-sample p-value (asymptotic, Stephens' small-n correction)."""
+    lam = (np.sqrt(n) + 0.12 + 0.11 / np.sqrt(n)) * d
+    k = np.arange(1, 101)[:, None]
+    terms = 2 * (-1.0) ** (k - 1) * np.exp(-2.0 * k**2 * lam[None, :] ** 2)
+    p = terms.sum(axis=0)
+    p[lam < 0.2] = 1.0  # the series converges slowly there and the answer is 1 to 1e-12
+    return np.clip(p, 0.0, 1.0)
+
+
+def _range_choice(c: pd.DataFrame, g_client, n: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Smallest known range holding RANGE_SHARE of each client's ports -> (name, lo, hi)."""
+    name = pd.Series("wide", index=n.index, dtype=object)
+    lo = pd.Series(float(WIDE[0]), index=n.index)
+    hi = pd.Series(float(WIDE[1]), index=n.index)
+    decided = pd.Series(False, index=n.index)
+    p = c["src_port"]
+    for rname, (a, b) in RANGES.items():
+        share = ((p >= a) & (p <= b)).groupby(c["client_ip"]).mean()
+        take = (share >= RANGE_SHARE) & ~decided
+        name[take], lo[take], hi[take] = rname, a, b
+        decided |= take
+    return name, lo, hi
+
+
+def _uniformity(c: pd.DataFrame, lo: pd.Series, hi: pd.Series, wide: pd.Series) -> pd.Series:
+    """KS p-value of each client's ports against uniform over its range (observed span when wide)."""
+    s = c[["client_ip", "src_port"]].sort_values(["client_ip", "src_port"], kind="stable")
+    g = s.groupby("client_ip")
+    pmin, pmax = g["src_port"].transform("min"), g["src_port"].transform("max")
+    a = s["client_ip"].map(lo).where(~s["client_ip"].map(wide), pmin)
+    b = s["client_ip"].map(hi).where(~s["client_ip"].map(wide), pmax)
+    f = ((s["src_port"] - a + 0.5) / (b - a + 1)).clip(0, 1)  # continuous approximation of a discrete uniform
+    i = g.cumcount()
+    n = g["src_port"].transform("size")
+    d = np.maximum((i + 1) / n - f, f - i / n).groupby(s["client_ip"]).max()
+    nn = g.size().reindex(d.index)
+    return pd.Series(_ks_pvalue(d.to_numpy(), nn.to_numpy().astype(float)), index=d.index)
+
+
+def _peak_concurrent(c: pd.DataFrame) -> pd.Series:
+    """Peak number of simultaneous connections from a client to one destination (dst_ip, dst_port)."""
+    key = c["client_ip"] + "|" + c["dst"]
+    ev = pd.DataFrame(
+        {
+            "key": np.concatenate([key.to_numpy(), key.to_numpy()]),
+            "client_ip": np.concatenate([c["client_ip"].to_numpy()] * 2),
+            "t": np.concatenate([c["t"].to_numpy(), c["t_end"].to_numpy()]),
+            # an end at the instant of another start is not overlap: ends sort first
+            "delta": np.concatenate([np.ones(len(c), np.int64), -np.ones(len(c), np.int64)]),
+        }
+    ).sort_values(["key", "t", "delta"], kind="stable")
+    ev["open"] = ev.groupby("key")["delta"].cumsum()
+    return ev.groupby("client_ip")["open"].max()
+
+
+def _reuse(c: pd.DataFrame, window: float) -> pd.Series:
+    """Connections reusing the previous connection's port to the same destination within `window` s."""
+    s = c.sort_values(["client_ip", "dst", "src_port", "t"], kind="stable")
+    g = s.groupby(["client_ip", "dst", "src_port"], sort=False)
+    gap = s["t"] - g["t_end"].shift(1)
+    return (gap <= window).groupby(s["client_ip"]).sum()
+
+
+def ephemeral(
+    flows,
+    reuse_window: float = 60.0,
+    *,
+    min_connections: int = 20,
+    small_step: int = 64,
+    protos=("tcp",),
+) -> pd.DataFrame:
+    """One row per client host: ephemeral range, allocation scheme, evidence, reuse and headroom."""
+    c = _clients(flows, protos)
+    cols = [
+        "client_ip", "connections", "destinations", "port_min", "port_max", "distinct_ports", "range",
+        "allocation", "median_step", "share_small_steps", "share_small_steps_per_dst", "uniformity_p",
+        "reuse_count", "peak_concurrent", "headroom", "nat_hint", "nat_reason",
+    ]  # fmt: skip
+    if c.empty:
+        return pd.DataFrame(columns=cols)
+    gc = c.groupby("client_ip")
+    n = gc.size()
+    out = pd.DataFrame(
+        {
+            "connections": n,
+            "destinations": gc["dst"].nunique(),
+            "port_min": gc["src_port"].min(),
+            "port_max": gc["src_port"].max(),
+            "distinct_ports": gc["src_port"].nunique(),
+        }
+    )
+    enough = n >= min_connections
+
+    # Steps in time order over all destinations: one global counter gives +1 (+2 on Linux-like even ports).
+    step = gc["src_port"].diff()
+    out["median_step"] = step.groupby(c["client_ip"]).median()
+    out["share_small_steps"] = step.between(1, 2).groupby(c["client_ip"]).sum() / step.notna().groupby(
+        c["client_ip"]
+    ).sum().replace(0, np.nan)
+
+    # Steps per destination: RFC 6056 alg 3/4 keeps one counter per (dst_ip, dst_port).
+    d = c.sort_values(["client_ip", "dst", "t", "src_port"], kind="stable")
+    dstep = d.groupby(["client_ip", "dst"], sort=False)["src_port"].diff()
+    pairs = dstep.notna().groupby(d["client_ip"]).sum().reindex(n.index, fill_value=0)
+    small = dstep.between(1, small_step).groupby(d["client_ip"]).sum().reindex(n.index, fill_value=0)
+    out["share_small_steps_per_dst"] = (small / pairs).where(pairs >= MIN_DST_PAIRS)
+
+    rname, lo, hi = _range_choice(c, gc, n)
+    out["range"] = rname.where(enough, "unknown")
+    out["uniformity_p"] = _uniformity(c, lo, hi, rname == "wide").where(enough)
+
+    seq = out["share_small_steps"] >= SEQUENTIAL_SHARE
+    perdst = out["share_small_steps_per_dst"].fillna(0) >= PER_DST_SHARE
+    uniform = out["uniformity_p"] >= UNIFORM_ALPHA
+    out["allocation"] = np.select(
+        [~enough, seq, perdst, uniform], ["unknown", "sequential", "per-destination", "random"], default="unknown"
+    )
+
+    out["reuse_count"] = _reuse(c, reuse_window).reindex(n.index, fill_value=0).astype(np.int64)
+    out["peak_concurrent"] = _peak_concurrent(c).reindex(n.index).astype(np.int64)
+    size = np.where(rname == "wide", WIDE[1] - WIDE[0] + 1, hi - lo + 1)
+    out["headroom"] = pd.Series(size, index=n.index).where(enough) - out["peak_concurrent"]
+
+    hint, reason = _nat_hints(c, n, out)
+    out["nat_hint"] = hint & enough
+    out["nat_reason"] = reason.where(out["nat_hint"], "")
+    return out.reset_index()[cols]
+
+
+def _nat_hints(c: pd.DataFrame, n: pd.Series, out: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Signs of several hosts behind one address (documented in docs/analyses.md).
+
+    ranges:    >= 10% of ports in the legacy range and >= 10% at 10000 or above (two allocators);
+    sequences: most ports continue (+1..+NAT_STEP) a recent port used towards *another* destination,
+               yet consecutive connections are not +1/+2 apart: several interleaved global counters.
+    """
+    p = c["src_port"]
+    legacy = p.between(*RANGES["legacy"]).groupby(c["client_ip"]).mean()
+    modern = (p >= 10000).groupby(c["client_ip"]).mean()
+    two_ranges = (legacy >= 0.1) & (modern >= 0.1)
+
+    g = c.groupby("client_ip", sort=False)
+    cont = np.zeros(len(c), dtype=bool)
+    for lag in range(1, NAT_LAGS + 1):
+        prev_port = g["src_port"].shift(lag)
+        prev_dst = g["dst"].shift(lag)
+        delta = p - prev_port
+        cont |= (delta.between(1, NAT_STEP) & (prev_dst != c["dst"])).to_numpy()
+    share_cont = pd.Series(cont).groupby(c["client_ip"].to_numpy()).mean().reindex(n.index)
+    interleaved = (share_cont >= NAT_SHARE) & (out["share_small_steps"].fillna(0) < SEQUENTIAL_SHARE)
+
+    reason = pd.Series("", index=n.index, dtype=object)
+    reason[interleaved.reindex(n.index, fill_value=False)] = "sequences"
+    both = two_ranges.reindex(n.index, fill_value=False)
+    reason[both] = np.where(reason[both] == "", "ranges", "ranges+sequences")
+    return reason != "", reason

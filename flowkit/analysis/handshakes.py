@@ -1,0 +1,98 @@
+"""TCP three-way handshakes: outcome, SYN retries and round-trip times per flow.
+
+Method and references in docs/analyses.md ("Handshakes").
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flowkit.analysis._frame import _frame, col_or, diff_seconds, tcp_only
+
+OUTCOMES = ("complete", "rejected", "unanswered", "incomplete", "midstream")
+KEY = ["src_ip", "src_port", "dst_ip", "dst_port", "ts_start"]
+_REQUIRED = ("proto", *KEY, "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "syn_count")
+
+
+def handshakes(flows) -> pd.DataFrame:
+    """One row per TCP flow: outcome, syn_retries, rtt_server, rtt_client, rtt_total (seconds)."""
+    df = tcp_only(_frame(flows, _REQUIRED))
+    syn_count = df["syn_count"].fillna(0).astype(np.int64).to_numpy()
+    has_syn = (syn_count > 0) | df["syn_ts"].notna().to_numpy()
+    has_synack = df["synack_ts"].notna().to_numpy()
+    has_ack = df["ack_ts"].notna().to_numpy()
+    # A responder RST to a SYN that got no SYN-ACK: Zeek's REJ, and also what Zeek files as
+    # RSTOS0/RSTR when both sides reset; the count column is authoritative, history the fallback.
+    history = col_or(df, "history", "").fillna("").astype(str)
+    dst_rst = col_or(df, "dst_rst", 0).fillna(0).to_numpy() > 0
+    responder_rst = dst_rst | history.str.contains("r", regex=False).to_numpy()
+
+    outcome = np.select(
+        [
+            ~has_syn,
+            has_synack & has_ack,
+            has_synack,
+            responder_rst,
+        ],
+        ["midstream", "complete", "incomplete", "rejected"],
+        default="unanswered",
+    )
+    rtt_server = diff_seconds(df["synack_ts"], df["syn_last_ts"])
+    rtt_client = diff_seconds(df["ack_ts"], df["synack_ts"])
+    out = df[KEY].copy()
+    out["outcome"] = pd.Categorical(outcome, categories=OUTCOMES)
+    out["syn_retries"] = np.maximum(syn_count - 1, 0).astype(np.int64)
+    out["rtt_server"] = rtt_server
+    out["rtt_client"] = rtt_client
+    out["rtt_total"] = diff_seconds(df["ack_ts"], df["syn_last_ts"])
+    out["conn_state"] = col_or(df, "conn_state", None).to_numpy()
+    return out
+
+
+def handshake_summary(flows) -> pd.DataFrame:
+    """Outcome counts over all TCP flows: outcome, flows, share, syn_retries, rtt medians."""
+    hs = handshakes(flows)
+    g = hs.groupby("outcome", observed=False)
+    out = pd.DataFrame(
+        {
+            "flows": g.size(),
+            "syn_retries": g["syn_retries"].sum(),
+            "rtt_server_p50": g["rtt_server"].median(),
+            "rtt_client_p50": g["rtt_client"].median(),
+        }
+    ).reindex(list(OUTCOMES))
+    out["flows"] = out["flows"].fillna(0).astype(np.int64)
+    out["syn_retries"] = out["syn_retries"].fillna(0).astype(np.int64)
+    total = int(out["flows"].sum())
+    out.insert(1, "share", out["flows"] / total if total else 0.0)
+    out.index.name = "outcome"
+    return out.reset_index()
+
+
+def handshake_servers(flows) -> pd.DataFrame:
+    """Per server (dst_ip, dst_port): attempts, outcomes, success_rate and RTT percentiles.
+
+    Attempts are flows where the originator's SYN was seen (midstream flows are not attempts).
+    """
+    hs = handshakes(flows)
+    hs = hs[hs["outcome"] != "midstream"]
+    keys = ["dst_ip", "dst_port"]
+    counts = (
+        pd.crosstab([hs["dst_ip"], hs["dst_port"]], hs["outcome"].astype(str))
+        if len(hs)
+        else pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=keys))
+    )
+    counts = counts.reindex(columns=[o for o in OUTCOMES if o != "midstream"], fill_value=0)
+    g = hs.groupby(keys)
+    out = pd.DataFrame({"attempts": g.size()}).join(counts)
+    out["success_rate"] = out["complete"] / out["attempts"]
+    out["syn_retries"] = g["syn_retries"].sum()
+    out["clients"] = g["src_ip"].nunique()
+    for col in ("rtt_server", "rtt_client"):
+        q = g[col].quantile([0.5, 0.9, 0.99]).unstack()
+        for p, name in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
+            out[f"{col}_{name}"] = q[p] if p in q.columns else np.nan
+    out = out.reset_index().sort_values(["attempts", "dst_ip", "dst_port"], ascending=[False, True, True])
+    for c in ("attempts", *[o for o in OUTCOMES if o != "midstream"], "syn_retries", "clients"):
+        out[c] = out[c].astype(np.int64)
+    return out.reset_index(drop=True)
