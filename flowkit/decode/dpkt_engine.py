@@ -39,7 +39,7 @@ ETH_MPLS = (0x8847, 0x8848)
 ETH_PPPOE_SESSION = 0x8864
 PPP_IP4, PPP_IP6 = 0x0021, 0x0057
 MAX_VLAN_TAGS = 4  # deeper stacks are not IP as far as flowkit is concerned
-MAX_MPLS_LABELS = 8
+MAX_MPLS_LABELS = 16
 MAX_IP6_EXT = 8
 
 DLT_NULL, DLT_EN10MB, DLT_PPP, DLT_RAW_12, DLT_RAW_14 = 0, 1, 9, 12, 14
@@ -50,7 +50,8 @@ AF_INET6 = (24, 28, 30)  # BSD, FreeBSD/Darwin, and other values of AF_INET6
 
 IP6_EXT_HEADERS = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options
 IP6_NO_NEXT = 59
-ICMP_HEADER = 4  # type, code, checksum: what the ICMP columns need
+ICMP_HEADER = 4  # type, code, checksum: must be captured for status OK
+ICMP_PAYLOAD_AFTER = 8  # payload_len counts bytes after the 8-byte ICMP header (rest-of-header incl.)
 
 
 class Cut(Exception):
@@ -142,12 +143,9 @@ def _ethertype_payload(row: Row, buf: bytes, off: int, ethertype: int) -> tuple[
 
 
 def _ppp_protocol(buf: bytes, off: int) -> tuple[int, int] | None:
+    """PPPoE's PPP protocol field (always 2 bytes there)."""
     proto = _u16(buf, off)
-    if proto == PPP_IP4:
-        return 4, off + 2
-    if proto == PPP_IP6:
-        return 6, off + 2
-    return None
+    return {PPP_IP4: (4, off + 2), PPP_IP6: (6, off + 2)}.get(proto)
 
 
 def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
@@ -184,111 +182,162 @@ def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
         return 6, 0
     if linktype in (DLT_PPP, DLT_PPP_HDLC):
         off = 2 if buf[:2] == b"\xff\x03" else 0  # address/control bytes are optional
-        return _ppp_protocol(buf, off)
+        if _u8(buf, off) & 1:  # protocol-field compression: a 1-byte (odd) protocol
+            proto = buf[off]
+            off += 1
+        else:
+            proto = _u16(buf, off)
+            off += 2
+        return {PPP_IP4: (4, off), PPP_IP6: (6, off)}.get(proto)
     raise NotImplementedError  # caller turns this into UNSUPPORTED_LINK
 
 
 # ---------------------------------------------------------------- network layer
 
 
+class LaterFragment(Exception):
+    """A non-first fragment: the bytes after the IP header(s) are not a transport header."""
+
+
 def _ipv4(row: Row, buf: bytes, off: int) -> tuple[int, int]:
-    """Fill the IPv4 columns; returns (offset of the transport header, IP payload length)."""
+    """Fill the IPv4 columns; returns (transport header offset, transport length from the IP header)."""
     ip = _hdr(dpkt.ip.IP, buf, off)
-    if ip.v != 4:
-        raise Impossible
-    row.ip_version = 4
     hlen = ip.hl * 4
-    if ip.hl < 5 or ip.len < hlen:
-        raise Impossible
+    # the fixed 20 bytes are kept even when the header then proves impossible
     row.src_ip, row.dst_ip = _mapped(ip.src), _mapped(ip.dst)
     row.ip_proto, row.ip_len, row.ttl, row.ip_id = ip.p, ip.len, ip.ttl, ip.id
     row.frag_offset = ip.offset
     row.frag = (FRAG_MF if ip.mf else 0) | (FRAG_DF if ip.df else 0)
     if ip.mf or ip.offset:
         row.frag |= FRAG_IS_FRAGMENT
+    if ip.v != 4 or ip.hl < 5 or ip.len < hlen:
+        raise Impossible
     if len(buf) - off < hlen:  # options cut by the snapshot length
         raise Cut
+    if ip.offset:
+        row.payload_len = ip.len - hlen
+        raise LaterFragment
     return off + hlen, ip.len - hlen
 
 
 def _ipv6(row: Row, buf: bytes, off: int) -> tuple[int, int]:
-    """Fill the IPv6 columns, walking extension headers; returns (transport offset, its length)."""
+    """Fill the IPv6 columns, walking extension headers; returns (transport offset, its length).
+
+    ``row.ip_proto`` stays the fixed header's next-header value unless the chain is
+    walked to its end (or to a later fragment, whose next header is then known).
+    """
     ip6 = _hdr(dpkt.ip6.IP6, buf, off)
+    row.src_ip, row.dst_ip = ip6.src, ip6.dst
+    row.ip_len, row.ttl, row.ip_proto = ip6.plen + 40, ip6.hlim, ip6.nxt
     if ip6.v != 6:
         raise Impossible
-    row.ip_version = 6
-    row.src_ip, row.dst_ip = ip6.src, ip6.dst
-    row.ip_len, row.ttl = ip6.plen + 40, ip6.hlim
     nxt, pos, end = ip6.nxt, off + 40, off + 40 + ip6.plen
-    row.ip_proto = nxt
-    for _ in range(MAX_IP6_EXT):
+    for depth in range(MAX_IP6_EXT + 1):
         if nxt not in IP6_EXT_HEADERS:
             break
+        if depth == MAX_IP6_EXT:
+            raise Impossible  # a deeper chain than flowkit follows
+        frag = None
         if nxt == 44:
             frag = _hdr(dpkt.ip6.IP6FragmentHeader, buf, pos)
             length = frag.__hdr_len__
-            row.ip_id, row.frag_offset = frag.id, frag.frag_off
-            row.frag = FRAG_IS_FRAGMENT | (FRAG_MF if frag.m_flag else 0)
+        elif nxt == 51:
+            length = (_u8(buf, pos + 1) + 2) * 4  # AH: 4-byte units, minus 2
         else:
-            length = ((_u8(buf, pos + 1) + 2) * 4) if nxt == 51 else ((_u8(buf, pos + 1) + 1) * 8)
+            length = (_u8(buf, pos + 1) + 1) * 8  # 8-byte units, not counting the first 8
         if pos + length > end:
             raise Impossible  # the chain runs past the payload length
         if pos + length > len(buf):
             raise Cut
         nxt = buf[pos]
         pos += length
-        row.ip_proto = nxt
+        if frag is not None:
+            row.ip_id, row.frag_offset = frag.id, frag.frag_off
+            if frag.m_flag:
+                row.frag |= FRAG_MF
+            if frag.m_flag or frag.frag_off:
+                row.frag |= FRAG_IS_FRAGMENT
+            if frag.frag_off:
+                row.ip_proto, row.payload_len = nxt, end - pos
+                raise LaterFragment
+    row.ip_proto = nxt
     return pos, end - pos
 
 
 # ---------------------------------------------------------------- transport layer
 
 
-def _tcp_options(row: Row, opts: bytes) -> None:
-    for kind, data in dpkt.tcp.parse_opts(opts) if opts else ():
-        if kind is None:
-            break
+def _tcp_options(row: Row, buf: bytes, pos: int, stop: int) -> None:
+    """Walk the option list; a bad or cut option ends the walk (the header itself is complete)."""
+    while pos < stop:
+        kind = buf[pos]
         if kind == dpkt.tcp.TCP_OPT_EOL:
-            break
-        if kind == dpkt.tcp.TCP_OPT_MSS and len(data) == 2:
+            return
+        if kind == dpkt.tcp.TCP_OPT_NOP:
+            pos += 1
+            continue
+        if pos + 1 >= stop:
+            return
+        size = buf[pos + 1]
+        if size < 2 or pos + size > stop:
+            return
+        if kind == dpkt.tcp.TCP_OPT_MSS and size == 4:
             row.tcp_opts |= OPT_MSS
-            row.mss = struct.unpack(">H", data)[0]
-        elif kind == dpkt.tcp.TCP_OPT_WSCALE and len(data) == 1:
+            row.mss = _u16(buf, pos + 2)
+        elif kind == dpkt.tcp.TCP_OPT_WSCALE and size == 3:
             row.tcp_opts |= OPT_WSCALE
-            row.wscale = data[0]
-        elif kind == dpkt.tcp.TCP_OPT_SACKOK and len(data) == 0:
+            row.wscale = buf[pos + 2]
+        elif kind == dpkt.tcp.TCP_OPT_SACKOK and size == 2:
             row.tcp_opts |= OPT_SACK_PERM
-        elif kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) == 8:
-            row.tcp_opts |= OPT_TS
-            row.tsval, row.tsecr = struct.unpack(">II", data)
         elif kind == dpkt.tcp.TCP_OPT_SACK:
             row.tcp_opts |= OPT_SACK
+        elif kind == dpkt.tcp.TCP_OPT_TIMESTAMP and size == 10:
+            row.tcp_opts |= OPT_TS
+            row.tsval, row.tsecr = struct.unpack_from(">II", buf, pos + 2)
+        pos += size
 
 
-def _transport(row: Row, buf: bytes, off: int, ip_payload: int) -> None:
+def _ports(row: Row, buf: bytes, off: int) -> None:
+    if len(buf) - off >= 4:  # ports are kept even when the rest of the header is cut
+        row.src_port, row.dst_port = struct.unpack_from(">HH", buf, off)
+
+
+def _need(buf: bytes, off: int, l4len: int, size: int) -> None:
+    """The IP length must leave room for the header (else MALFORMED), the capture must hold it."""
+    if l4len < size:
+        raise Impossible
+    if len(buf) - off < size:
+        raise Cut
+
+
+def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
     proto = row.ip_proto
     if proto == 6:
+        _ports(row, buf, off)
+        _need(buf, off, l4len, 20)
         tcp = _hdr(dpkt.tcp.TCP, buf, off)
-        row.src_port, row.dst_port = tcp.sport, tcp.dport
         row.seq, row.ack, row.window = tcp.seq, tcp.ack, tcp.win
-        row.tcp_flags = tcp.flags & 0x1FF
-        row.tcp_hdr_len = tcp.off * 4
-        if tcp.off < 5:
+        row.tcp_flags = tcp.flags  # dpkt's 9 flag bits: FIN..CWR and NS
+        hlen = row.tcp_hdr_len = tcp.off * 4
+        if hlen < 20 or hlen > l4len:
             raise Impossible
-        if len(buf) - off < row.tcp_hdr_len:
+        if len(buf) - off < hlen:
             raise Cut
-        _tcp_options(row, buf[off + 20 : off + row.tcp_hdr_len])
-        row.payload_len = max(ip_payload - row.tcp_hdr_len, 0)
+        row.payload_len = l4len - hlen
+        _tcp_options(row, buf, off + 20, off + hlen)
     elif proto == 17:
+        _ports(row, buf, off)
+        _need(buf, off, l4len, 8)
         udp = _hdr(dpkt.udp.UDP, buf, off)
-        row.src_port, row.dst_port, row.udp_len = udp.sport, udp.dport, udp.ulen
-        row.payload_len = max(ip_payload - 8, 0)  # from the IP length, like TCP
+        row.udp_len = udp.ulen
+        row.payload_len = l4len - 8  # from the IP length, like TCP (udp_len is kept as sent)
     elif proto in (1, 58):
-        icmp = _hdr(dpkt.icmp.ICMP, buf, off)
-        row.icmp_type, row.icmp_code = icmp.type, icmp.code
-        row.payload_len = max(ip_payload - ICMP_HEADER, 0)
+        if len(buf) - off >= 2:
+            row.icmp_type, row.icmp_code = buf[off], buf[off + 1]
+        _need(buf, off, l4len, ICMP_HEADER)
+        row.payload_len = max(l4len - ICMP_PAYLOAD_AFTER, 0)
     else:
-        row.payload_len = max(ip_payload, 0)
+        row.payload_len = l4len
 
 
 # ---------------------------------------------------------------- one packet
@@ -307,24 +356,23 @@ def decode_packet(buf: bytes, linktype: int) -> Row:
             row.status = Status.NON_IP
             return row
         version, off = link
-        if version == 0:
+        if version == 0:  # raw IP: the version nibble says which
             version = _u8(buf, off) >> 4
             if version not in (4, 6):
                 raise Impossible
+        row.ip_version = version  # as announced by the link layer, even if the header is cut
         if version == 4:
-            off, ip_payload = _ipv4(row, buf, off)
+            off, l4len = _ipv4(row, buf, off)
         else:
-            off, ip_payload = _ipv6(row, buf, off)
-        if row.frag_offset:  # later fragment: no transport header here
-            row.status = Status.FRAGMENT
-            row.payload_len = max(ip_payload, 0)
-            return row
-        _transport(row, buf, off, ip_payload)
+            off, l4len = _ipv6(row, buf, off)
+        _transport(row, buf, off, l4len)
         row.status = Status.OK
     except Cut:
         row.status = Status.TRUNCATED
     except Impossible:
         row.status = Status.MALFORMED
+    except LaterFragment:
+        row.status = Status.FRAGMENT
     return row
 
 
