@@ -5,11 +5,12 @@
     >>> keep_flows = compile_flow_filter("udp port 53")
     >>> mask = keep_flows(flow_table)   # one entry per flow
 
-Grammar (a subset of pcap-filter(7), same precedence: ``not`` > ``and`` > ``or``,
-left-associative, parentheses group):
+Grammar (a subset of pcap-filter(7), with its precedence: ``not`` binds tightest;
+``and`` and ``or`` have EQUAL precedence and associate left to right, so
+``tcp or udp and port 53`` means ``(tcp or udp) and port 53``, exactly as tcpdump
+reads it; parentheses group):
 
-    expr      := and_expr (("or" | "||") and_expr)*
-    and_expr  := unary (("and" | "&&") unary)*
+    expr      := unary (("and" | "&&" | "or" | "||") unary)*
     unary     := ("not" | "!") unary | "(" expr ")" | primitive
     primitive := "tcp" | "udp" | "icmp" | "icmp6" | "ip" | "ip6" | "vlan" [N]
                | [proto] [dir] ("host" ADDR | "net" CIDR | "net" ADDR "mask" MASK
@@ -152,25 +153,21 @@ class _Parser:
     def parse(self):
         if not self.tokens:
             raise self.error_at_end("empty expression")
-        node = self.parse_or()
+        node = self.parse_expr()
         t = self.peek()
         if t is not None:
             what = "unmatched ')'" if t.text == ")" else f"unexpected {t.text!r}"
             raise self.error(t, what)
         return node
 
-    def parse_or(self):
-        node = self.parse_and()
-        while self.word() in ("or", "||"):
-            self.take()
-            node = Or(node, self.parse_and())
-        return node
-
-    def parse_and(self):
+    def parse_expr(self):
+        # pcap-filter(7): "alternation and concatenation have equal precedence and
+        # associate left to right" -- not the and-over-or of most languages
         node = self.parse_unary()
-        while self.word() in ("and", "&&"):
-            self.take()
-            node = And(node, self.parse_unary())
+        while self.word() in ("and", "&&", "or", "||"):
+            op = self.take().text.lower()
+            right = self.parse_unary()
+            node = And(node, right) if op in ("and", "&&") else Or(node, right)
         return node
 
     def parse_unary(self):
@@ -183,7 +180,7 @@ class _Parser:
             return Not(self.parse_unary())
         if w == "(":
             self.take()
-            node = self.parse_or()
+            node = self.parse_expr()
             close = self.peek()
             if close is None:
                 raise self.error(t, "'(' is never closed")

@@ -114,13 +114,16 @@ def test_ipv4_host_does_not_match_ipv6_packets_with_mapped_bits():
     assert kept("host 10.0.0.1", packet_batch(rows)) == {1}
 
 
-def test_precedence_not_and_or():
+def test_precedence_is_tcpdumps():
+    # pcap-filter(7): not binds tightest; and/or have equal precedence, left-associative
     assert parse("not tcp and udp or icmp") == Or(And(Not(Proto("tcp")), Proto("udp")), Proto("icmp"))
-    assert parse("tcp or udp and icmp") == Or(Proto("tcp"), And(Proto("udp"), Proto("icmp")))
+    assert parse("tcp or udp and icmp") == And(Or(Proto("tcp"), Proto("udp")), Proto("icmp"))
+    assert parse("tcp and udp or icmp") == Or(And(Proto("tcp"), Proto("udp")), Proto("icmp"))
     assert parse("!(tcp || udp) && ip6") == And(Not(Or(Proto("tcp"), Proto("udp"))), Proto("ip6"))
-    # left-associative
+    assert parse("tcp or (udp and icmp)") == Or(Proto("tcp"), And(Proto("udp"), Proto("icmp")))
     assert parse("tcp or udp or icmp") == Or(Or(Proto("tcp"), Proto("udp")), Proto("icmp"))
     assert parse("not not tcp") == Not(Not(Proto("tcp")))
+    assert parse("not tcp or udp") == Or(Not(Proto("tcp")), Proto("udp"))
 
 
 def test_qualifier_forms():
@@ -136,6 +139,9 @@ def test_qualifier_forms():
 
 def test_bare_value_repeats_previous_qualifiers():
     assert parse("port 80 or 443") == Or(Port("or", 80, 80), Port("or", 443, 443))
+    assert parse("port 80 or 443 and host 1.1.1.1") == And(
+        Or(Port("or", 80, 80), Port("or", 443, 443)), Net("or", ipaddress.ip_network("1.1.1.1/32"))
+    )
     assert parse("dst host 10.0.0.1 or 10.0.0.2") == Or(
         Net("dst", ipaddress.ip_network("10.0.0.1/32")), Net("dst", ipaddress.ip_network("10.0.0.2/32"))
     )
@@ -146,6 +152,9 @@ def test_precedence_changes_results():
     # (tcp and port 80) or udp  vs  tcp and (port 80 or udp)
     assert kept("tcp and port 80 or udp") == {0, 1, 2, 3, 6, 11}
     assert kept("tcp and (port 80 or udp)") == {0, 1}
+    # (udp or tcp) and port 80: equal precedence, left to right
+    assert kept("udp or tcp and port 80") == {0, 1, 11}
+    assert kept("udp or (tcp and port 80)") == {0, 1, 2, 3, 6, 11}
     assert kept("not tcp and not udp") == {4, 7, 10}
     assert kept("not (tcp or udp)") == {4, 7, 10}
     assert kept("! tcp && ! udp || vlan 100") == {4, 7, 8, 10}
