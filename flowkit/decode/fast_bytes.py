@@ -23,22 +23,24 @@ class ByteView:
         data = np.ascontiguousarray(data, dtype=np.uint8)
         size = len(data)
         self.data = data
-        self._u16 = np.ndarray((max(size - 1, 0),), ">u2", data, 0, (1,))
-        self._u32 = np.ndarray((max(size - 3, 0),), ">u4", data, 0, (1,))
-        self._rows4 = as_strided(data, (max(size - 3, 0), 4), (1, 1), writeable=False)
+        # native (little-endian) unaligned views: gathering them is cheaper than
+        # gathering big-endian ones; callers byte-swap the (small) result
+        self._le32 = np.ndarray((max(size - 3, 0),), "<u4", data, 0, (1,))
         self._rows16 = as_strided(data, (max(size - 15, 0), 16), (1, 1), writeable=False)
 
     def u8(self, pos: np.ndarray) -> np.ndarray:
         return self.data[pos]
 
     def u16(self, pos: np.ndarray) -> np.ndarray:
-        return self._u16[pos].astype(np.uint16)
+        d = self.data
+        return (d[pos].astype(np.uint16) << 8) | d[pos + 1]
 
     def u32(self, pos: np.ndarray) -> np.ndarray:
-        return self._u32[pos].astype(np.uint32)
+        return self._le32[pos].byteswap()
 
-    def rows4(self, pos: np.ndarray) -> np.ndarray:
-        return self._rows4[pos]
+    def raw4(self, pos: np.ndarray) -> np.ndarray:
+        """4 bytes as a native uint32 holding them in memory order (for copying)."""
+        return self._le32[pos]
 
     def rows16(self, pos: np.ndarray) -> np.ndarray:
         return self._rows16[pos]
@@ -58,6 +60,14 @@ class Columns:
             else:
                 self.arrays[f.name] = np.zeros(n, f.type.to_pandas_dtype())
         self.status = self.arrays["status"]
+
+    def block(self, lo: int, hi: int) -> "Columns":
+        """Columns of packets lo..hi as views: writes land in this object's arrays."""
+        out = Columns.__new__(Columns)
+        out.n = hi - lo
+        out.arrays = {k: v[lo:hi] for k, v in self.arrays.items()}
+        out.status = out.arrays["status"]
+        return out
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]

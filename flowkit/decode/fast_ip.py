@@ -19,12 +19,15 @@ MAX_IPV6_EXT = 8
 Continue = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _mapped(rows4: np.ndarray) -> np.ndarray:
-    """IPv4 addresses (k x 4 bytes) as IPv4-mapped IPv6 (k x 16 bytes)."""
-    out = np.zeros((len(rows4), 16), np.uint8)
-    out[:, 10:12] = 0xFF
-    out[:, 12:] = rows4
-    return out
+_MAPPED_WORD = np.frombuffer(b"\0\0\xff\xff", "<u4")[0]  # bytes 8..11 of ::ffff:a.b.c.d
+
+
+def _put_mapped(column: np.ndarray, rows: np.ndarray, raw4: np.ndarray) -> None:
+    """Store IPv4 addresses (uint32 holding the 4 bytes in memory order) as
+    IPv4-mapped IPv6 into a k x 16 byte column, through a k x 4 word view."""
+    words = column.view("<u4")
+    words[rows, 2] = _MAPPED_WORD
+    words[rows, 3] = raw4
 
 
 def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
@@ -44,8 +47,8 @@ def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
     cols["ip_id"][rows] = view.u16(pos + 4)
     cols["ttl"][rows] = view.u8(pos + 8)
     cols["ip_proto"][rows] = proto
-    cols["src_ip"][rows] = _mapped(view.rows4(pos + 12))
-    cols["dst_ip"][rows] = _mapped(view.rows4(pos + 16))
+    _put_mapped(cols["src_ip"], rows, view.raw4(pos + 12))
+    _put_mapped(cols["dst_ip"], rows, view.raw4(pos + 16))
     frag_offset = flags_off & 0x1FFF
     mf = (flags_off & 0x2000) != 0
     frag = np.where(mf, FRAG_MF, 0) | np.where(flags_off & 0x4000, FRAG_DF, 0)
