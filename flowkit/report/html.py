@@ -54,9 +54,10 @@ def table(df: pd.DataFrame, columns=None, *, formats=None, headers=None, max_row
     ``formats``: column -> callable(value) -> str. Cells keep the raw number in
     ``data-v`` so sorting is numeric, not lexical.
     """
-    formats = formats or {}
-    headers = headers or {}
     columns = [c for c in (columns or list(df.columns)) if c in df.columns]
+    # port numbers read as identifiers, not quantities: no thousands separator
+    formats = {**{c: _plain for c in columns if "port" in c and not c.endswith("ports")}, **(formats or {})}
+    headers = headers or {}
     total = len(df)
     df = df.head(max_rows)
     out = [f'<table class="sortable {cls}">']
@@ -81,6 +82,13 @@ def table(df: pd.DataFrame, columns=None, *, formats=None, headers=None, max_row
     if total > max_rows:
         out.append(f'<p class="more">showing {max_rows:,} of {total:,} rows</p>')
     return "".join(out)
+
+
+def _plain(v) -> str:
+    try:
+        return "" if pd.isna(v) else str(int(v))
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _sort_key(v):
