@@ -128,7 +128,9 @@ class ByteStream:
         if self.eof or n <= 0:
             return b""
         try:
-            data = self.f.read(n)
+            # read1 on decompressors: at most one underlying read, so a corrupt or cut
+            # compressed stream loses nothing that was decompressed before the error
+            data = self.f.read1(n) if self.compression else self.f.read(n)
         except DECOMPRESS_ERRORS as e:
             self.eof = True
             self.error = f"{self.compression or 'read'} error: {e}"
