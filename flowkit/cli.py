@@ -1,15 +1,463 @@
-"""The ``flowkit`` command (issue 5): thin, parses arguments, calls the library, renders."""
+"""The ``flowkit`` command: parse arguments, call the library, render. Reference: docs/cli.md.
+
+Exit codes: 0 success; 1 input error, reported as one line ``flowkit: <file>: offset N:
+what was wrong`` (no traceback unless --debug); 2 usage error.
+"""
 from __future__ import annotations
 
+import errno
+import os
 import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from flowkit.errors import FlowkitError
+
+# the click that typer uses (recent typer vendors its own copy): its exceptions module
+click = sys.modules[typer.BadParameter.__module__]
+
+app = typer.Typer(
+    name="flowkit",
+    help="Packet captures (pcap, pcapng) into five-tuple flows, and the analyses on them.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+FORMATS = ("parquet", "csv", "jsonl", "zeek")
+SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+                  ".json": "jsonl", ".ndjson": "jsonl", ".log": "zeek"}  # fmt: skip
+ENGINES = ("fast", "dpkt", "pyshark")
+
+# columns shown on the terminal (JSON and files get every column)
+FLOW_VIEW = ["ts_start", "proto", "src_ip", "src_port", "dst_ip", "dst_port", "conn_state", "history",
+             "src_pkts", "dst_pkts", "src_payload_bytes", "dst_payload_bytes", "duration"]  # fmt: skip
+PACKET_VIEW = ["index", "ts", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "ip_proto",
+               "tcp_flags", "caplen", "wirelen", "payload_len", "status"]  # fmt: skip
+HANDSHAKE_VIEW = ["ts_start", "src_ip", "src_port", "dst_ip", "dst_port", "outcome", "conn_state",
+                  "syn_retries", "rtt_server", "rtt_client", "rtt_total"]  # fmt: skip
+EPHEMERAL_VIEW = ["client_ip", "connections", "destinations", "port_min", "port_max", "range",
+                  "allocation", "median_step", "reuse_count", "peak_concurrent", "headroom", "nat_hint"]  # fmt: skip
+EXPOSURE_VIEW = ["dst_ip", "dst_port", "proto", "state", "tier", "service", "attempts", "answered",
+                 "rejected", "unanswered", "clients"]  # fmt: skip
+SCAN_VIEW = ["src_ip", "kind", "target", "distinct_ports", "distinct_hosts", "attempts", "failed",
+             "answered", "span"]  # fmt: skip
+
+
+class Settings:
+    """Options shared by the commands that read captures."""
+
+    def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet):
+        self.captures = list(captures)
+        self.engine = engine
+        self.filter = filter
+        self.idle_timeout = idle_timeout
+        self.udp_timeout = udp_timeout
+        self.strict = strict
+        self.quiet = quiet
+
+    def sources(self) -> list:
+        if self.captures.count("-") > 1:
+            raise click.UsageError("standard input ('-') can be given only once")
+        for c in self.captures:
+            if c != "-" and not os.path.exists(c):
+                raise FileNotFoundError(errno.ENOENT, "no such file", c)
+        return [sys.stdin.buffer if c == "-" else c for c in self.captures]
+
+    def flow_options(self) -> dict:
+        options = {"engine": self.engine, "strict": self.strict}
+        if self.filter:
+            options["filter"] = self.filter
+        if self.idle_timeout is not None:
+            options["tcp_timeout"] = self.idle_timeout
+        if self.udp_timeout is not None:
+            options["udp_timeout"] = self.udp_timeout
+        return options
+
+
+# ----------------------------------------------------------------------------- shared options
+CapturesArg = typer.Argument(..., metavar="CAPTURE", help="pcap/pcapng files (compressed too); '-' reads standard input; analyses also accept a flows .parquet file")
+EngineOpt = typer.Option("fast", "--engine", "-e", help="decode engine: fast, dpkt or pyshark")
+FilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="tcpdump-style packet filter, e.g. 'tcp and port 80'")
+IdleOpt = typer.Option(None, "--idle-timeout", metavar="S", help="TCP inactivity timeout in seconds (default 300, as Zeek)")
+UdpOpt = typer.Option(None, "--udp-timeout", metavar="S", help="UDP inactivity timeout in seconds (default 60, as Zeek)")
+StrictOpt = typer.Option(False, "--strict", help="fail on the first damaged record instead of keeping what was read")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar, no notes on stderr")
+DebugOpt = typer.Option(False, "--debug", help="show the traceback of errors")
+JsonOpt = typer.Option(False, "--json", help="JSON Lines on stdout: one object per row")
+LimitOpt = typer.Option(None, "--limit", "-n", metavar="N", help="rows to show (terminal default 20; JSON default all)")
+StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
+
+
+def _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet) -> Settings:
+    if engine not in ENGINES:
+        raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
+    if filter:
+        from flowkit.filter import compile_filter
+
+        compile_filter(filter)  # a bad expression fails before any capture is read
+    for name, value in (("--idle-timeout", idle_timeout), ("--udp-timeout", udp_timeout)):
+        if value is not None and value <= 0:
+            raise click.BadParameter("must be a positive number of seconds", param_hint=f"'{name}'")
+    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+
+
+def _is_flow_file(path: str) -> bool:
+    return path != "-" and Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def load_flows(s: Settings):
+    """(flows, ledger): a FlowTable from captures, or a DataFrame read from flow Parquet files."""
+    import flowkit
+    from flowkit.render import ReadProgress
+
+    if s.captures and all(_is_flow_file(c) for c in s.captures):
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        df = pd.concat([pq.read_table(c).to_pandas() for c in s.captures], ignore_index=True)
+        if s.filter:
+            from flowkit.filter import compile_flow_filter
+
+            df = df[compile_flow_filter(s.filter)(df)].reset_index(drop=True)
+        return df, None
+    if any(_is_flow_file(c) for c in s.captures):
+        raise click.UsageError("give either captures or flow .parquet files, not both")
+    sources = s.sources()
+    with ReadProgress(s.captures, quiet=s.quiet):
+        table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
+        frame = table.to_pandas()  # materialize inside the progress bar: reading happens here
+    return frame, getattr(table, "stats", None)
+
+
+_flows_frame = load_flows
+
+
+def _emit(df, view, *, json: bool, limit: Optional[int], noun: str, title: Optional[str] = None) -> None:
+    from flowkit.render import print_table, write_json_lines
+
+    if json:
+        write_json_lines(df, limit=limit)
+    else:
+        print_table(df, view, limit=20 if limit is None else limit, noun=noun, title=title)
+
+
+def _print_stats(ledger, *, to_stderr: bool) -> None:
+    from flowkit.render import print_ledger, stderr_console, stdout_console
+
+    print_ledger(ledger, console=stderr_console() if to_stderr else stdout_console())
+
+
+# ----------------------------------------------------------------------------- commands
+def _version_callback(value: bool) -> None:
+    if value:
+        from flowkit import __version__
+
+        print(f"flowkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version_callback, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """Packet captures (pcap, pcapng) into five-tuple flows, and the analyses on them."""
+
+
+@app.command()
+def flows(
+    captures: List[str] = CapturesArg,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the flow table to this file instead of the terminal"),
+    format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix, else parquet)"),
+    engine: str = EngineOpt,
+    filter: Optional[str] = FilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt,
+    stats: bool = StatsOpt,
+    limit: Optional[int] = LimitOpt,
+    json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    strict: bool = StrictOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Build the five-tuple flow table (Zeek conn.log semantics)."""
+    s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+    if any(_is_flow_file(c) for c in captures):
+        raise click.UsageError("'flows' reads captures; analyses accept flow .parquet files")
+    if format is not None and format not in FORMATS:
+        raise click.BadParameter(f"{format!r} is not one of {', '.join(FORMATS)}", param_hint="'--format'")
+    if output is not None and json:
+        raise click.UsageError("--json writes to the terminal; with -o use --format jsonl")
+    if output is not None:
+        fmt = format or SUFFIX_FORMATS.get(output.suffix.lower(), "parquet")
+        import flowkit
+        from flowkit.render import ReadProgress
+
+        sources = s.sources()
+        with ReadProgress(captures, quiet=quiet):
+            table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
+            table.write(str(output), format=fmt)
+        if not quiet:
+            print(f"wrote {table.num_rows if hasattr(table, 'num_rows') else len(table.to_pandas())} flows "
+                  f"to {output} ({fmt})", file=sys.stderr)
+        if stats:
+            _print_stats(getattr(table, "stats", None), to_stderr=True)
+        return
+    df, ledger = _flows_frame(s)
+    _emit(df, FLOW_VIEW, json=json, limit=limit, noun="flows")
+    if stats:
+        _print_stats(ledger, to_stderr=json)
+
+
+@app.command()
+def packets(
+    captures: List[str] = CapturesArg,
+    engine: str = EngineOpt,
+    filter: Optional[str] = FilterOpt,
+    stats: bool = StatsOpt,
+    limit: Optional[int] = LimitOpt,
+    json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    strict: bool = StrictOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Show decoded packets (the first --limit rows; streams, so large captures are fine)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    import flowkit
+    from flowkit.decode.api import addresses_to_strings
+
+    s = _settings(captures, engine, filter, None, None, strict, quiet)
+    sources = s.sources()
+    table = flowkit.packets(sources if len(sources) > 1 else sources[0], engine=engine, strict=strict,
+                            **({"filter": filter} if filter else {}))
+    want = (20 if not json else None) if limit is None else limit
+    kept, total = [], 0
+    for batch in table:  # keep only the rows to show; count the rest
+        if want is None or sum(b.num_rows for b in kept) < want:
+            kept.append(batch)
+        total += batch.num_rows
+    data = pa.Table.from_batches(kept, schema=table.schema) if kept else table.schema.empty_table()
+    if want is not None:
+        data = data.slice(0, want)
+    for name in ("src_ip", "dst_ip"):
+        i = data.schema.get_field_index(name)
+        data = data.set_column(i, name, addresses_to_strings(data.column(name)))
+    df = data.to_pandas()
+    from flowkit.render import print_table, write_json_lines
+
+    if json:
+        write_json_lines(df)
+    else:
+        print_table(df, PACKET_VIEW, limit=None, noun="packets")
+        if total > len(df):
+            print(f"{len(df)} of {total} packets")
+    if stats:
+        _print_stats(table.stats, to_stderr=json)
+
+
+def _analysis_command(name: str, help_text: str):
+    """Decorator factory: the shared capture options for the analysis commands."""
+
+    def wrap(fn):
+        fn.__doc__ = help_text
+        return app.command(name=name)(fn)
+
+    return wrap
+
+
+@_analysis_command("handshakes", "TCP handshakes per flow: outcome, SYN retries, round-trip times.")
+def handshakes(
+    captures: List[str] = CapturesArg,
+    summary: bool = typer.Option(False, "--summary", help="one row per outcome instead of one per flow"),
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
+    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
+) -> None:
+    from flowkit import analysis
+
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    if summary:
+        table = analysis.handshake_summary(df)
+        if "outcome" not in table.columns:
+            table = table.rename_axis("outcome").reset_index()
+        _emit(table, None, json=json, limit=limit, noun="outcomes")
+    else:
+        _emit(analysis.handshakes(df), HANDSHAKE_VIEW, json=json, limit=limit, noun="TCP flows")
+
+
+@_analysis_command("ports", "Port usage by IANA tier (system, user, dynamic) and the top services.")
+def ports(
+    captures: List[str] = CapturesArg,
+    top: int = typer.Option(20, "--top", help="services to list"),
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
+    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
+) -> None:
+    from flowkit import analysis
+
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    tiers = analysis.port_tiers(df)
+    services = analysis.services(df, top=top)
+    if json:
+        tiers = tiers.assign(table="tiers")
+        services = services.assign(table="services")
+        from flowkit.render import write_json_lines
+
+        write_json_lines(tiers)
+        write_json_lines(services, limit=limit)
+        return
+    _emit(tiers, None, json=False, limit=None, noun="tiers", title="port tiers (RFC 6335)")
+    _emit(services, None, json=False, limit=limit, noun="services", title="services")
+
+
+@_analysis_command("ephemeral", "Client ephemeral-port allocation per host: range, scheme, reuse, headroom.")
+def ephemeral(
+    captures: List[str] = CapturesArg,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
+    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
+) -> None:
+    from flowkit import analysis
+
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    _emit(analysis.ephemeral(df), EPHEMERAL_VIEW, json=json, limit=limit, noun="clients")
+
+
+@_analysis_command("exposure", "Server ports seen: open, closed (RST) or filtered (no answer).")
+def exposure(
+    captures: List[str] = CapturesArg,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
+    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
+) -> None:
+    from flowkit import analysis
+
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    _emit(analysis.exposure(df), EXPOSURE_VIEW, json=json, limit=limit, noun="server ports")
+
+
+@_analysis_command("scans", "Scanning sources: vertical (many ports of one host) and horizontal (one port, many hosts).")
+def scans(
+    captures: List[str] = CapturesArg,
+    min_ports: int = typer.Option(20, "--min-ports", help="failed ports on one host that make a vertical scan"),
+    min_hosts: int = typer.Option(20, "--min-hosts", help="failed hosts on one port that make a horizontal scan"),
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
+    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
+) -> None:
+    from flowkit import analysis
+
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    found = analysis.scans(df, vertical_ports=min_ports, horizontal_hosts=min_hosts)
+    _emit(found, SCAN_VIEW, json=json, limit=limit, noun="scans")
+
+
+@app.command()
+def report(
+    captures: List[str] = CapturesArg,
+    output: Path = typer.Option(..., "--output", "-o", help="HTML file to write"),
+    title: Optional[str] = typer.Option(None, "--title", help="page title"),
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, quiet: bool = QuietOpt, strict: bool = StrictOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Write the self-contained HTML report (captures, flow .parquet files, or a batch dataset directory)."""
+    from flowkit.report import write_report
+
+    s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+    if len(captures) == 1 and os.path.isdir(captures[0]):
+        source = captures[0]  # a batch-mode dataset
+    elif all(_is_flow_file(c) for c in captures):
+        source, _ = _flows_frame(s)
+    else:
+        from flowkit.render import ReadProgress
+
+        sources = s.sources()
+        with ReadProgress(captures, quiet=quiet):
+            path = write_report(sources if len(sources) > 1 else sources[0], output, title=title,
+                                **s.flow_options())
+        if not quiet:
+            print(f"wrote {path}", file=sys.stderr)
+        return
+    path = write_report(source, output, title=title)
+    if not quiet:
+        print(f"wrote {path}", file=sys.stderr)
+
+
+@app.command()
+def batch(
+    inputs: List[str] = typer.Argument(..., metavar="INPUT", help="captures, directories (searched recursively) or globs"),
+    output: Path = typer.Option(..., "--output", "-o", help="dataset directory (Hive-partitioned Parquet + manifest.json)"),
+    stitch: bool = typer.Option(False, "--stitch", help="treat each directory's captures as one rotated sequence"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="run on a local Dask cluster of N processes"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDR", help="address of a running Dask scheduler"),
+    force: bool = typer.Option(False, "--force", help="reprocess captures the manifest lists as done"),
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    udp_timeout: Optional[float] = UdpOpt, quiet: bool = QuietOpt, strict: bool = StrictOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Many captures into a partitioned Parquet flow dataset (in-process or on Dask)."""
+    import flowkit
+
+    s = _settings(inputs, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+    if workers is not None and workers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="'--workers'")
+
+    def progress(entry: dict) -> None:
+        if not quiet:
+            print(f"{entry.get('status', 'done')}: {entry.get('source', '?')}", file=sys.stderr)
+
+    manifest = flowkit.batch(inputs, str(output), stitch=stitch, workers=workers, scheduler=scheduler,
+                             force=force, progress=progress, **s.flow_options())
+    if not quiet:
+        captures = manifest.get("captures", []) if isinstance(manifest, dict) else []
+        print(f"{len(captures)} captures in {output}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- entry point
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, FlowkitError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return str(exc)
 
 
 def main(argv=None) -> int:
-    from flowkit import __version__
-
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--version"]:
-        print(f"flowkit {__version__}")
+    """Console entry point ``flowkit``; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="flowkit", standalone_mode=False)
+    except click.UsageError as exc:  # includes BadParameter: exit code 2, as click
+        exc.show(file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("flowkit: interrupted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("flowkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # output piped into head(1) and the like: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
-    print("flowkit: the command line is being built", file=sys.stderr)
-    return 2
+    except (FlowkitError, OSError) as exc:
+        if debug:
+            raise
+        print(f"flowkit: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
