@@ -36,7 +36,7 @@ def _clients(flows, protos) -> pd.DataFrame:
     UDP (opt-in): every flow, the originator is the first sender.
     """
     df = _frame(flows, _REQUIRED)
-    keep = df["proto"].isin(list(protos)).to_numpy()
+    keep = df["proto"].isin(list(protos)).to_numpy().copy()
     if "syn_count" in df.columns:
         syn = df["syn_count"].fillna(0).to_numpy() > 0
         keep &= (df["proto"] != "tcp").to_numpy() | syn
@@ -73,34 +73,50 @@ def _ks_pvalue(d: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def _range_choice(c: pd.DataFrame, g_client, n: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Smallest known range holding RANGE_SHARE of each client's ports -> (name, lo, hi)."""
-    name = pd.Series("wide", index=n.index, dtype=object)
-    lo = pd.Series(float(WIDE[0]), index=n.index)
-    hi = pd.Series(float(WIDE[1]), index=n.index)
-    decided = pd.Series(False, index=n.index)
-    p = c["src_port"]
-    for rname, (a, b) in RANGES.items():
-        share = ((p >= a) & (p <= b)).groupby(c["client_ip"]).mean()
-        take = (share >= RANGE_SHARE) & ~decided
-        name[take], lo[take], hi[take] = rname, a, b
-        decided |= take
-    return name, lo, hi
-
-
-def _uniformity(c: pd.DataFrame, lo: pd.Series, hi: pd.Series, wide: pd.Series) -> pd.Series:
-    """KS p-value of each client's ports against uniform over its range (observed span when wide)."""
+def _ks_uniform(c: pd.DataFrame, lo, hi) -> pd.Series:
+    """KS p-value per client of its ports against uniform over [lo, hi] (scalars or per-row Series)."""
     s = c[["client_ip", "src_port"]].sort_values(["client_ip", "src_port"], kind="stable")
     g = s.groupby("client_ip")
-    pmin, pmax = g["src_port"].transform("min"), g["src_port"].transform("max")
-    a = s["client_ip"].map(lo).where(~s["client_ip"].map(wide), pmin)
-    b = s["client_ip"].map(hi).where(~s["client_ip"].map(wide), pmax)
-    f = ((s["src_port"] - a + 0.5) / (b - a + 1)).clip(0, 1)  # continuous approximation of a discrete uniform
+    if isinstance(lo, str):  # "span": each client's own observed [min, max]
+        lo, hi = g["src_port"].transform("min"), g["src_port"].transform("max")
+    f = ((s["src_port"] - lo + 0.5) / (hi - lo + 1)).clip(0, 1)  # continuous approximation of a discrete uniform
     i = g.cumcount()
     n = g["src_port"].transform("size")
     d = np.maximum((i + 1) / n - f, f - i / n).groupby(s["client_ip"]).max()
-    nn = g.size().reindex(d.index)
-    return pd.Series(_ks_pvalue(d.to_numpy(), nn.to_numpy().astype(float)), index=d.index)
+    return pd.Series(_ks_pvalue(d.to_numpy(), g.size().reindex(d.index).to_numpy().astype(float)), index=d.index)
+
+
+def _range_fits(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per client and known range: does it hold RANGE_SHARE of the ports, and the KS p-value over it."""
+    p = c["src_port"]
+    contained, pvals = {}, {}
+    for rname, (a, b) in RANGES.items():
+        contained[rname] = ((p >= a) & (p <= b)).groupby(c["client_ip"]).mean() >= RANGE_SHARE
+        pvals[rname] = _ks_uniform(c, a, b)
+    pvals["wide"] = _ks_uniform(c, "span", None)
+    return pd.DataFrame(contained), pd.DataFrame(pvals)
+
+
+def _choose_range(contained: pd.DataFrame, pvals: pd.DataFrame, per_dst: pd.Series):
+    """Range name and KS p-value per client.
+
+    A random allocator fills its range, so the smallest containing range where uniformity holds wins;
+    otherwise the smallest containing range, except that per-destination counters (Linux's scheme)
+    prefer the Linux range when it holds the ports. Nothing contains them: "wide", KS over the span.
+    """
+    names = list(RANGES)
+    uniform_ok = contained & (pvals[names] >= UNIFORM_ALPHA)
+    rng = pd.Series("wide", index=contained.index, dtype=object)
+    for rname in reversed(names):  # smallest last so it wins
+        rng[contained[rname]] = rname
+    linux_pref = per_dst & contained["linux"]
+    rng[linux_pref] = "linux"
+    for rname in reversed(names):
+        rng[uniform_ok[rname] & ~per_dst] = rname
+    p = pd.Series(np.nan, index=contained.index)
+    for rname in [*names, "wide"]:
+        p[rng == rname] = pvals.loc[rng == rname, rname]
+    return rng, p
 
 
 def _peak_concurrent(c: pd.DataFrame) -> pd.Series:
@@ -171,12 +187,12 @@ def ephemeral(
     small = dstep.between(1, small_step).groupby(d["client_ip"]).sum().reindex(n.index, fill_value=0)
     out["share_small_steps_per_dst"] = (small / pairs).where(pairs >= MIN_DST_PAIRS)
 
-    rname, lo, hi = _range_choice(c, gc, n)
+    seq = out["share_small_steps"].fillna(0) >= SEQUENTIAL_SHARE
+    perdst = ~seq & (out["share_small_steps_per_dst"].fillna(0) >= PER_DST_SHARE)
+    contained, pvals = _range_fits(c)
+    rname, pval = _choose_range(contained.reindex(n.index), pvals.reindex(n.index), perdst)
     out["range"] = rname.where(enough, "unknown")
-    out["uniformity_p"] = _uniformity(c, lo, hi, rname == "wide").where(enough)
-
-    seq = out["share_small_steps"] >= SEQUENTIAL_SHARE
-    perdst = out["share_small_steps_per_dst"].fillna(0) >= PER_DST_SHARE
+    out["uniformity_p"] = pval.where(enough)
     uniform = out["uniformity_p"] >= UNIFORM_ALPHA
     out["allocation"] = np.select(
         [~enough, seq, perdst, uniform], ["unknown", "sequential", "per-destination", "random"], default="unknown"
@@ -184,8 +200,8 @@ def ephemeral(
 
     out["reuse_count"] = _reuse(c, reuse_window).reindex(n.index, fill_value=0).astype(np.int64)
     out["peak_concurrent"] = _peak_concurrent(c).reindex(n.index).astype(np.int64)
-    size = np.where(rname == "wide", WIDE[1] - WIDE[0] + 1, hi - lo + 1)
-    out["headroom"] = pd.Series(size, index=n.index).where(enough) - out["peak_concurrent"]
+    sizes = {name: b - a + 1 for name, (a, b) in {**RANGES, "wide": WIDE}.items()}
+    out["headroom"] = rname.map(sizes).where(enough) - out["peak_concurrent"]
 
     hint, reason = _nat_hints(c, n, out)
     out["nat_hint"] = hint & enough
