@@ -150,13 +150,17 @@ def load(source, **flow_options) -> tuple[pd.DataFrame, object, list[str]]:
         return source, None, []
     if hasattr(source, "to_pandas") and not isinstance(source, (str, os.PathLike)):
         return source.to_pandas(), getattr(source, "stats", None), []
+    if hasattr(source, "read"):  # a binary stream such as stdin
+        table = flowkit.flows(source, **flow_options)
+        return table.to_pandas(), getattr(table, "stats", None), [getattr(source, "name", "<stream>")]
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if len(paths) == 1 and _is_dataset(Path(paths[0])):
         ds = flowkit.read_dataset(str(paths[0]))
         df = ds.to_pandas() if hasattr(ds, "to_pandas") else pd.DataFrame(ds)
         return df, _dataset_ledgers(Path(paths[0])) or None, []
     table = flowkit.flows(paths[0] if len(paths) == 1 else [str(p) for p in paths], **flow_options)
-    return table.to_pandas(), getattr(table, "stats", None), [Path(p).name for p in paths]
+    names = ["standard input" if str(p) == "-" else Path(p).name for p in paths]
+    return table.to_pandas(), getattr(table, "stats", None), names
 
 
 def write_report(source, path, *, title: str | None = None, **flow_options) -> Path:

@@ -78,7 +78,7 @@ def overview(df: pd.DataFrame, ledger: dict | None, sources: list[str]) -> str:
 
 def _ts(t) -> str:
     try:
-        return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
     except (ValueError, TypeError):
         return str(t)
 
@@ -291,7 +291,13 @@ def exposure_section(exp: pd.DataFrame) -> str:
                                  y_label="ports", colors=[STATE_COLORS.get(s, svg.OTHER_COLOR) for s in states])
     port = pick(exp, "dst_port", "port")
     sort_cols = [c for c in (host, state, port) if c]
-    body = chart + table(exp.sort_values(sort_cols), max_rows=200)
+    per_host = ""
+    if state:
+        ph = pd.crosstab(exp[host], exp[state].astype(str)).reindex(columns=states, fill_value=0)
+        ph["ports"] = ph.sum(axis=1)
+        ph = ph.sort_values("ports", ascending=False).reset_index().rename(columns={host: "host"})
+        per_host = table(ph, ["host", "ports", *states], max_rows=30, caption="ports per host")
+    body = grid(chart, per_host) + "<h3>Per host and port</h3>" + table(exp.sort_values(sort_cols), max_rows=200)
     intro = ("Per server host and port: open (TCP SYN answered by SYN-ACK; UDP answered), closed (SYN "
              "answered by RST), filtered (no answer), with the tier and service name.")
     return section("exposure", "Exposure", body, intro)
