@@ -19,6 +19,7 @@ SRV=fksrv
 CLI=fkcli
 PY=python3
 PIDS=()
+declare -A CAP_LOG
 
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -79,20 +80,27 @@ for _ in $(seq 50); do
     [ "$n" -ge 5 ] && break
     sleep 0.1
 done
+LOGS="$(mktemp -d)"
+
 start_capture() {  # start_capture FILE [tcpdump options...]; sets CAP_PID
     local file="$1"; shift
-    local log; log="$(mktemp)"
-    ip netns exec "$CLI" tcpdump -Z root --immediate-mode -U -n -i fk-cli "$@" -w "$file" 2>"$log" &
+    local log="$LOGS/$(basename "$file").log"
+    # a large buffer: with three captures at once the kernel must drop nothing
+    ip netns exec "$CLI" tcpdump -Z root --immediate-mode -B 32768 -U -n -i fk-cli "$@" -w "$file" 2>"$log" &
     CAP_PID=$!
     PIDS+=("$CAP_PID")
+    CAP_LOG["$CAP_PID"]="$log"
     for _ in $(seq 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
-    rm -f "$log"
 }
 
-stop_capture() {  # stop_capture PID
+stop_capture() {  # stop_capture PID: fails when tcpdump reports dropped packets
     sleep 0.5
     kill -INT "$1"
     wait "$1" 2>/dev/null || true
+    local log="${CAP_LOG[$1]}"
+    if ! grep -q "^0 packets dropped by kernel" "$log"; then
+        echo "tcpdump dropped packets:" >&2; cat "$log" >&2; exit 1
+    fi
 }
 
 client() { ip netns exec "$CLI" "$PY" "$HERE/sample_clients.py" "$@"; }
@@ -120,5 +128,5 @@ if command -v editcap >/dev/null; then
     editcap -F pcapng "$OUT/mixed.pcap" "$OUT/mixed.pcapng"
     echo "made $OUT/mixed.pcapng"
 fi
-rm -rf "$WEBROOT"
+rm -rf "$WEBROOT" "$LOGS"
 ls -l "$OUT"/*.pcap*
