@@ -124,21 +124,22 @@ def _is_dataset(p: Path) -> bool:
 
 
 def _dataset_ledgers(p: Path) -> list:
-    """Per-capture ledgers written by batch mode (``ledgers/*.json`` or the manifest)."""
+    """Per-capture ledgers of a batch-mode dataset: the files its manifest lists for the
+    captures that are done (``captures[].ledger``), else every ``ledgers/*.json``."""
+    try:
+        manifest = json.loads((p / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    files = [p / e["ledger"] for e in manifest.get("captures", []) if isinstance(e, dict)
+             and e.get("status", "done") == "done" and isinstance(e.get("ledger"), str)]
+    if not files and (p / "ledgers").is_dir():
+        files = sorted((p / "ledgers").glob("*.json"))
     found = []
-    for f in sorted((p / "ledgers").glob("*.json")) if (p / "ledgers").is_dir() else []:
+    for f in files:
         try:
             found.append(json.loads(f.read_text()))
         except (OSError, ValueError):
             continue
-    if not found:
-        try:
-            manifest = json.loads((p / "manifest.json").read_text())
-        except (OSError, ValueError):
-            return []
-        for entry in manifest.get("inputs", []) if isinstance(manifest, dict) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("ledger"), dict):
-                found.append(entry["ledger"])
     return found
 
 
@@ -157,7 +158,8 @@ def load(source, **flow_options) -> tuple[pd.DataFrame, object, list[str]]:
     if len(paths) == 1 and _is_dataset(Path(paths[0])):
         ds = flowkit.read_dataset(str(paths[0]))
         df = ds.to_pandas() if hasattr(ds, "to_pandas") else pd.DataFrame(ds)
-        return df, _dataset_ledgers(Path(paths[0])) or None, []
+        names = [str(x) for x in pd.unique(df["source"])] if "source" in df.columns else []
+        return df, _dataset_ledgers(Path(paths[0])) or None, names
     table = flowkit.flows(paths[0] if len(paths) == 1 else [str(p) for p in paths], **flow_options)
     names = ["standard input" if str(p) == "-" else Path(p).name for p in paths]
     return table.to_pandas(), getattr(table, "stats", None), names
