@@ -1,9 +1,88 @@
-"""Five-tuple flow table: ``flowkit.flows(source, **options)`` returns a FlowTable."""
+"""Five-tuple flow table: ``flowkit.flows(source, **options)`` returns a FlowTable.
+
+Connections follow Zeek's conn.log semantics (docs/semantics.md). The mergeable
+partial state (``accumulate``, ``FlowState.merge``/``finalize``) is what chunked
+streaming, rotated files and Dask workers build on.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import pyarrow as pa
+
 from flowkit._callable import make_callable
+from flowkit.flows.keys import packet_columns
+from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
+from flowkit.flows.state import FlowOptions, FlowState
+from flowkit.flows.table import FlowTable
+from flowkit.ledger import Ledger
+
+__all__ = ["flows", "accumulate", "FlowOptions", "FlowState", "FlowTable", "FLOW_SCHEMA", "FLOW_COLUMNS"]
 
 
-def flows(source, **options):  # replaced by the flow table work (issue 3)
-    raise NotImplementedError("flow table is being built (issue 3)")
+def _batches(source, options: FlowOptions):
+    """(iterator of packet batches, function returning the ledger afterwards)."""
+    from flowkit.decode import PacketTable, packets
+
+    if isinstance(source, (str, os.PathLike)) or (
+        isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source)
+    ) or hasattr(source, "read"):
+        kwargs = {"strict": options.strict, "filter": options.filter}
+        if options.chunk_bytes:
+            kwargs["chunk_bytes"] = options.chunk_bytes
+        source = packets(source, engine=options.engine, **kwargs)
+    if isinstance(source, PacketTable):
+        return iter(source), (lambda: source.stats), True
+    if isinstance(source, pa.RecordBatch):
+        source = [source]
+    if isinstance(source, pa.Table):
+        source = source.to_batches()
+    return iter(source), None, False
+
+
+def accumulate(batches: Iterable[pa.RecordBatch], options: FlowOptions | None = None) -> FlowState:
+    """Flow state of a run of consecutive packet batches (mergeable with its neighbours)."""
+    state = FlowState(options or FlowOptions())
+    for batch in batches:
+        state.ledger.add_batch(
+            batch.column("status").to_numpy(zero_copy_only=False),
+            batch.column("ip_proto").to_numpy(zero_copy_only=False),
+        )
+        state.advance(packet_columns(batch))
+    return state
+
+
+def flows(
+    source,
+    *,
+    engine: str = "fast",
+    tcp_timeout: float = 300.0,
+    udp_timeout: float = 60.0,
+    active_timeout: float | None = None,
+    filter=None,
+    strict: bool = False,
+    chunk_bytes: int | None = None,
+) -> FlowTable:
+    """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
+
+    Streams: each packet batch advances one state (the same state machine as
+    ``accumulate``), connections no later packet can join are finished on the way,
+    so memory follows the number of concurrently active connections.
+    """
+    options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes)
+    it, ledger_of, from_table = _batches(source, options)
+    state = FlowState(options, track_prefix=False)  # one pass: no later merge needs the prefix
+    own = Ledger()
+    for batch in it:
+        if not from_table:
+            own.add_batch(
+                batch.column("status").to_numpy(zero_copy_only=False),
+                batch.column("ip_proto").to_numpy(zero_copy_only=False),
+            )
+        state.advance(packet_columns(batch))
+    state.ledger = ledger_of() if ledger_of is not None else own
+    return state.finalize()
 
 
 make_callable(__name__, "flows")

@@ -1,0 +1,170 @@
+"""Connection rows of the state machine into flow-table columns (whole-column numpy/Arrow).
+
+Besides FLOW_SCHEMA the tables built here carry two internal columns, ``_key`` (the
+connection key hash) and ``_prefix`` (see state.py), dropped by ``finalize``.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+import numpy as np
+import pyarrow as pa
+
+from flowkit.decode.addresses import to_strings
+from flowkit.flows import kernel as k
+from flowkit.flows.keys import (
+    K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_HASH, K_IPVER, K_IVLAN, K_PROTO, K_VLAN, mix,
+)
+from flowkit.flows.schema import FLOW_SCHEMA, TS
+
+INTERNAL = [pa.field("_key", pa.uint64()), pa.field("_prefix", pa.bool_())]
+STATE_SCHEMA = pa.schema([*FLOW_SCHEMA, *INTERNAL])
+FLAG_NAMES = ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
+
+
+def _side(C: np.ndarray, side: np.ndarray, col: int) -> np.ndarray:
+    return C[np.arange(len(C)), k.N_CONN + side * k.N_SIDE + col]
+
+
+def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
+    words = np.empty((len(hi), 2), dtype=">u8")  # big-endian: byte order of the address
+    words[:, 0], words[:, 1] = hi, lo
+    raw = words.view(np.uint8).reshape(-1, 16)
+    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.tobytes())])
+    return to_strings(arr)
+
+
+def _community_id(K: np.ndarray) -> list[str]:
+    """Community ID v1, seed 0; side A is the smaller endpoint, as the spec orders them."""
+    out = []
+    for row in K:
+        ahi, alo, bhi, blo = (int(x) & 0xFFFFFFFFFFFFFFFF for x in row[K_AHI : K_BLO + 1])
+        if int(row[K_IPVER]) == 4:
+            a, b = struct.pack(">I", alo & 0xFFFFFFFF), struct.pack(">I", blo & 0xFFFFFFFF)
+        else:
+            a, b = struct.pack(">QQ", ahi, alo), struct.pack(">QQ", bhi, blo)
+        data = struct.pack(">H", 0) + a + b + struct.pack(">BBHH", int(row[K_PROTO]), 0, int(row[K_APORT]), int(row[K_BPORT]))
+        out.append("1:" + base64.b64encode(hashlib.sha1(data).digest()).decode())
+    return out
+
+
+def _conn_state(C: np.ndarray, o: np.ndarray, hist: list[str], osize, rsize) -> np.ndarray:
+    """Zeek's conn_state() from main.zeek, over whole columns."""
+    os_ = _side(C, o, k.S_STATE)
+    rs = _side(C, 1 - o, k.S_STATE)
+    tcp = C[:, k.F_PROTO] == 6
+    o_in = (os_ == k.INACTIVE) | (os_ == k.PARTIAL)
+    r_in = (rs == k.INACTIVE) | (rs == k.PARTIAL)
+    out = np.full(len(C), "OTH", dtype=object)
+    # UDP: PARTIAL stands for UDP_ACTIVE
+    uo, ur = os_ == k.PARTIAL, rs == k.PARTIAL
+    udp = ~tcp
+    out[udp & uo & ur] = "SF"
+    out[udp & uo & ~ur] = "S0"
+    out[udp & ~uo & ur] = "SHR"
+    conds = [
+        (rs == k.RESET) & ((os_ == k.SYN_SENT) | (os_ == k.SYN_ACK_SENT) | ((os_ == k.RESET) & (osize == 0) & (rsize == 0))),
+        (rs == k.RESET) & o_in,
+        rs == k.RESET,
+        (os_ == k.RESET) & r_in,  # RSTOS0 or OTH: decided by the history pattern below
+        os_ == k.RESET,
+        (rs == k.CLOSED) & (os_ == k.CLOSED),
+        (os_ == k.CLOSED) & r_in,
+        os_ == k.CLOSED,
+        (rs == k.CLOSED) & o_in,
+        rs == k.CLOSED,
+        (os_ == k.SYN_SENT) & (rs == k.INACTIVE),
+        (os_ == k.ESTABLISHED) & (rs == k.ESTABLISHED),
+    ]
+    names = ["REJ", "RSTRH", "RSTR", "RSTOS0?", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"]
+    tcp_state = np.select(conds, names, default="OTH").astype(object)
+    out[tcp] = tcp_state[tcp]
+    import re
+
+    pattern = re.compile(r"\^?S[^HAFGIQ]*R.*")
+    for i in np.flatnonzero(out == "RSTOS0?"):
+        out[i] = "RSTOS0" if pattern.fullmatch(hist[i]) else "OTH"
+    return out
+
+
+def _ts(values: np.ndarray) -> pa.Array:
+    mask = values < 0
+    return pa.array(values, type=pa.int64(), mask=mask).cast(TS)
+
+
+def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
+    n = len(C)
+    if n == 0:
+        return STATE_SCHEMA.empty_table()
+    o = C[:, k.F_ORIG].astype(np.int64)
+    r = 1 - o
+    tcp = C[:, k.F_PROTO] == 6
+
+    hist = pa.array(np.ascontiguousarray(H).view(f"S{k.HMAX}").ravel(), type=pa.binary()).cast(pa.string())
+    hist_list = hist.to_pylist()
+
+    def size(side):
+        last = _side(C, side, k.S_LASTREL)
+        ack = _side(C, side, k.S_ACKREL)
+        s = np.maximum(last, ack)
+        s = np.where(s != 0, s - 1, s)
+        s = np.where((_side(C, side, k.S_FINCNT) > 0) & (s != 0), s - 1, s)
+        # Zeek: a half-open connection discovered and aborted reports no size
+        half = (
+            (_side(C, side, k.S_PREV) == k.SYN_SENT)
+            & (_side(C, side, k.S_STATE) == k.RESET)
+            & (_side(C, 1 - side, k.S_STATE) == k.INACTIVE)
+        )
+        s = np.where(half, 0, s)
+        return np.where(tcp, np.maximum(s, 0), _side(C, side, k.S_UDPB))
+
+    osize, rsize = size(o), size(r)
+    a_is_orig = o == 0
+    ohi = np.where(a_is_orig, K[:, K_AHI], K[:, K_BHI]).view(np.uint64)
+    olo = np.where(a_is_orig, K[:, K_ALO], K[:, K_BLO]).view(np.uint64)
+    rhi = np.where(a_is_orig, K[:, K_BHI], K[:, K_AHI]).view(np.uint64)
+    rlo = np.where(a_is_orig, K[:, K_BLO], K[:, K_ALO]).view(np.uint64)
+    oport = np.where(a_is_orig, K[:, K_APORT], K[:, K_BPORT])
+    rport = np.where(a_is_orig, K[:, K_BPORT], K[:, K_APORT])
+    ts0 = C[:, k.F_TS0]
+    tsend = C[:, k.F_TSLAST]
+    fid = mix(mix(mix(mix(ohi, olo), rhi), rlo), (oport << 16) | rport)
+    fid = mix(mix(fid, (K[:, K_PROTO] << 32) | (K[:, K_VLAN] << 16) | K[:, K_IVLAN]), ts0.view(np.uint64))
+
+    cols = {
+        "flow_id": pa.array(fid, pa.uint64()),
+        "ts_start": _ts(ts0),
+        "ts_end": _ts(tsend),
+        "duration": pa.array((tsend - ts0) / 1e9, pa.float64()),
+        "proto": pa.array(np.where(tcp, "tcp", "udp"), pa.string()),
+        "ip_version": pa.array(K[:, K_IPVER], pa.uint8()),
+        "src_ip": _addr(ohi, olo),
+        "src_port": pa.array(oport, pa.uint16()),
+        "dst_ip": _addr(rhi, rlo),
+        "dst_port": pa.array(rport, pa.uint16()),
+        "src_pkts": pa.array(_side(C, o, k.S_PKTS), pa.uint64()),
+        "dst_pkts": pa.array(_side(C, r, k.S_PKTS), pa.uint64()),
+        "src_ip_bytes": pa.array(_side(C, o, k.S_IPB), pa.uint64()),
+        "dst_ip_bytes": pa.array(_side(C, r, k.S_IPB), pa.uint64()),
+        "src_payload_bytes": pa.array(osize, pa.uint64()),
+        "dst_payload_bytes": pa.array(rsize, pa.uint64()),
+        "conn_state": pa.array(_conn_state(C, o, hist_list, osize, rsize), pa.string()),
+        "history": hist,
+    }
+    for prefix, side in (("src", o), ("dst", r)):
+        for j, name in enumerate(FLAG_NAMES):
+            cols[f"{prefix}_{name}"] = pa.array(_side(C, side, k.S_FL + j), pa.uint32())
+    syn_ts = _side(C, o, k.S_SYNTS)
+    cols["syn_ts"] = _ts(syn_ts)
+    cols["syn_last_ts"] = _ts(_side(C, o, k.S_SYNLAST))
+    cols["synack_ts"] = _ts(_side(C, r, k.S_SYNACKTS))
+    cols["ack_ts"] = _ts(_side(C, o, k.S_ACKTS))
+    cols["syn_count"] = pa.array(_side(C, o, k.S_SYNCNT), pa.uint32())
+    cols["community_id"] = pa.array(_community_id(K), pa.string())
+    cols["vlan"] = pa.array(K[:, K_VLAN], pa.uint16())
+    cols["inner_vlan"] = pa.array(K[:, K_IVLAN], pa.uint16())
+    cols["_key"] = pa.array(K[:, K_HASH].view(np.uint64), pa.uint64())
+    cols["_prefix"] = pa.array(C[:, k.F_PREFIX] != 0, pa.bool_())
+    return pa.table(cols, schema=STATE_SCHEMA)

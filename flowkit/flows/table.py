@@ -1,0 +1,124 @@
+"""``FlowTable``: the flow table users get, backed by one Arrow table (FLOW_SCHEMA)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from flowkit.errors import FlowkitError
+from flowkit.flows.schema import FLOW_SCHEMA
+from flowkit.ledger import Ledger
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+           ".ndjson": "jsonl", ".log": "zeek"}
+
+# Zeek conn.log fields flowkit can fill, in Zeek's order: (zeek name, zeek type, flowkit column or None)
+ZEEK_FIELDS = [
+    ("ts", "time", "ts_start"),
+    ("uid", "string", "flow_id"),
+    ("id.orig_h", "addr", "src_ip"),
+    ("id.orig_p", "port", "src_port"),
+    ("id.resp_h", "addr", "dst_ip"),
+    ("id.resp_p", "port", "dst_port"),
+    ("proto", "enum", "proto"),
+    ("service", "string", None),
+    ("duration", "interval", "duration"),
+    ("orig_bytes", "count", "src_payload_bytes"),
+    ("resp_bytes", "count", "dst_payload_bytes"),
+    ("conn_state", "string", "conn_state"),
+    ("local_orig", "bool", None),
+    ("local_resp", "bool", None),
+    ("missed_bytes", "count", None),
+    ("history", "string", "history"),
+    ("orig_pkts", "count", "src_pkts"),
+    ("orig_ip_bytes", "count", "src_ip_bytes"),
+    ("resp_pkts", "count", "dst_pkts"),
+    ("resp_ip_bytes", "count", "dst_ip_bytes"),
+    ("tunnel_parents", "set[string]", None),
+    ("community_id", "string", "community_id"),
+]
+
+
+class FlowTable:
+    """One row per connection (docs/schema.md). ``len()``, ``.stats`` (Ledger), ``.schema``."""
+
+    def __init__(self, table: pa.Table, stats: Ledger | None = None):
+        self._table = table
+        self.stats = stats if stats is not None else Ledger()
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._table.schema
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __repr__(self) -> str:
+        return f"FlowTable({len(self)} flows, {self.stats.packets} packets read)"
+
+    def to_arrow(self) -> pa.Table:
+        return self._table
+
+    def to_pandas(self):
+        """DataFrame; addresses are strings, timestamps tz-aware UTC datetimes."""
+        return self._table.to_pandas()
+
+    def write(self, path, format: str | None = None) -> Path:
+        """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``)."""
+        path = Path(os.fspath(path))
+        fmt = format or FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise FlowkitError(f"{path}: cannot tell the output format from the extension; pass format=")
+        fmt = {"json": "jsonl", "tsv": "zeek", "conn.log": "zeek"}.get(fmt, fmt)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(self._table, path)
+        elif fmt == "csv":
+            import pyarrow.csv as pcsv
+
+            pcsv.write_csv(self._table, path)
+        elif fmt == "jsonl":
+            self._write_jsonl(path)
+        elif fmt == "zeek":
+            self._write_zeek(path)
+        else:
+            raise FlowkitError(f"{path}: unknown format {fmt!r} (parquet, csv, jsonl, zeek)")
+        return path
+
+    def _write_jsonl(self, path: Path) -> None:
+        df = self._table.to_pandas()
+        for name, field in zip(self._table.schema.names, self._table.schema):
+            if pa.types.is_timestamp(field.type):
+                df[name] = df[name].map(lambda v: None if v is None or v != v else v.isoformat())
+        df.to_json(path, orient="records", lines=True, date_format="iso")
+
+    def _write_zeek(self, path: Path) -> None:
+        t = self._table
+        n = t.num_rows
+        cols = []
+        for zname, ztype, col in ZEEK_FIELDS:
+            if col is None:
+                cols.append(np.full(n, "-", dtype=object))
+            elif col == "ts_start":
+                cols.append(np.array([f"{v / 1e9:.6f}" for v in t.column(col).cast(pa.int64()).to_numpy()], dtype=object))
+            elif col == "flow_id":
+                cols.append(np.array([f"F{v:016x}" for v in t.column(col).to_numpy()], dtype=object))
+            elif col == "duration":
+                cols.append(np.array([f"{v:.6f}" for v in t.column(col).to_numpy()], dtype=object))
+            else:
+                vals = t.column(col).to_pylist()
+                cols.append(np.array(["-" if v is None or v == "" else str(v) for v in vals], dtype=object))
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
+            f.write("#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n")
+            f.write("#types\t" + "\t".join(ty for _, ty, _ in ZEEK_FIELDS) + "\n")
+            for i in range(n):
+                f.write("\t".join(c[i] for c in cols) + "\n")
+            f.write("#close\n")
+
+
+def empty_table() -> FlowTable:
+    return FlowTable(FLOW_SCHEMA.empty_table())
