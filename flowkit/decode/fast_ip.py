@@ -30,11 +30,20 @@ def _put_mapped(column: np.ndarray, rows: np.ndarray, raw4: np.ndarray) -> None:
     words[rows, 3] = raw4
 
 
+def _fail_short(view: ByteView, cols: Columns, rows, pos, avail, version: int) -> None:
+    """Packets ending inside the fixed IP header: TRUNCATED, unless the first byte
+    already shows the wrong IP version (then the header is impossible: MALFORMED)."""
+    cols.fail(rows, Status.TRUNCATED)
+    has = avail >= 1
+    wrong = (view.u8(pos[has]) >> 4) != version
+    cols.fail(rows[has][wrong], Status.MALFORMED)
+
+
 def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
     cols["ip_version"][rows] = 4
     avail = end - pos
     short = avail < 20
-    cols.fail(rows[short], Status.TRUNCATED)
+    _fail_short(view, cols, rows[short], pos[short], avail[short], 4)
     keep = ~short
     rows, pos, avail = rows[keep], pos[keep], avail[keep]
 
@@ -71,8 +80,9 @@ def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
 
 def decode_ipv6(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
     cols["ip_version"][rows] = 6
-    short = (end - pos) < 40
-    cols.fail(rows[short], Status.TRUNCATED)
+    avail = end - pos
+    short = avail < 40
+    _fail_short(view, cols, rows[short], pos[short], avail[short], 6)
     keep = ~short
     rows, pos, end = rows[keep], pos[keep], end[keep]
 
@@ -132,9 +142,8 @@ def decode_ipv6(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
             frows = rows[fr]
             cols["ip_id"][frows] = view.u32(fc + 4)
             cols["frag_offset"][frows] = offset
-            cols["frag"][frows] |= np.where(more, FRAG_MF, 0) | np.where(
-                more | (offset > 0), FRAG_IS_FRAGMENT, 0
-            ).astype(np.uint8)
+            bits = np.where(more, FRAG_MF, 0) | np.where(more | (offset > 0), FRAG_IS_FRAGMENT, 0)
+            cols["frag"][frows] = bits
             later = offset > 0
             cols.fail(frows[later], Status.FRAGMENT)
             cols["ip_proto"][frows[later]] = nh[fr[later]]
