@@ -213,13 +213,15 @@ def _plausible(buf, p, big, nanosecond, limit):
 
 
 @numba.njit(cache=True)
-def resync_pcap(buf, first, last, at_eof, big, nanosecond, limit, chain, span, back_tol):
+def resync_pcap(buf, first, last, at_eof, big, nanosecond, limit, chain, span, back_tol, reach,
+                min_ts):
     """First offset in ``[first, last)`` where a chain of plausible headers begins.
 
     A candidate is accepted when its chain of headers (each plausible, timestamps
-    non-decreasing within ``back_tol`` ns) reaches exactly the end of the file, or
+    non-decreasing within ``back_tol`` ns, none before ``min_ts``) reaches exactly the end of the file, or
     holds at least ``chain`` records and covers at least ``span`` bytes (so it leaves
-    any packet the candidate could sit inside), or holds ``chain`` records and then
+    any packet the candidate could sit inside) and reaches offset ``reach``, or holds
+    ``chain`` records and then
     meets a record cut by the end of the file. ``buf`` must extend far enough past
     ``last`` for that (the caller reads ``span + chain * (limit + 16)`` more bytes);
     ``at_eof`` says whether ``buf`` ends at the end of the file.
@@ -244,7 +246,7 @@ def resync_pcap(buf, first, last, at_eof, big, nanosecond, limit, chain, span, b
             if not _plausible(buf, p, big, nanosecond, limit):
                 break
             t = _u32(buf, p, big) * 1_000_000_000 + _u32(buf, p + 4, big) * mult
-            if t < prev - back_tol:
+            if t < prev - back_tol or t < min_ts:
                 break
             prev = max(prev, t)
             cl = _u32(buf, p + 8, big)
@@ -255,9 +257,26 @@ def resync_pcap(buf, first, last, at_eof, big, nanosecond, limit, chain, span, b
                 break
             count += 1
             p += 16 + cl
-            if count >= chain and p - cand >= span:
+            if count >= chain and p - cand >= span and p >= reach:
                 ok = True
                 break
         if ok:
             return cand
     return -1
+
+
+@numba.njit(cache=True)
+def walk_chain(buf, pos, target, big, limit):
+    """Follow record lengths from ``pos`` to the first header at/after ``target``.
+
+    Returns that offset, ``-1`` on an impossible caplen, ``-2`` if ``buf`` ends first.
+    """
+    size = buf.shape[0]
+    while pos < target:
+        if pos + 16 > size:
+            return -2
+        cl = _u32(buf, pos + 8, big)
+        if cl > limit:
+            return -1
+        pos += 16 + cl
+    return pos
