@@ -165,3 +165,98 @@ def linux_per_destination(rng, n: int, ndst: int, lo: int = 32768, hi: int = 609
 def uniform_random(rng, n: int, lo: int, hi: int) -> np.ndarray:
     """RFC 6056 algorithm 1: every port drawn uniformly from [lo, hi]."""
     return rng.integers(lo, hi + 1, size=n)
+
+
+# --- captures written with dpkt, for end-to-end tests through flowkit.flows ------------------------
+
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import dpkt  # noqa: E402
+import socket  # noqa: E402
+
+SYN, ACK, FIN, RST, PSH = dpkt.tcp.TH_SYN, dpkt.tcp.TH_ACK, dpkt.tcp.TH_FIN, dpkt.tcp.TH_RST, dpkt.tcp.TH_PUSH
+
+
+def _tcp_packet(src, sport, dst, dport, flags, seq=0, ack=0, payload=b""):
+    seg = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq % 2**32, ack=ack % 2**32, flags=flags, win=65535,
+                       data=payload)  # fmt: skip
+    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=dpkt.ip.IP_PROTO_TCP, ttl=64, data=seg)
+    ip.len = 20 + len(bytes(seg))
+    eth = dpkt.ethernet.Ethernet(src=b"\x02\x00\x00\x00\x00\x01", dst=b"\x02\x00\x00\x00\x00\x02",
+                                 type=dpkt.ethernet.ETH_TYPE_IP, data=ip)  # fmt: skip
+    return bytes(eth)
+
+
+def _udp_packet(src, sport, dst, dport, payload=b"x" * 20):
+    u = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    u.ulen = 8 + len(payload)
+    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=dpkt.ip.IP_PROTO_UDP, ttl=64, data=u)
+    ip.len = 20 + u.ulen
+    eth = dpkt.ethernet.Ethernet(src=b"\x02\x00\x00\x00\x00\x01", dst=b"\x02\x00\x00\x00\x00\x02",
+                                 type=dpkt.ethernet.ETH_TYPE_IP, data=ip)  # fmt: skip
+    return bytes(eth)
+
+
+class Capture:
+    """Packets with exact microsecond timestamps (integer us since EPOCH), written sorted by time."""
+
+    def __init__(self):
+        self.packets: list[tuple[int, int, bytes]] = []  # (us, order, bytes)
+
+    def add(self, us: int, frame_bytes: bytes):
+        self.packets.append((int(us), len(self.packets), frame_bytes))
+
+    def connection(self, client: str, cport: int, server: str, sport: int, kind: str, t_us: int, *,
+                   rtt_server_us: int = 10_000, rtt_client_us: int = 1_000, retries: int = 0,
+                   retry_gap_us: int = 1_000_000) -> int:  # fmt: skip
+        """One TCP exchange of analysisgen.KINDS; returns the time (us) of its last packet."""
+        c, s = 1000, 5000  # initial sequence numbers
+        if kind == "midstream":
+            for i in range(3):
+                self.add(t_us + 2 * i * 1000, _tcp_packet(client, cport, server, sport, ACK | PSH, c + 10 * i, s, b"x" * 10))
+                self.add(t_us + (2 * i + 1) * 1000, _tcp_packet(server, sport, client, cport, ACK, s, c + 10 * (i + 1)))
+            return t_us + 5000
+        for r in range(retries + 1):
+            self.add(t_us + r * retry_gap_us, _tcp_packet(client, cport, server, sport, SYN, c))
+        t = t_us + retries * retry_gap_us
+        if kind in ("unanswered",):
+            return t
+        if kind == "syn_fin":
+            self.add(t + 500_000, _tcp_packet(client, cport, server, sport, FIN, c + 1))
+            return t + 500_000
+        if kind == "syn_rst":
+            self.add(t + 500_000, _tcp_packet(client, cport, server, sport, RST, c + 1))
+            return t + 500_000
+        if kind == "rejected":
+            self.add(t + rtt_server_us, _tcp_packet(server, sport, client, cport, RST | ACK, 0, c + 1))
+            return t + rtt_server_us
+        t += rtt_server_us
+        self.add(t, _tcp_packet(server, sport, client, cport, SYN | ACK, s, c + 1))
+        if kind == "incomplete":
+            return t
+        if kind == "aborted":
+            self.add(t + rtt_client_us, _tcp_packet(client, cport, server, sport, RST, c + 1))
+            return t + rtt_client_us
+        t += rtt_client_us
+        self.add(t, _tcp_packet(client, cport, server, sport, ACK, c + 1, s + 1))
+        if kind == "established":
+            return t
+        self.add(t + 100, _tcp_packet(client, cport, server, sport, ACK | PSH, c + 1, s + 1, b"GET /\r\n"))
+        self.add(t + 200, _tcp_packet(server, sport, client, cport, ACK | PSH, s + 1, c + 8, b"OK\r\n"))
+        self.add(t + 300, _tcp_packet(client, cport, server, sport, FIN | ACK, c + 8, s + 5))
+        self.add(t + 400, _tcp_packet(server, sport, client, cport, FIN | ACK, s + 5, c + 9))
+        self.add(t + 500, _tcp_packet(client, cport, server, sport, ACK, c + 9, s + 6))
+        return t + 500
+
+    def udp(self, client, cport, server, sport, t_us, answered=True):
+        self.add(t_us, _udp_packet(client, cport, server, sport))
+        if answered:
+            self.add(t_us + 2000, _udp_packet(server, sport, client, cport))
+
+    def write(self, path: Path) -> Path:
+        with open(path, "wb") as f:
+            w = dpkt.pcap.Writer(f)
+            for us, _, buf in sorted(self.packets):
+                w.writepkt(buf, Decimal(EPOCH) + Decimal(us) / Decimal(1_000_000))
+        return path
