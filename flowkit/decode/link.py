@@ -200,9 +200,11 @@ def _ppp(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
     short = layer.avail() < 1
     _decide(layer, short, Status.TRUNCATED)
     ok = np.flatnonzero(~short)
-    has_ac = np.zeros(len(ok), bool)
-    two = layer.avail(ok) >= 2
-    has_ac[two] = view.u16(layer.pos[ok[two]]) == 0xFF03
+    # a leading 0xff is always the HDLC address byte (0xff is no PPP protocol)
+    has_ac = view.u8(layer.pos[ok]) == 0xFF
+    cut = has_ac & (layer.avail(ok) < 2)
+    _decide(layer, ok[cut], Status.TRUNCATED)
+    ok, has_ac = ok[~cut], has_ac[~cut]
     layer.pos[ok[has_ac]] += 2
     short = layer.avail(ok) < 1
     _decide(layer, ok[short], Status.TRUNCATED)
