@@ -181,7 +181,11 @@ def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
     if linktype == DLT_IPV6:
         return 6, 0
     if linktype in (DLT_PPP, DLT_PPP_HDLC):
-        off = 2 if buf[:2] == b"\xff\x03" else 0  # address/control bytes are optional
+        off = 0
+        if _u8(buf, 0) == 0xFF:  # HDLC address (then control) byte: 0xff is no PPP protocol
+            if len(buf) < 2:
+                raise Cut
+            off = 2
         if _u8(buf, off) & 1:  # protocol-field compression: a 1-byte (odd) protocol
             proto = buf[off]
             off += 1
@@ -199,8 +203,17 @@ class LaterFragment(Exception):
     """A non-first fragment: the bytes after the IP header(s) are not a transport header."""
 
 
+def _check_version(buf: bytes, off: int, version: int, size: int) -> None:
+    """A header cut short is TRUNCATED, unless its first byte already shows the wrong version."""
+    if len(buf) - off < size:
+        if len(buf) > off and buf[off] >> 4 != version:
+            raise Impossible
+        raise Cut
+
+
 def _ipv4(row: Row, buf: bytes, off: int) -> tuple[int, int]:
     """Fill the IPv4 columns; returns (transport header offset, transport length from the IP header)."""
+    _check_version(buf, off, 4, dpkt.ip.IP.__hdr_len__)
     ip = _hdr(dpkt.ip.IP, buf, off)
     hlen = ip.hl * 4
     # the fixed 20 bytes are kept even when the header then proves impossible
@@ -226,6 +239,7 @@ def _ipv6(row: Row, buf: bytes, off: int) -> tuple[int, int]:
     ``row.ip_proto`` stays the fixed header's next-header value unless the chain is
     walked to its end (or to a later fragment, whose next header is then known).
     """
+    _check_version(buf, off, 6, dpkt.ip6.IP6.__hdr_len__)
     ip6 = _hdr(dpkt.ip6.IP6, buf, off)
     row.src_ip, row.dst_ip = ip6.src, ip6.dst
     row.ip_len, row.ttl, row.ip_proto = ip6.plen + 40, ip6.hlim, ip6.nxt
