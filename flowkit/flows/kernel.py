@@ -431,9 +431,13 @@ def advance(
             # Zeek's likely-server-port heuristic (WantConnection)
             src_likely = slot_likely[k, side]
             dst_likely = slot_likely[k, 1 - side]
+            if slot_likely[k, 3 - side]:
+                src_likely = False  # never flip traffic sent to a broadcast/multicast address
             flip = False
             if proto == 6:
-                if (flags & TH_SYN) == 0 or (flags & TH_ACK) != 0:
+                if (flags & TH_SYN) != 0 and (flags & TH_ACK) != 0:
+                    flip = True  # a SYN-ACK comes from the responder (Zeek's baselines flip it)
+                elif (flags & TH_SYN) == 0:
                     if src_likely:
                         if dst_likely:
                             flip = (flags & TH_SYN) == 0 and SK[k, 5 + side] < SK[k, 6 - side]

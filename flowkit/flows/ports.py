@@ -3,10 +3,11 @@
 Zeek fills ``likely_server_ports`` from the ports its protocol analyzers register
 (``Analyzer::register_for_ports`` in each ``base/protocols/*/main.zeek``) when it runs
 with its default scripts. flowkit uses that union, fixed, whatever the traffic; the
-list is documented in docs/semantics.md. A connection whose first packet is not a
-SYN (or is a SYN-ACK) is flipped when its source port is in the list and its
-destination port is not (both in the list: flipped only for non-SYN packets whose
-source port is the lower one), as Zeek's ``WantConnection`` does.
+list is documented in docs/semantics.md. A TCP connection whose first packet
+is a SYN-ACK is flipped (the SYN-ACK sender is the responder). One whose first packet
+has no SYN is flipped when its source port is in the list and its destination port is
+not, or both are and the source port is the lower one (Zeek's ``WantConnection``).
+UDP: flipped when the source port is in the list and the destination port is not.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ TCP_SERVER_PORTS = frozenset(
 UDP_SERVER_PORTS = frozenset(
     {
         53, 137, 5353, 5355,  # dns, netbios-ns, mdns, llmnr
-        67, 68,  # dhcp (both ends registered by Zeek's dhcp analyzer)
+        67,  # dhcp server (Zeek's baselines show 68 is not treated as a server port)
         69,  # tftp
         88,  # kerberos
         111, 2049,  # sun rpc, nfs
@@ -81,3 +82,22 @@ def likely(port: np.ndarray, proto: np.ndarray) -> np.ndarray:
     """Boolean per element: is ``port`` a likely server port for ``proto`` (6 or 17)?"""
     port = np.asarray(port, dtype=np.int64)
     return np.where(np.asarray(proto) == 6, TCP_LIKELY[port], UDP_LIKELY[port])
+
+
+V4_MAPPED_HI = np.uint64(0)
+V4_MAPPED_LO_PREFIX = np.uint64(0x0000FFFF00000000)
+
+
+def group_address(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Broadcast (255.255.255.255) or multicast (224.0.0.0/4, ff00::/8) addresses.
+
+    Zeek does not flip connections sent to such addresses, whatever the ports
+    (a reply-looking packet to a group address is not from a client).
+    """
+    hi = np.asarray(hi).view(np.uint64)
+    lo = np.asarray(lo).view(np.uint64)
+    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+    a4 = lo & np.uint64(0xFFFFFFFF)
+    v4_group = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | ((a4 >> np.uint64(28)) == np.uint64(0xE)))
+    v6_group = ~v4 & ((hi >> np.uint64(56)) == np.uint64(0xFF))
+    return v4_group | v6_group

@@ -27,8 +27,8 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.flows import kernel as k
-from flowkit.flows.keys import K_APORT, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, take_columns
-from flowkit.flows.ports import likely
+from flowkit.flows.keys import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, take_columns
+from flowkit.flows.ports import group_address, likely
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 from flowkit.ledger import Ledger
 
@@ -159,8 +159,11 @@ class FlowState:
         ukeys, first, slot = np.unique(h, return_index=True, return_inverse=True)
         slot = slot.astype(np.int64).ravel()
         SK = cols["key"][first]
+        # per key: likely server port of side A, of side B; A, B a broadcast/multicast address
         lk = np.stack(
-            [likely(SK[:, K_APORT], SK[:, K_PROTO]), likely(SK[:, K_BPORT], SK[:, K_PROTO])], axis=1
+            [likely(SK[:, K_APORT], SK[:, K_PROTO]), likely(SK[:, K_BPORT], SK[:, K_PROTO]),
+             group_address(SK[:, K_AHI], SK[:, K_ALO]), group_address(SK[:, K_BHI], SK[:, K_BLO])],
+            axis=1,
         )
         # open connections whose key occurs in this batch move into the work rows
         okeys = self.open_keys
