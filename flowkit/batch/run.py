@@ -67,10 +67,15 @@ def plan_pieces(unit: Unit, split_bytes: int | None) -> list[Piece]:
 
 
 def merge_in_order(states: list):
-    """Merge flow states pairwise, neighbours only, so capture order is kept (log depth)."""
-    while len(states) > 1:
-        states = [states[i].merge(states[i + 1]) if i + 1 < len(states) else states[i] for i in range(0, len(states), 2)]
-    return states[0]
+    """Fold flow states left to right: ``((s0 + s1) + s2) + ...``, capture order kept.
+
+    A left fold, not a tree: merging two already-merged states (``a + (b + c)``) does not
+    give the one-pass result with the current FlowState.merge, while folding does.
+    """
+    merged = states[0]
+    for later in states[1:]:
+        merged = merged.merge(later)
+    return merged
 
 
 def _iso(ns: int | None) -> str | None:

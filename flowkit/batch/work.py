@@ -62,11 +62,54 @@ class _FirstTimestamp:
 
 
 def _packets(piece: Piece, options):
-    import flowkit
+    """The piece's packets as a PacketTable (its ``.stats`` ledger counts packets before any filter)."""
+    from flowkit.decode import PacketTable
 
+    kwargs = {"strict": options.strict, "filter": options.filter}
+    if options.chunk_bytes:
+        kwargs["chunk_bytes"] = options.chunk_bytes
     if piece.start is None:
-        return flowkit.packets(piece.path, engine=options.engine)
-    return flowkit.packets(piece.path, engine=options.engine, start=piece.start, end=piece.end)
+        return PacketTable(piece.path, engine=options.engine, **kwargs)
+    return RangePackets(piece.path, piece.start, piece.end, engine=options.engine, **kwargs)
+
+
+def _range_packet_table():
+    from flowkit.decode import PacketTable
+
+    class _RangePackets(PacketTable):
+        """Packets whose record header starts in ``[start, end)`` of a classic pcap."""
+
+        def __init__(self, path, start, end, **kwargs):
+            super().__init__(path, **kwargs)
+            self.start, self.end = start, end
+
+        def __iter__(self):
+            import numpy as np
+
+            from flowkit.capture import read_chunks
+            from flowkit.ledger import Ledger
+
+            ledger = Ledger()
+            chunks = read_chunks(self.sources[0], chunk_bytes=self.chunk_bytes, strict=self.strict,
+                                 start=self.start, end=self.end)
+            for chunk in chunks:
+                ledger.damage.extend(chunk.damage)
+                if len(chunk) == 0:
+                    continue
+                batch = self._decode(chunk)
+                ledger.add_batch(batch.column("status").to_numpy(zero_copy_only=False),
+                                 batch.column("ip_proto").to_numpy(zero_copy_only=False))
+                ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
+                if self._filter is not None:
+                    batch = batch.filter(pa.array(np.asarray(self._filter(batch), dtype=bool)))
+                yield batch
+            self._ledger = ledger
+
+    return _RangePackets
+
+
+def RangePackets(path, start, end, **kwargs):
+    return _range_packet_table()(path, start, end, **kwargs)
 
 
 def run_piece(piece: Piece, options) -> PieceResult:
@@ -76,10 +119,11 @@ def run_piece(piece: Piece, options) -> PieceResult:
     t0 = time.perf_counter()
     result = PieceResult(piece)
     try:
-        batches = _FirstTimestamp(_packets(piece, options))
+        table = _packets(piece, options)
+        batches = _FirstTimestamp(table)
         state = accumulate(batches, options)
         result.first_ts = batches.first_ts
-        result.ledger = state.ledger.to_dict()
+        result.ledger = table.stats.to_dict()  # every packet read, also those a filter dropped
         if piece.finalize:
             result.flows = state.finalize().to_arrow()
         else:
