@@ -18,6 +18,8 @@ def num(v) -> str:
         pass
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     if isinstance(v, int) or (hasattr(v, "is_integer") and isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
         return f"{int(v):,}"
     if isinstance(v, float):
@@ -60,7 +62,7 @@ def table(df: pd.DataFrame, columns=None, *, formats=None, headers=None, max_row
     headers = headers or {}
     total = len(df)
     df = df.head(max_rows)
-    out = [f'<table class="sortable {cls}">']
+    out = [f'<div class="tw"><table class="sortable {cls}">']
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
     out.append("<thead><tr>")
@@ -78,7 +80,7 @@ def table(df: pd.DataFrame, columns=None, *, formats=None, headers=None, max_row
             cls_num = ' class="n"' if raw is not None else ""
             out.append(f"<td{attr}{cls_num}>{escape(str(text))}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     if total > max_rows:
         out.append(f'<p class="more">showing {max_rows:,} of {total:,} rows</p>')
     return "".join(out)

@@ -56,7 +56,10 @@ def overview(df: pd.DataFrame, ledger: dict | None, sources: list[str]) -> str:
         flow_bytes = int(df["src_ip_bytes"].sum() + df["dst_ip_bytes"].sum())
     if n_flows and "ts_start" in df:
         t0, t1 = df["ts_start"].min(), df["ts_end"].max() if "ts_end" in df else df["ts_start"].max()
-        span = f"{_ts(t0)} → {_ts(t1)} ({(t1 - t0).total_seconds():,.3f} s)"
+        end = _ts(t1)
+        if _ts(t0)[:10] == end[:10]:
+            end = end[11:]  # same day: the date once
+        span = f"{_ts(t0)[:-4]} → {end} ({(t1 - t0).total_seconds():,.3f} s)"
     else:
         span = "no flows"
     items = [
@@ -71,7 +74,7 @@ def overview(df: pd.DataFrame, ledger: dict | None, sources: list[str]) -> str:
     if n_flows and "proto" in df:
         counts = df["proto"].value_counts()
         items.append(("flows by protocol", ", ".join(f"{k} {v:,}" for k, v in counts.items())))
-    dl = "".join(f'<div class="kv"><dt>{escape(k)}</dt><dd class="v-{escape(k.replace(" ", "-"))}">{escape(v)}</dd></div>'
+    dl = "".join(f'<div class="kv{" wide" if k in ("time span", "capture") else ""}"><dt>{escape(k)}</dt><dd class="v-{escape(k.replace(" ", "-"))}">{escape(v)}</dd></div>'
                  for k, v in items)
     return section("overview", "Overview", f'<dl class="overview">{dl}</dl>')
 
@@ -134,6 +137,8 @@ def tiers_section(tiers: pd.DataFrame) -> str:
         charts.append(svg.stacked_bars(tier_names, series, title=f"{label.capitalize()} by destination-port tier",
                                        y_label=label, value_fmt=fmt))
     fmts = {c: human_bytes for c in tiers.columns if "bytes" in c}
+    if "share" in tiers:
+        fmts["share"] = lambda v: "" if pd.isna(v) else f"{v:.1%}"
     intro = ("Tiers are judged on the responder (server) port, per RFC 6335: well-known 0–1023, "
              "registered 1024–49151, dynamic 49152–65535. Traffic to dynamic ports usually means "
              "peer-to-peer or negotiated data channels.")
@@ -162,7 +167,8 @@ def services_section(services: pd.DataFrame) -> str:
                               x_label="flows", colors=colors)
     fmts = {c: human_bytes for c in services.columns if "bytes" in c}
     intro = "Server ports by number of flows, with their IANA service name where one is registered."
-    return section("services", "Top services", grid(chart, table(services, formats=fmts)), intro)
+    cols = [c for c in (proto, port, name, "tier", val, "bytes", "servers", "clients") if c]
+    return section("services", "Top services", grid(chart, table(services, cols, formats=fmts)), intro)
 
 
 # ---------------------------------------------------------------- handshakes
@@ -202,7 +208,10 @@ def handshakes_section(hs: pd.DataFrame, summary: pd.DataFrame | None = None,
         s = servers.sort_values(sort, ascending=False) if sort else servers
         fm = {c: ms for c in s.columns if c.startswith("rtt")}
         fm.update({c: (lambda v: "" if pd.isna(v) else f"{v:.0%}") for c in s.columns if "rate" in c})
-        srv = "<h3>Per server</h3>" + table(s, formats=fm, max_rows=30)
+        keep = ["dst_ip", "dst_port", "attempts", *OUTCOME_ORDER, "success_rate", "syn_retries",
+                "rtt_server_p50", "rtt_server_p90", "rtt_client_p50", "rtt_client_p90", "clients"]
+        cols = [c for c in keep if c in s.columns] or list(s.columns)
+        srv = "<h3>Per server (by attempts)</h3>" + table(s, cols, formats=fm, max_rows=30)
     intro = ("complete: SYN, SYN-ACK, ACK; rejected: SYN answered by RST; unanswered: no reply; "
              "incomplete: SYN-ACK but no final ACK; midstream: the capture began after the SYN. "
              "Server RTT is measured at the capture point from the SYN the SYN-ACK answers; client RTT "
@@ -297,7 +306,8 @@ def exposure_section(exp: pd.DataFrame) -> str:
         ph["ports"] = ph.sum(axis=1)
         ph = ph.sort_values("ports", ascending=False).reset_index().rename(columns={host: "host"})
         per_host = table(ph, ["host", "ports", *states], max_rows=30, caption="ports per host")
-    body = grid(chart, per_host) + "<h3>Per host and port</h3>" + table(exp.sort_values(sort_cols), max_rows=200)
+    body = grid(chart, per_host) + "<h3>Per host and port</h3>" + table(
+        exp.sort_values(sort_cols), [c for c in exp.columns if c not in ("first_ts", "last_ts")], max_rows=200)
     intro = ("Per server host and port: open (TCP SYN answered by SYN-ACK; UDP answered), closed (SYN "
              "answered by RST), filtered (no answer), with the tier and service name.")
     return section("exposure", "Exposure", body, intro)
