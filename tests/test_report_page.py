@@ -207,3 +207,18 @@ def test_report_from_a_dataframe_without_ledger_says_so(capture):
     html = render_html(df)
     assert "no packet ledger" in section_text(html, "ledger")
     assert isinstance(df, pd.DataFrame)
+
+
+def test_report_from_a_batch_dataset_directory(capture, tmp_path):
+    path, kinds = capture
+    flowkit.batch([str(path)], tmp_path / "ds")
+    assert (tmp_path / "ds" / "manifest.json").is_file()
+    html = write_report(tmp_path / "ds", tmp_path / "ds.html").read_text()
+    doc = parse(html)
+    # the dataset's per-capture ledger is read back: same categories as the capture
+    tips = dict(t.split(": ") for t in doc.titles_of("rect", "bar", section="ledger"))
+    assert {k: int(v) for k, v in tips.items() if int(v)} == dict(kinds)
+    flows = N_COMPLETE + N_REJECTED + N_UNANSWERED + N_DNS + SCAN_PORTS
+    assert re.search(rf"flows\s+{flows:,}", section_text(html, "overview"))
+    assert "built.pcap" in section_text(html, "overview")
+    assert 'id="problems"' not in html
