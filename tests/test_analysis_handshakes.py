@@ -133,3 +133,19 @@ def test_input_frame_not_modified():
     before = df.copy()
     A.handshakes(df)
     pd.testing.assert_frame_equal(df, before)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.one_of(st.floats(0, 10), st.just(float("nan")))), max_size=60))
+def test_group_quantiles_match_numpy(pairs):
+    from flowkit.analysis.handshakes import group_quantiles
+
+    codes = np.array([c for c, _ in pairs], dtype=np.int64)
+    values = np.array([v for _, v in pairs], dtype=np.float64)
+    got = group_quantiles(codes, values, 6, (0.5, 0.9, 0.99))
+    for g in range(6):
+        vals = values[(codes == g) & ~np.isnan(values)]
+        if len(vals) == 0:
+            assert np.isnan(got[g]).all()
+        else:
+            np.testing.assert_allclose(got[g], np.percentile(vals, [50, 90, 99]), rtol=1e-12, atol=1e-12)

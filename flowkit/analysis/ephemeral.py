@@ -41,26 +41,40 @@ def _clients(flows, protos) -> pd.DataFrame:
         syn = df["syn_count"].fillna(0).to_numpy() > 0
         keep &= (df["proto"] != "tcp").to_numpy() | syn
     df = df[keep].reset_index(drop=True)
+    # integer codes for hosts and destinations: grouping and sorting on them is what keeps this fast
+    client, names = pd.factorize(df["src_ip"].astype(str), sort=True)
+    dst_code, _ = pd.factorize(df["dst_ip"].astype(str))
+    dst_port = df["dst_port"].astype(np.int64).to_numpy()
     out = pd.DataFrame(
         {
-            "client_ip": df["src_ip"].astype(str).to_numpy(),
-            "ts": df["ts_start"].reset_index(drop=True),
+            "client_ip": client.astype(np.int64),
+            "ts": df["ts_start"],
             "t": seconds(df["ts_start"]),
             "t_end": seconds(df["ts_end"]),
             "src_port": df["src_port"].astype(np.int64).to_numpy(),
             "dst_ip": df["dst_ip"].astype(str).to_numpy(),
-            "dst_port": df["dst_port"].astype(np.int64).to_numpy(),
+            "dst_port": dst_port,
+            "dst": dst_code.astype(np.int64) * 65536 + dst_port,  # one integer per (dst_ip, dst_port)
             "proto": df["proto"].to_numpy(),
         }
     )
-    out["dst"] = out["dst_ip"] + ":" + out["dst_port"].astype(str)
-    return out.sort_values(["client_ip", "t", "src_port"], kind="stable").reset_index(drop=True)
+    out = out.take(_order(out, "client_ip", "t", "src_port")).reset_index(drop=True)
+    out.attrs["names"] = np.asarray(names, dtype=object)
+    return out
+
+
+def _order(df: pd.DataFrame, *keys: str) -> np.ndarray:
+    """Stable sort order by numeric columns, first key primary (numpy lexsort: pandas' is slower)."""
+    return np.lexsort([df[k].to_numpy() for k in reversed(keys)])
 
 
 def ephemeral_points(flows, protos=("tcp",)) -> pd.DataFrame:
     """(client_ip, ts, src_port, dst, dst_ip, dst_port, proto) per connection, for port-over-time plots."""
     c = _clients(flows, protos)
-    return c[["client_ip", "ts", "src_port", "dst", "dst_ip", "dst_port", "proto"]]
+    out = c[["client_ip", "ts", "src_port", "dst_ip", "dst_port", "proto"]].copy()
+    out["client_ip"] = c.attrs["names"][c["client_ip"].to_numpy()] if len(c) else []
+    out.insert(3, "dst", out["dst_ip"] + ":" + out["dst_port"].astype(str))
+    return out
 
 
 def _ks_pvalue(d: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -73,27 +87,30 @@ def _ks_pvalue(d: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def _ks_uniform(c: pd.DataFrame, lo, hi) -> pd.Series:
-    """KS p-value per client of its ports against uniform over [lo, hi] (scalars or per-row Series)."""
-    s = c[["client_ip", "src_port"]].sort_values(["client_ip", "src_port"], kind="stable")
-    g = s.groupby("client_ip")
-    if isinstance(lo, str):  # "span": each client's own observed [min, max]
-        lo, hi = g["src_port"].transform("min"), g["src_port"].transform("max")
-    f = ((s["src_port"] - lo + 0.5) / (hi - lo + 1)).clip(0, 1)  # continuous approximation of a discrete uniform
-    i = g.cumcount()
-    n = g["src_port"].transform("size")
-    d = np.maximum((i + 1) / n - f, f - i / n).groupby(s["client_ip"]).max()
-    return pd.Series(_ks_pvalue(d.to_numpy(), g.size().reindex(d.index).to_numpy().astype(float)), index=d.index)
-
-
 def _range_fits(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per client and known range: does it hold RANGE_SHARE of the ports, and the KS p-value over it."""
-    p = c["src_port"]
+    """Per client and known range: does it hold RANGE_SHARE of the ports, and the KS p-value over it.
+
+    The "wide" column is the KS p-value over the client's own observed span [min, max].
+    """
+    client = c["client_ip"].to_numpy()
+    port = c["src_port"].to_numpy()
+    order = np.lexsort((port, client))
+    client, port = client[order], port[order].astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, client[1:] != client[:-1]])
+    n = np.diff(np.r_[starts, len(client)])
+    n_row = np.repeat(n, n)
+    i = np.arange(len(client)) - np.repeat(starts, n)  # rank inside the client, ports ascending
+    index = pd.Index(client[starts], name="client_ip")
+    bounds = {**RANGES, "wide": (np.repeat(np.minimum.reduceat(port, starts), n),
+                                 np.repeat(np.maximum.reduceat(port, starts), n))}  # fmt: skip
     contained, pvals = {}, {}
-    for rname, (a, b) in RANGES.items():
-        contained[rname] = ((p >= a) & (p <= b)).groupby(c["client_ip"]).mean() >= RANGE_SHARE
-        pvals[rname] = _ks_uniform(c, a, b)
-    pvals["wide"] = _ks_uniform(c, "span", None)
+    for rname, (lo, hi) in bounds.items():
+        inside = (port >= lo) & (port <= hi)
+        if rname != "wide":
+            contained[rname] = pd.Series(np.add.reduceat(inside, starts) / n >= RANGE_SHARE, index=index)
+        f = np.clip((port - lo + 0.5) / (hi - lo + 1), 0, 1)  # continuous approximation of a discrete uniform
+        d = np.maximum.reduceat(np.maximum((i + 1) / n_row - f, f - i / n_row), starts)
+        pvals[rname] = pd.Series(_ks_pvalue(d, n.astype(np.float64)), index=index)
     return pd.DataFrame(contained), pd.DataFrame(pvals)
 
 
@@ -121,23 +138,24 @@ def _choose_range(contained: pd.DataFrame, pvals: pd.DataFrame, per_dst: pd.Seri
 
 def _peak_concurrent(c: pd.DataFrame) -> pd.Series:
     """Peak number of simultaneous connections from a client to one destination (dst_ip, dst_port)."""
-    key = c["client_ip"] + "|" + c["dst"]
+    key = c.groupby(["client_ip", "dst"], sort=False).ngroup().to_numpy()
     ev = pd.DataFrame(
         {
-            "key": np.concatenate([key.to_numpy(), key.to_numpy()]),
+            "key": np.concatenate([key, key]),
             "client_ip": np.concatenate([c["client_ip"].to_numpy()] * 2),
             "t": np.concatenate([c["t"].to_numpy(), c["t_end"].to_numpy()]),
             # an end at the instant of another start is not overlap: ends sort first
             "delta": np.concatenate([np.ones(len(c), np.int64), -np.ones(len(c), np.int64)]),
         }
-    ).sort_values(["key", "t", "delta"], kind="stable")
+    )
+    ev = ev.take(_order(ev, "key", "t", "delta"))
     ev["open"] = ev.groupby("key")["delta"].cumsum()
     return ev.groupby("client_ip")["open"].max()
 
 
 def _reuse(c: pd.DataFrame, window: float) -> pd.Series:
     """Connections reusing the previous connection's port to the same destination within `window` s."""
-    s = c.sort_values(["client_ip", "dst", "src_port", "t"], kind="stable")
+    s = c.take(_order(c, "client_ip", "dst", "src_port", "t"))
     g = s.groupby(["client_ip", "dst", "src_port"], sort=False)
     gap = s["t"] - g["t_end"].shift(1)
     return (gap <= window).groupby(s["client_ip"]).sum()
@@ -181,7 +199,7 @@ def ephemeral(
     ).sum().replace(0, np.nan)
 
     # Steps per destination: RFC 6056 alg 3/4 keeps one counter per (dst_ip, dst_port).
-    d = c.sort_values(["client_ip", "dst", "t", "src_port"], kind="stable")
+    d = c.take(_order(c, "client_ip", "dst", "t", "src_port"))
     dstep = d.groupby(["client_ip", "dst"], sort=False)["src_port"].diff()
     pairs = dstep.notna().groupby(d["client_ip"]).sum().reindex(n.index, fill_value=0)
     small = dstep.between(1, small_step).groupby(d["client_ip"]).sum().reindex(n.index, fill_value=0)
@@ -206,7 +224,8 @@ def ephemeral(
     hint, reason = _nat_hints(c, n, out)
     out["nat_hint"] = hint & enough
     out["nat_reason"] = reason.where(out["nat_hint"], "")
-    return out.reset_index()[cols]
+    out.index = c.attrs["names"][out.index.to_numpy()]
+    return out.rename_axis("client_ip").reset_index()[cols]
 
 
 def _nat_hints(c: pd.DataFrame, n: pd.Series, out: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
