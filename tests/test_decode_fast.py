@@ -514,6 +514,24 @@ def test_malformed_headers():
     assert rows[3]["src_port"] == 40000  # what was read stays filled
 
 
+def test_ip_length_beyond_the_wire_is_malformed():
+    """Cut by the snapshot length (wirelen > caplen) is TRUNCATED; an IP length larger
+    than the frame was on the wire is impossible (Zeek drops these as truncated_IP)."""
+    v4, v6 = eth(ip4(6, tcp(data=b"d" * 50))), eth(ip6(17, udp(data=b"d" * 50)), 0x86DD)
+    cut4, cut6 = v4[:14 + 20 + 10], v6[:14 + 40 + 4]
+    rows = decode([cut4, cut6, cut4, cut6], wirelen=[len(v4), len(v6), len(cut4), len(cut6)])
+    assert [r["status"] for r in rows] == [Status.TRUNCATED] * 2 + [Status.MALFORMED] * 2
+    lying = eth(ip4(17, udp(data=b"x" * 10), total=20 + 18 + 1))
+    assert one(lying)["status"] == Status.MALFORMED
+
+
+def test_zero_ipv4_total_length_from_segmentation_offload():
+    frame = eth(ip4(6, tcp(sport=4, data=b"o" * 3000), total=0))
+    r = one(frame)
+    assert r["status"] == Status.OK and r["src_port"] == 4
+    assert r["ip_len"] == len(frame) - 14 and r["payload_len"] == 3000
+
+
 def test_deep_ipv6_chain_is_malformed_not_endless():
     headers = b"".join(ext(60, 0) for _ in range(12)) + ext(17, 0)
     r = one(eth(ip6(60, headers + udp()), 0x86DD))
@@ -526,7 +544,7 @@ def test_caplen_guards_against_neighbouring_bytes():
     """A packet cut inside its headers must not borrow the next packet's bytes."""
     full = eth(ip4(6, tcp(sport=1234, dport=80)))
     cut = full[:14 + 20 + 10]
-    rows = decode([cut, full, cut[:14 + 12]], gap=7)
+    rows = decode([cut, full, cut[:14 + 12]], gap=7, wirelen=[len(full)] * 3)
     assert rows[0]["status"] == Status.TRUNCATED and rows[1]["status"] == Status.OK
     assert rows[0]["src_port"] == 1234 and rows[0]["seq"] == 0  # ports read, rest absent
     assert rows[2]["status"] == Status.TRUNCATED and rows[2]["ip_version"] == 4

@@ -23,14 +23,16 @@ A4, B4 = bytes([10, 1, 2, 3]), bytes([10, 4, 5, 6])
 A6, B6 = bytes(15) + b"\x01", b"\x20\x01" + bytes(13) + b"\x02"
 
 
-def make_chunk(packets: list[bytes], linktypes) -> RecordChunk:
+def make_chunk(packets: list[bytes], linktypes, wirelen=None) -> RecordChunk:
+    """Packets as captured; ``wirelen`` their length on the wire (default: as captured)."""
     data = np.frombuffer(b"".join(packets), np.uint8).copy()
     caplen = np.array([len(p) for p in packets], np.uint32)
     start = np.zeros(len(packets), np.int64)
     if len(packets):
         start[1:] = np.cumsum(caplen[:-1].astype(np.int64))
     n = len(packets)
-    return RecordChunk(data, start, caplen, caplen.copy(), np.zeros(n, np.int64),
+    wire = caplen.copy() if wirelen is None else np.asarray(wirelen, np.uint32)
+    return RecordChunk(data, start, caplen, wire, np.zeros(n, np.int64),
                        np.broadcast_to(np.asarray(linktypes, np.uint16), (n,)).copy(),
                        np.zeros(n, np.uint16), start, np.arange(n, dtype=np.int64))
 
@@ -84,7 +86,8 @@ TEMPLATES = [
 @pytest.mark.parametrize("name, linktype, packet, needed", TEMPLATES, ids=[t[0] for t in TEMPLATES])
 def test_every_cut_length(name, linktype, packet, needed):
     cuts = [packet[:k] for k in range(len(packet) + 1)]
-    batch = decode_chunk(make_chunk(cuts, linktype))
+    # cut by the snapshot length: the wire still carried the whole packet
+    batch = decode_chunk(make_chunk(cuts, linktype, wirelen=[len(packet)] * len(cuts)))
     status = batch.column("status").to_numpy()
     complete = Status.FRAGMENT if "later-fragment" in name else Status.OK
     expected = np.where(np.arange(len(cuts)) < needed, Status.TRUNCATED, complete)
@@ -99,7 +102,8 @@ def test_every_cut_length(name, linktype, packet, needed):
 def test_ledger_accounts_for_every_cut():
     cuts = [t[2][:k] for t in TEMPLATES for k in range(len(t[2]) + 1)]
     lts = [t[1] for t in TEMPLATES for _ in range(len(t[2]) + 1)]
-    batch = decode_chunk(make_chunk(cuts, lts))
+    wire = [len(t[2]) for t in TEMPLATES for _ in range(len(t[2]) + 1)]
+    batch = decode_chunk(make_chunk(cuts, lts, wire))
     ledger = Ledger()
     ledger.add_batch(batch.column("status").to_numpy(), batch.column("ip_proto").to_numpy())
     ledger.check()

@@ -37,6 +37,8 @@ def decode_columns(chunk: RecordChunk) -> Columns:
     # a record claiming bytes beyond the buffer would make gathers read past it
     end = np.minimum(start + caplen, len(view.data))
     end = np.maximum(end, start)
+    # where the frame ended on the wire (an IP length beyond it is impossible)
+    wire_end = start + np.maximum(np.asarray(chunk.wirelen, np.int64), caplen)
     cols["index"][:] = chunk.index
     cols["ts"][:] = chunk.ts
     cols["caplen"][:] = caplen
@@ -49,17 +51,18 @@ def decode_columns(chunk: RecordChunk) -> Columns:
     linktype = np.asarray(chunk.linktype)
     for lo in range(0, n, BLOCK):
         hi = min(lo + BLOCK, n)
-        _decode_block(view, cols.block(lo, hi), linktype[lo:hi], start[lo:hi], end[lo:hi])
+        _decode_block(view, cols.block(lo, hi), linktype[lo:hi], start[lo:hi], end[lo:hi],
+                      wire_end[lo:hi])
     return cols
 
 
-def _decode_block(view: ByteView, cols: Columns, linktype, start, end) -> None:
+def _decode_block(view: ByteView, cols: Columns, linktype, start, end, wire_end) -> None:
     net_pos, kind = decode_link(view, cols, linktype, start, end)
     go = []
     for version, decode in ((4, decode_ipv4), (6, decode_ipv6)):
         rows = np.flatnonzero(kind == version)
         if len(rows):
-            go.append(decode(view, cols, rows, net_pos[rows], end[rows]))
+            go.append(decode(view, cols, rows, net_pos[rows], end[rows], wire_end[rows]))
     if go:
         rows, pos, proto, l4len = (np.concatenate(parts) for parts in zip(*go))
         decode_transport(view, cols, rows, pos, end[rows], proto, l4len)

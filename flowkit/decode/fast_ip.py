@@ -39,17 +39,21 @@ def _fail_short(view: ByteView, cols: Columns, rows, pos, avail, version: int) -
     cols.fail(rows[has][wrong], Status.MALFORMED)
 
 
-def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
+def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end, wire_end) -> Continue:
     cols["ip_version"][rows] = 4
     avail = end - pos
     short = avail < 20
     _fail_short(view, cols, rows[short], pos[short], avail[short], 4)
     keep = ~short
-    rows, pos, avail = rows[keep], pos[keep], avail[keep]
+    rows, pos, avail, wire_end = rows[keep], pos[keep], avail[keep], wire_end[keep]
 
     b0 = view.u8(pos)
     ihl = (b0 & 0x0F).astype(np.int64) * 4
-    total = view.u16(pos + 2)
+    total = view.u16(pos + 2).astype(np.int64)
+    # TCP segmentation offload leaves total length 0 in captures taken on the sender:
+    # use the captured bytes instead, as Zeek does (weird "ip_hdr_len_zero")
+    tso = total == 0
+    total[tso] = avail[tso]
     flags_off = view.u16(pos + 6)
     proto = view.u8(pos + 9)
     cols["ip_len"][rows] = total
@@ -65,12 +69,13 @@ def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
     cols["frag"][rows] = frag
     cols["frag_offset"][rows] = frag_offset
 
-    malformed = ((b0 >> 4) != 4) | (ihl < 20) | (total < ihl)
+    # a total length beyond the frame's length on the wire is impossible (not a snaplen cut)
+    malformed = ((b0 >> 4) != 4) | (ihl < 20) | (total < ihl) | (pos + total > wire_end)
     truncated = ~malformed & (avail < ihl)
     cols.fail(rows[malformed], Status.MALFORMED)
     cols.fail(rows[truncated], Status.TRUNCATED)
     good = ~(malformed | truncated)
-    l4len = total.astype(np.int64) - ihl
+    l4len = total - ihl
     later = good & (frag_offset > 0)
     cols.fail(rows[later], Status.FRAGMENT)
     cols["payload_len"][rows[later]] = l4len[later]
@@ -78,13 +83,13 @@ def decode_ipv4(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
     return rows[go], pos[go] + ihl[go], proto[go], l4len[go]
 
 
-def decode_ipv6(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
+def decode_ipv6(view: ByteView, cols: Columns, rows, pos, end, wire_end) -> Continue:
     cols["ip_version"][rows] = 6
     avail = end - pos
     short = avail < 40
     _fail_short(view, cols, rows[short], pos[short], avail[short], 6)
     keep = ~short
-    rows, pos, end = rows[keep], pos[keep], end[keep]
+    rows, pos, end, wire_end = rows[keep], pos[keep], end[keep], wire_end[keep]
 
     b0 = view.u8(pos)
     plen = view.u16(pos + 4).astype(np.int64)
@@ -93,7 +98,7 @@ def decode_ipv6(view: ByteView, cols: Columns, rows, pos, end) -> Continue:
     cols["ttl"][rows] = view.u8(pos + 7)
     cols["src_ip"][rows] = view.rows16(pos + 8)
     cols["dst_ip"][rows] = view.rows16(pos + 24)
-    bad = (b0 >> 4) != 6
+    bad = ((b0 >> 4) != 6) | (pos + 40 + plen > wire_end)
     cols["ip_proto"][rows] = nh
     cols.fail(rows[bad], Status.MALFORMED)
     keep = ~bad
