@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         results.append(timed(f"rotated, in-process, stitch", run(str(rotated), stitch=True), args.runs, packets))
         for n in (1, 2):
             t = time.perf_counter()
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
                 start = time.perf_counter() - t
                 print(f"LocalCluster({n}) start-up: {start:.2f} s", flush=True)
                 addr = c.scheduler_address

@@ -19,7 +19,7 @@ from test_batch_run import N_TCP, all_packets, dataset_rows, write_pcap, write_r
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as c:
         yield c
 
@@ -80,6 +80,7 @@ def alive(proc) -> bool:
         return False
 
 
+@pytest.mark.slow  # starts its own cluster: about 10 s on a busy 2-core machine
 def test_workers_starts_and_stops_its_own_cluster(captures, tmp_path):
     psutil = pytest.importorskip("psutil")
     me = psutil.Process()

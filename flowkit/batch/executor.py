@@ -40,13 +40,14 @@ class DaskExecutor:
             self.client = scheduler  # a Client the caller manages
             self._own_client = False
         elif scheduler is not None:
+            _check_reachable(scheduler)
             try:
                 self.client = Client(scheduler, timeout="10s")
             except OSError as exc:
                 raise FlowkitError(f"{scheduler}: cannot reach the Dask scheduler: {exc}") from exc
         else:
             self._cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
             )
             self.client = Client(self._cluster)
         n = len(self.client.scheduler_info().get("workers", {}))
@@ -73,6 +74,23 @@ class DaskExecutor:
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in a second, with one line, when nothing listens at a tcp:// scheduler address
+    (the Dask client would otherwise retry until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if "://" not in address:
+        address = "tcp://" + address
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+        return  # other transports (tls, inproc, ucx): let the client judge
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+    except OSError as exc:
+        raise FlowkitError(f"{address}: cannot reach the Dask scheduler: {exc.strerror or exc}") from None
 
 
 def make_executor(workers: int | None = None, scheduler=None):
