@@ -1,0 +1,41 @@
+"""flowkit's flow table against Zeek's own baseline conn.log files (../shared/corpus/zeek).
+
+Thresholds: packets and IP bytes per direction on >= 99% of compared rows, conn_state
+and history on >= 95%. Scoring, exclusions (bad-checksum rows in runs without -C,
+rows of link types the packet layer does not decode) and the per-trace table live in
+benchmarks/conformance_report.py, which also regenerates docs/conformance.md.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = [pytest.mark.corpus, pytest.mark.slow]
+
+
+def _report():
+    spec = importlib.util.spec_from_file_location("conformance_report", ROOT / "benchmarks" / "conformance_report.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zeek_conn_log_conformance(corpus):
+    report = _report()
+    scores = report.score_all()
+    for s in scores:
+        counts = min(s.ok[f] for f in report.COUNT_FIELDS) if s.rows else 0
+        print(f"{s.test:62s} rows={s.rows:3d} counts={counts:3d} conn_state={s.ok['conn_state']:3d} "
+              f"history={s.ok['history']:3d} excluded={dict(s.excluded)} {s.error}")
+    assert not [s.test for s in scores if s.error]
+    t = report.totals(scores)
+    print(t)
+    assert t["rows"] >= 100  # the corpus really was compared
+    for f in report.COUNT_FIELDS:
+        assert t[f] >= 0.99, (f, t[f])
+    assert t["conn_state"] >= 0.95 and t["history"] >= 0.95, t

@@ -1,0 +1,68 @@
+"""FlowTable outputs: Parquet, CSV, JSON lines, Zeek conn.log TSV; schema and flow_id stability."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+import flowkit
+from flowkit.errors import FlowkitError
+from flowkit.flows.schema import FLOW_SCHEMA
+from flowgen import Conversation, batch, batches, pkt
+
+
+@pytest.fixture(scope="module")
+def table():
+    c = Conversation("10.0.0.1", 40000, "10.0.0.2", 80).handshake()
+    c.data(True, 10)
+    c.close()
+    udp = [pkt(c.t + 1, "10.0.0.3", 5000, "10.0.0.53", 53, proto="udp", payload=12)]
+    return flowkit.flows([batch(c.packets + udp)])
+
+
+def test_schema_is_the_contract(table):
+    assert table.schema.equals(FLOW_SCHEMA)
+    assert len(table) == 2
+
+
+def test_parquet_round_trip(table, tmp_path):
+    table.write(tmp_path / "f.parquet")
+    assert pq.read_table(tmp_path / "f.parquet").equals(table.to_arrow())
+
+
+def test_csv_and_jsonl(table, tmp_path):
+    table.write(tmp_path / "f.csv")
+    back = pcsv.read_csv(tmp_path / "f.csv")
+    assert back.num_rows == 2 and back.column("history").to_pylist() == table.to_arrow().column("history").to_pylist()
+    table.write(tmp_path / "f.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert [r["src_port"] for r in rows] == [40000, 5000]
+    assert rows[1]["syn_ts"] is None and rows[0]["ts_start"].endswith("+00:00")
+
+
+def test_zeek_conn_log(table, tmp_path):
+    table.write(tmp_path / "conn.log")
+    lines = (tmp_path / "conn.log").read_text().splitlines()
+    fields = next(line for line in lines if line.startswith("#fields")).split("\t")[1:]
+    rows = [dict(zip(fields, line.split("\t"))) for line in lines if not line.startswith("#")]
+    assert fields[:6] == ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"]
+    assert rows[0]["history"] == "ShADFf"  # SYN, SYN-ACK, ACK, data, FIN, FIN, (ACK already seen)
+    assert rows[0]["orig_pkts"] == str(table.to_arrow().column("src_pkts")[0].as_py())
+    assert rows[1]["service"] == "-" and rows[1]["proto"] == "udp"
+    table.write(tmp_path / "conn.txt", format="zeek")
+    assert (tmp_path / "conn.txt").read_text() == (tmp_path / "conn.log").read_text()
+
+
+def test_unknown_extension_is_a_clear_error(table, tmp_path):
+    with pytest.raises(FlowkitError, match="format"):
+        table.write(tmp_path / "f.xyz")
+
+
+def test_flow_id_is_stable_across_chunking():
+    c = Conversation("10.0.0.1", 40000, "10.0.0.2", 80).handshake()
+    c.close()
+    ids = {tuple(flowkit.flows(batches(c.packets, cuts)).to_arrow().column("flow_id").to_pylist())
+           for cuts in ([], [1], [2, 4], list(range(1, 7)))}
+    assert len(ids) == 1
