@@ -131,7 +131,9 @@ def load_flows(s: Settings):
     with ReadProgress(s.captures, quiet=s.quiet):
         table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
         frame = table.to_pandas()  # materialize inside the progress bar: reading happens here
-    return frame, getattr(table, "stats", None)
+    ledger = getattr(table, "stats", None)
+    _warn_damage(ledger, s.quiet)
+    return frame, ledger
 
 
 _flows_frame = load_flows
@@ -144,6 +146,14 @@ def _emit(df, view, *, json: bool, limit: Optional[int], noun: str, title: Optio
         write_json_lines(df, limit=limit)
     else:
         print_table(df, view, limit=20 if limit is None else limit, noun=noun, title=title)
+
+
+def _warn_damage(ledger, quiet: bool) -> None:
+    """Damaged input is never silent: one stderr line per damage, even without --stats."""
+    if quiet or ledger is None:
+        return
+    for damage in getattr(ledger, "damage", []) or []:
+        print(f"flowkit: warning: {damage} (packets before it kept; --strict fails instead)", file=sys.stderr)
 
 
 def _print_stats(ledger, *, to_stderr: bool) -> None:
@@ -202,6 +212,7 @@ def flows(
         with ReadProgress(captures, quiet=quiet):
             table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
             table.write(str(output), format=fmt)
+        _warn_damage(getattr(table, "stats", None), quiet)
         if not quiet:
             print(f"wrote {table.num_rows if hasattr(table, 'num_rows') else len(table.to_pandas())} flows "
                   f"to {output} ({fmt})", file=sys.stderr)
@@ -255,9 +266,7 @@ def packets(
     if json:
         write_json_lines(df)
     else:
-        print_table(df, PACKET_VIEW, limit=None, noun="packets")
-        if total > len(df):
-            print(f"{len(df)} of {total} packets")
+        print_table(df, PACKET_VIEW, limit=None, noun="packets", total=total)
     if stats:
         _print_stats(table.stats, to_stderr=json)
 

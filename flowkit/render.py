@@ -38,6 +38,8 @@ def format_value(value) -> str:
             return "-"
         if value == int(value) and abs(value) < 1e15:
             return str(int(value))
+        if abs(value) < 1e6:  # seconds and shares: fixed point, no exponent
+            return f"{value:.6f}".rstrip("0").rstrip(".")
         return f"{value:.6g}"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -60,13 +62,17 @@ def print_table(
     limit: int | None = 20,
     title: str | None = None,
     noun: str = "rows",
+    total: int | None = None,
     console: Console | None = None,
 ) -> None:
-    """An aligned table of the first ``limit`` rows and a footer "N of M <noun>"."""
+    """An aligned table of the first ``limit`` rows and a footer "N of M <noun>".
+
+    ``total`` is M when ``df`` holds only the first rows of something larger.
+    """
     console = console or stdout_console()
     if columns is not None:
         df = df[[c for c in columns if c in df.columns]]
-    total = len(df)
+    total = len(df) if total is None else total
     shown = df if limit is None or limit < 0 else df.head(limit)
     table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
     for name in shown.columns:

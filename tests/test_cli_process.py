@@ -1,0 +1,47 @@
+"""The flowkit command as a process: standard input, tracebacks, exit status, the console script."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import flowkit
+from conftest import SAMPLES
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def flowkit_process(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "flowkit", *map(str, args)], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def test_stdin_and_exit_status():
+    proc = flowkit_process("handshakes", "-", "--json", stdin=(SAMPLES / "refused.pcap").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    rows = json_lines(proc.stdout.decode())
+    assert [(r["dst_port"], r["conn_state"]) for r in rows] == [(8081, "REJ")]
+
+
+def test_no_traceback_unless_debug(tmp_path):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"\x00" * 64)
+    proc = flowkit_process("flows", junk)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert err.startswith(f"flowkit: {junk}: offset 0: ") and "Traceback" not in err
+    proc = flowkit_process("flows", junk, "--debug")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr.decode()
+
+
+def test_console_script():
+    exe = shutil.which("flowkit")
+    if exe is None:
+        pytest.skip("the flowkit console script is not on PATH (pip install -e .)")
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"flowkit {flowkit.__version__}"
