@@ -87,7 +87,7 @@ def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit repor
     body = [
         S.overview(df, led, sources),
         S.ledger_section(led),
-        S.tiers_section(run("port_tiers", df) if len(df) else None),
+        S.tiers_section(run("port_tiers", df) if len(df) else None, _p2p_count(run, df)),
         S.services_section(run("services", df) if len(df) else None),
         S.handshakes_section(run("handshakes", df) if has_tcp else None,
                              run("handshake_summary", df) if has_tcp else None,
@@ -117,6 +117,13 @@ def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit repor
         f"<footer>made by flowkit {escape(__version__)} on {made}</footer>"
         f"<script>{_asset('report.js')}</script></body></html>\n"
     )
+
+
+def _p2p_count(run, df) -> int | None:
+    if not len(df):
+        return None
+    found = run("p2p_flows", df)
+    return None if found is None else len(found)
 
 
 def _is_dataset(p: Path) -> bool:

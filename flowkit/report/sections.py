@@ -116,7 +116,7 @@ def ledger_section(ledger: dict | None) -> str:
 # ---------------------------------------------------------------- ports
 
 
-def tiers_section(tiers: pd.DataFrame) -> str:
+def tiers_section(tiers: pd.DataFrame, p2p: int | None = None) -> str:
     if tiers is None or len(tiers) == 0:
         return section("tiers", "Traffic by IANA port tier", empty_note("no TCP or UDP flows in this capture"))
     tcol = pick(tiers, "tier") or tiers.columns[0]
@@ -142,7 +142,11 @@ def tiers_section(tiers: pd.DataFrame) -> str:
     intro = ("Tiers are judged on the responder (server) port, per RFC 6335: well-known 0–1023, "
              "registered 1024–49151, dynamic 49152–65535. Traffic to dynamic ports usually means "
              "peer-to-peer or negotiated data channels.")
-    return section("tiers", "Traffic by IANA port tier", grid(*charts) + table(tiers, formats=fmts), intro)
+    p2p_line = ""
+    if p2p is not None:
+        p2p_line = (f'<p class="p2p">{p2p:,} flow{"" if p2p == 1 else "s"} with both ports dynamic '
+                    f"(≥ 49152): peer-to-peer style, no service port on either side.</p>")
+    return section("tiers", "Traffic by IANA port tier", grid(*charts) + p2p_line + table(tiers, formats=fmts), intro)
 
 
 def services_section(services: pd.DataFrame) -> str:
@@ -319,7 +323,10 @@ def scans_section(scans: pd.DataFrame) -> str:
     fm = {c: (lambda v: "" if pd.isna(v) else f"{v:.0%}") for c in scans.columns if c.startswith("share")}
     intro = ("Sources with many unanswered or rejected attempts: vertical (many ports of one host) or "
              "horizontal (one port across many hosts), with the evidence.")
-    return section("scans", "Scans", table(scans, formats=fm, max_rows=100), intro)
+    fm["span"] = lambda v: "" if pd.isna(v) else f"{float(v):.3f} s"
+    # target_ip/target_port repeat "target"; the table stays narrow enough to read
+    cols = [c for c in scans.columns if c not in ("target_ip", "target_port")]
+    return section("scans", "Scans", table(scans, cols, formats=fm, max_rows=100), intro)
 
 
 # ---------------------------------------------------------------- top flows
