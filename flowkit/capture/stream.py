@@ -55,6 +55,9 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
+        readinto = getattr(self._f, "readinto", None)
+        if readinto is not None:
+            return readinto(b) or 0
         data = self._f.read(len(b))
         n = len(data)
         b[:n] = data
@@ -124,40 +127,34 @@ class ByteStream:
         self.eof = False
         self.error: str | None = None  # decompression failure, reported as damage
 
-    def _read(self, n: int) -> bytes:
-        if self.eof or n <= 0:
-            return b""
+    def _readinto(self, view) -> int:
+        """Fill some of ``view``; 0 at end of stream or on a decompression error."""
+        if self.eof:
+            return 0
         try:
-            # read1 on decompressors: at most one underlying read, so a corrupt or cut
+            # readinto1 on decompressors: at most one underlying read, so a corrupt or cut
             # compressed stream loses nothing that was decompressed before the error
-            data = self.f.read1(n) if self.compression else self.f.read(n)
+            n = self.f.readinto1(view) if self.compression else self.f.readinto(view)
         except DECOMPRESS_ERRORS as e:
             self.eof = True
             self.error = f"{self.compression or 'read'} error: {e}"
-            return b""
-        if not data:
+            return 0
+        if not n:
             self.eof = True
-        return data
+        return n or 0
 
     def refill(self, want: int) -> bytearray:
-        parts = [self.tail]
-        got = 0
-        while got < want and not self.eof:
-            data = self._read(want - got)
-            got += len(data)
-            parts.append(data)
+        k = len(self.tail)
+        buf = bytearray(k + want)
+        buf[:k] = self.tail
+        filled = k
+        with memoryview(buf) as view:
+            while filled < len(buf) and not self.eof:
+                filled += self._readinto(view[filled:])
+        del buf[filled:]
         self.tail = b""
-        return bytearray(b"".join(parts))
+        return buf
 
     def consume(self, buf, pos: int) -> None:
         self.tail = bytes(buf[pos:])
         self.base += pos
-
-    def skip(self, n: int) -> int:
-        """Discard ``n`` bytes after the tail (which must be empty); returns bytes skipped."""
-        assert not self.tail
-        done = 0
-        while done < n and not self.eof:
-            done += len(self._read(min(n - done, 1 << 20)))
-        self.base += done
-        return done
