@@ -33,9 +33,10 @@ def decode_transport(view: ByteView, cols: Columns, rows, pos, end, proto, l4len
 
 def _ports(view: ByteView, cols: Columns, rows, pos, avail) -> None:
     has = avail >= 4
-    r, p = rows[has], pos[has]
-    cols["src_port"][r] = view.u16(p)
-    cols["dst_port"][r] = view.u16(p + 2)
+    r = rows[has]
+    word = view.u32(pos[has])
+    cols["src_port"][r] = word >> 16
+    cols["dst_port"][r] = word & 0xFFFF
 
 
 def _split(cols: Columns, rows, l4len, avail, need: int):
@@ -71,13 +72,13 @@ def _tcp(view, cols, rows, pos, end, l4len) -> None:
     _ports(view, cols, rows, pos, avail)
     ok = _split(cols, rows, l4len, avail, 20)
     rows, pos, avail, l4len = rows[ok], pos[ok], avail[ok], l4len[ok]
-    b12 = view.u8(pos + 12)
-    flags = view.u8(pos + 13).astype(np.uint16) | ((b12 & 1).astype(np.uint16) << 8)
-    hlen = (b12 >> 4).astype(np.int64) * 4
+    word = view.u32(pos + 12)  # data offset, NS, flags, window
+    flags = (word >> 16) & 0x1FF  # byte 13 plus the NS bit from byte 12
+    hlen = (word >> 28).astype(np.int64) * 4
     cols["seq"][rows] = view.u32(pos + 4)
     cols["ack"][rows] = view.u32(pos + 8)
     cols["tcp_flags"][rows] = flags
-    cols["window"][rows] = view.u16(pos + 14)
+    cols["window"][rows] = word & 0xFFFF
     cols["tcp_hdr_len"][rows] = hlen
     malformed = (hlen < 20) | (hlen > l4len)
     truncated = ~malformed & (avail < hlen)
