@@ -1,14 +1,14 @@
 """Batch throughput: in-process vs Dask LocalCluster (1 and 2 workers), and byte-range splitting.
 
 Data (git-ignored, built on first use from the nfstream corpus via make_mix.py):
-  benchmarks/data/mix.pcap            the Ethernet mix, repeated --repeat times
-  benchmarks/data/rotated/dump.pcap*  the same packets cut into --files rotated files
+  benchmarks/data/mix.pcap                the Ethernet mix (make_mix.py --repeat 24: ~1M packets)
+  benchmarks/data/rotated-mix-N/dump.pcap*  the same packets cut into N rotated files (--files)
 
 Measures packets/s of the whole flowkit.batch call (discovery, hashing, decode, flows,
 Parquet writes, manifest). Dask runs use a cluster started beforehand (its start-up
 time is reported on its own); every configuration runs once to warm up (numba
 compilation in fresh worker processes) and is then timed --runs times (best kept).
-Usage: python benchmarks/bench_batch.py [--repeat 6] [--files 12] [--runs 2]
+Usage: python benchmarks/bench_batch.py [--repeat 24] [--files 16] [--runs 2]
 """
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ DATA = HERE / "data"
 
 
 def build_data(repeat: int, files: int) -> tuple[Path, Path]:
-    mix = DATA / f"mix-x{repeat}.pcap"
+    mix = DATA / "mix.pcap" if repeat == 24 else DATA / f"mix-x{repeat}.pcap"
     if not mix.exists():
         subprocess.run([sys.executable, str(HERE / "make_mix.py"), "--repeat", str(repeat), str(HERE.parent.parent / "shared" / "corpus" / "nfstream"), str(mix)], check=True)
-    rotated = DATA / f"rotated-x{repeat}-{files}"
+    rotated = DATA / f"rotated-{mix.stem}-{files}"
     if not rotated.exists():
-        tmp = Path(tempfile.mkdtemp(dir=DATA))
+        tmp = Path(tempfile.mkdtemp(dir=DATA, prefix=".building-"))
         per_file = mix.stat().st_size // files + 1
         with open(mix, "rb") as f:
             reader = dpkt.pcap.Reader(f)
@@ -72,8 +72,8 @@ def main(argv=None) -> int:
     from distributed import LocalCluster
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=6, help="mix repetitions (6: about 100 MB)")
-    ap.add_argument("--files", type=int, default=12, help="rotated files to cut the mix into")
+    ap.add_argument("--repeat", type=int, default=24, help="mix repetitions (24: about a million packets)")
+    ap.add_argument("--files", type=int, default=16, help="rotated files to cut the mix into")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)

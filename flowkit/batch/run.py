@@ -162,6 +162,14 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
     return entries
 
 
+def _hash_all(captures: list[CaptureInput]) -> dict[str, str]:
+    """SHA-256 of every input; hashlib releases the GIL on large blocks, so threads overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, len(captures))) as pool:
+        return dict(zip((c.source for c in captures), pool.map(lambda c: sha256_file(c.path), captures)))
+
+
 def batch(
     inputs,
     out,
@@ -205,7 +213,7 @@ def batch(
     entries: dict[str, dict] = {e["source"]: e for e in previous.get("captures", [])}
     record = mf.options_record(options, stitch)
     digest = mf.options_digest(record)
-    hashes = {c.source: sha256_file(c.path) for c in captures}
+    hashes = _hash_all(captures)
 
     units = plan_units(captures, stitch)
     todo = []
