@@ -51,10 +51,11 @@ SCAN_VIEW = ["src_ip", "kind", "target", "distinct_ports", "distinct_hosts", "at
 class Settings:
     """Options shared by the commands that read captures."""
 
-    def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet):
+    def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None):
         self.captures = list(captures)
         self.engine = engine
-        self.filter = filter
+        self.filter = filter  # over flows: src = originator, dst = responder
+        self.packet_filter = packet_filter  # over packets, before flows are built (tcpdump's view)
         self.idle_timeout = idle_timeout
         self.udp_timeout = udp_timeout
         self.strict = strict
@@ -70,8 +71,8 @@ class Settings:
 
     def flow_options(self) -> dict:
         options = {"engine": self.engine, "strict": self.strict}
-        if self.filter:
-            options["filter"] = self.filter
+        if self.packet_filter:
+            options["filter"] = self.packet_filter
         if self.idle_timeout is not None:
             options["tcp_timeout"] = self.idle_timeout
         if self.udp_timeout is not None:
@@ -82,7 +83,9 @@ class Settings:
 # ----------------------------------------------------------------------------- shared options
 CapturesArg = typer.Argument(..., metavar="CAPTURE", help="pcap/pcapng files (compressed too); '-' reads standard input; analyses also accept a flows .parquet file")
 EngineOpt = typer.Option("fast", "--engine", "-e", help="decode engine: fast, dpkt or pyshark")
-FilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="tcpdump-style packet filter, e.g. 'tcp and port 80'")
+FilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="keep flows matching a tcpdump-style expression (src = originator, dst = responder), e.g. 'tcp and dst port 80'")
+PacketFilterOpt = typer.Option(None, "--packet-filter", metavar="EXPR", help="keep only packets matching EXPR before building flows (tcpdump semantics, packet by packet)")
+PacketOnlyFilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="keep packets matching a tcpdump-style expression, e.g. 'tcp and port 80'")
 IdleOpt = typer.Option(None, "--idle-timeout", metavar="S", help="TCP inactivity timeout in seconds (default 300, as Zeek)")
 UdpOpt = typer.Option(None, "--udp-timeout", metavar="S", help="UDP inactivity timeout in seconds (default 60, as Zeek)")
 StrictOpt = typer.Option(False, "--strict", help="fail on the first damaged record instead of keeping what was read")
@@ -93,28 +96,46 @@ LimitOpt = typer.Option(None, "--limit", "-n", metavar="N", help="rows to show (
 StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
 
 
-def _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet) -> Settings:
+def _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None) -> Settings:
     if engine not in ENGINES:
         raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
-    if filter:
-        from flowkit.filter import compile_filter
+    from flowkit.filter import compile_filter
 
-        compile_filter(filter)  # a bad expression fails before any capture is read
+    for expr in (filter, packet_filter):
+        if expr:
+            compile_filter(expr)  # a bad expression fails before any capture is read
     for name, value in (("--idle-timeout", idle_timeout), ("--udp-timeout", udp_timeout)):
         if value is not None and value <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint=f"'{name}'")
-    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
 
 
 def _is_flow_file(path: str) -> bool:
     return path != "-" and Path(path).suffix.lower() in (".parquet", ".pq")
 
 
-def load_flows(s: Settings):
-    """(flows, ledger): a FlowTable from captures, or a DataFrame read from flow Parquet files."""
+def build_table(s: Settings):
+    """FlowTable of the captures: packet filter while reading, then the flow filter."""
     import flowkit
+    from flowkit.flows import FlowTable
     from flowkit.render import ReadProgress
 
+    if any(_is_flow_file(c) for c in s.captures):
+        raise click.UsageError("give either captures or flow .parquet files, not both")
+    sources = s.sources()
+    with ReadProgress(s.captures, quiet=s.quiet):
+        table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
+    _warn_damage(table.stats, s.quiet)
+    if s.filter:
+        from flowkit.filter import compile_flow_filter
+
+        arrow = table.to_arrow()
+        table = FlowTable(arrow.filter(compile_flow_filter(s.filter)(arrow)), table.stats)
+    return table
+
+
+def load_flows(s: Settings):
+    """(flows DataFrame, ledger): from captures, or read from flow Parquet files (ledger None)."""
     if s.captures and all(_is_flow_file(c) for c in s.captures):
         import pandas as pd
         import pyarrow.parquet as pq
@@ -125,15 +146,8 @@ def load_flows(s: Settings):
 
             df = df[compile_flow_filter(s.filter)(df)].reset_index(drop=True)
         return df, None
-    if any(_is_flow_file(c) for c in s.captures):
-        raise click.UsageError("give either captures or flow .parquet files, not both")
-    sources = s.sources()
-    with ReadProgress(s.captures, quiet=s.quiet):
-        table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
-        frame = table.to_pandas()  # materialize inside the progress bar: reading happens here
-    ledger = getattr(table, "stats", None)
-    _warn_damage(ledger, s.quiet)
-    return frame, ledger
+    table = build_table(s)
+    return table.to_pandas(), table.stats
 
 
 _flows_frame = load_flows
@@ -186,6 +200,7 @@ def flows(
     format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix, else parquet)"),
     engine: str = EngineOpt,
     filter: Optional[str] = FilterOpt,
+    packet_filter: Optional[str] = PacketFilterOpt,
     idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt,
     stats: bool = StatsOpt,
@@ -196,7 +211,7 @@ def flows(
     debug: bool = DebugOpt,
 ) -> None:
     """Build the five-tuple flow table (Zeek conn.log semantics)."""
-    s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+    s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
     if any(_is_flow_file(c) for c in captures):
         raise click.UsageError("'flows' reads captures; analyses accept flow .parquet files")
     if format is not None and format not in FORMATS:
@@ -205,17 +220,10 @@ def flows(
         raise click.UsageError("--json writes to the terminal; with -o use --format jsonl")
     if output is not None:
         fmt = format or SUFFIX_FORMATS.get(output.suffix.lower(), "parquet")
-        import flowkit
-        from flowkit.render import ReadProgress
-
-        sources = s.sources()
-        with ReadProgress(captures, quiet=quiet):
-            table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
-            table.write(str(output), format=fmt)
-        _warn_damage(getattr(table, "stats", None), quiet)
+        table = build_table(s)
+        table.write(str(output), format=fmt)
         if not quiet:
-            print(f"wrote {table.num_rows if hasattr(table, 'num_rows') else len(table.to_pandas())} flows "
-                  f"to {output} ({fmt})", file=sys.stderr)
+            print(f"wrote {len(table)} flows to {output} ({fmt})", file=sys.stderr)
         if stats:
             _print_stats(getattr(table, "stats", None), to_stderr=True)
         return
@@ -229,7 +237,7 @@ def flows(
 def packets(
     captures: List[str] = CapturesArg,
     engine: str = EngineOpt,
-    filter: Optional[str] = FilterOpt,
+    filter: Optional[str] = PacketOnlyFilterOpt,
     stats: bool = StatsOpt,
     limit: Optional[int] = LimitOpt,
     json: bool = JsonOpt,
@@ -285,13 +293,14 @@ def _analysis_command(name: str, help_text: str):
 def handshakes(
     captures: List[str] = CapturesArg,
     summary: bool = typer.Option(False, "--summary", help="one row per outcome instead of one per flow"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
     quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
 ) -> None:
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
     if summary:
         table = analysis.handshake_summary(df)
         if "outcome" not in table.columns:
@@ -305,13 +314,14 @@ def handshakes(
 def ports(
     captures: List[str] = CapturesArg,
     top: int = typer.Option(20, "--top", help="services to list"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
     quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
 ) -> None:
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
     tiers = analysis.port_tiers(df)
     services = analysis.services(df, top=top)
     if json:
@@ -329,26 +339,28 @@ def ports(
 @_analysis_command("ephemeral", "Client ephemeral-port allocation per host: range, scheme, reuse, headroom.")
 def ephemeral(
     captures: List[str] = CapturesArg,
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
     quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
 ) -> None:
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
     _emit(analysis.ephemeral(df), EPHEMERAL_VIEW, json=json, limit=limit, noun="clients")
 
 
 @_analysis_command("exposure", "Server ports seen: open, closed (RST) or filtered (no answer).")
 def exposure(
     captures: List[str] = CapturesArg,
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
     quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
 ) -> None:
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
     _emit(analysis.exposure(df), EXPOSURE_VIEW, json=json, limit=limit, noun="server ports")
 
 
@@ -357,13 +369,14 @@ def scans(
     captures: List[str] = CapturesArg,
     min_ports: int = typer.Option(20, "--min-ports", help="failed ports on one host that make a vertical scan"),
     min_hosts: int = typer.Option(20, "--min-hosts", help="failed hosts on one port that make a horizontal scan"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
     quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
 ) -> None:
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet))
+    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
     found = analysis.scans(df, vertical_ports=min_ports, horizontal_hosts=min_hosts)
     _emit(found, SCAN_VIEW, json=json, limit=limit, noun="scans")
 
@@ -373,28 +386,26 @@ def report(
     captures: List[str] = CapturesArg,
     output: Path = typer.Option(..., "--output", "-o", help="HTML file to write"),
     title: Optional[str] = typer.Option(None, "--title", help="page title"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, quiet: bool = QuietOpt, strict: bool = StrictOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Write the self-contained HTML report (captures, flow .parquet files, or a batch dataset directory)."""
     from flowkit.report import write_report
 
-    s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet)
     if len(captures) == 1 and os.path.isdir(captures[0]):
+        if filter or packet_filter:
+            raise click.UsageError("--filter and --packet-filter apply to captures, not to a dataset directory")
         source = captures[0]  # a batch-mode dataset
-    elif all(_is_flow_file(c) for c in captures):
-        source, _ = _flows_frame(s)
     else:
-        from flowkit.render import ReadProgress
-
-        sources = s.sources()
-        with ReadProgress(captures, quiet=quiet):
-            path = write_report(sources if len(sources) > 1 else sources[0], output, title=title,
-                                **s.flow_options())
-        if not quiet:
-            print(f"wrote {path}", file=sys.stderr)
-        return
+        s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+        if all(_is_flow_file(c) for c in captures):
+            source, _ = load_flows(s)
+        else:
+            source = build_table(s)  # a FlowTable: the report shows its ledger too
+            if title is None and len(captures) == 1:
+                title = f"flowkit report: {Path(captures[0]).name}"
     path = write_report(source, output, title=title)
     if not quiet:
         print(f"wrote {path}", file=sys.stderr)
@@ -408,14 +419,17 @@ def batch(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="run on a local Dask cluster of N processes"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDR", help="address of a running Dask scheduler"),
     force: bool = typer.Option(False, "--force", help="reprocess captures the manifest lists as done"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, idle_timeout: Optional[float] = IdleOpt,
+    engine: str = EngineOpt, packet_filter: Optional[str] = PacketFilterOpt,
+    idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt, quiet: bool = QuietOpt, strict: bool = StrictOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Many captures into a partitioned Parquet flow dataset (in-process or on Dask)."""
     import flowkit
 
-    s = _settings(inputs, engine, filter, idle_timeout, udp_timeout, strict, quiet)
+    if any(os.path.isfile(i) and _is_flow_file(i) for i in inputs):
+        raise click.UsageError("batch reads captures, not flow .parquet files")
+    s = _settings(inputs, engine, None, idle_timeout, udp_timeout, strict, quiet, packet_filter)
     if workers is not None and workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="'--workers'")
 

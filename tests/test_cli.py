@@ -254,3 +254,16 @@ def test_batch(run, tmp_path):
     assert (out_dir / "manifest.json").is_file()
     flows = flowkit.read_dataset(str(out_dir))
     assert flows.num_rows == 1 + 12
+
+
+def test_flow_filter_versus_packet_filter(run):
+    # --filter keeps whole connections (dst = responder); --packet-filter keeps packets as
+    # tcpdump would, so "dst port 8081" drops the RST coming back from port 8081
+    rc, out, _ = run("handshakes", REFUSED, "--json", "--filter", "dst port 8081")
+    assert [(r["conn_state"], r["outcome"]) for r in json_lines(out)] == [("REJ", "rejected")]
+    rc, out, _ = run("handshakes", REFUSED, "--json", "--packet-filter", "dst port 8081")
+    assert [(r["conn_state"], r["outcome"]) for r in json_lines(out)] == [("S0", "unanswered")]
+    rc, out, _ = run("flows", REFUSED, "--json", "--filter", "src port 8081")
+    assert rc == 0 and out == ""  # the originator's port is not 8081
+    rc, out, err = run("report", str(SAMPLES), "-o", "x.html", "--filter", "tcp")
+    assert rc == 2 and "dataset directory" in err
