@@ -131,7 +131,7 @@ def check_invariants(batch) -> None:
     assert (cols["src_port"][no_ports] == 0).all()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(LINKTYPES, st.binary(max_size=120)), min_size=1, max_size=20))
 def test_random_bytes_never_raise(packets):
     batch = decode_chunk(make_chunk([p for _, p in packets], [lt for lt, _ in packets]))
@@ -139,7 +139,7 @@ def test_random_bytes_never_raise(packets):
     check_invariants(batch)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_real_headers_never_raise(data):
     """Valid templates with random bytes overwritten and random cuts: deep paths, bad values."""
