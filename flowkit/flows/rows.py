@@ -5,15 +5,12 @@ connection key hash) and ``_prefix`` (see state.py), dropped by ``finalize``.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import struct
-
 import numpy as np
 import pyarrow as pa
 
 from flowkit.decode.addresses import to_strings
 from flowkit.flows import kernel as k
+from flowkit.flows.community import community_ids
 from flowkit.flows.keys import (
     K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_HASH, K_IPVER, K_IVLAN, K_PROTO, K_VLAN, mix,
 )
@@ -25,32 +22,21 @@ FLAG_NAMES = ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
 
 
 def _side(C: np.ndarray, side: np.ndarray, col: int) -> np.ndarray:
-    return C[np.arange(len(C)), k.N_CONN + side * k.N_SIDE + col]
+    """Per row, column ``col`` of the endpoint on canonical side ``side`` (0 or 1)."""
+    return np.where(side == 0, C[:, k.N_CONN + col], C[:, k.N_CONN + k.N_SIDE + col])
 
 
 def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     words = np.empty((len(hi), 2), dtype=">u8")  # big-endian: byte order of the address
     words[:, 0], words[:, 1] = hi, lo
-    raw = words.view(np.uint8).reshape(-1, 16)
+    # convert each distinct address once: hosts repeat across flows
+    uniq, inverse = np.unique(words.view("V16").ravel(), return_inverse=True)
+    raw = np.frombuffer(uniq.tobytes(), np.uint8).reshape(-1, 16)
     arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.tobytes())])
-    return to_strings(arr)
+    return to_strings(arr).take(pa.array(inverse.ravel().astype(np.int64)))
 
 
-def _community_id(K: np.ndarray) -> list[str]:
-    """Community ID v1, seed 0; side A is the smaller endpoint, as the spec orders them."""
-    out = []
-    for row in K:
-        ahi, alo, bhi, blo = (int(x) & 0xFFFFFFFFFFFFFFFF for x in row[K_AHI : K_BLO + 1])
-        if int(row[K_IPVER]) == 4:
-            a, b = struct.pack(">I", alo & 0xFFFFFFFF), struct.pack(">I", blo & 0xFFFFFFFF)
-        else:
-            a, b = struct.pack(">QQ", ahi, alo), struct.pack(">QQ", bhi, blo)
-        data = struct.pack(">H", 0) + a + b + struct.pack(">BBHH", int(row[K_PROTO]), 0, int(row[K_APORT]), int(row[K_BPORT]))
-        out.append("1:" + base64.b64encode(hashlib.sha1(data).digest()).decode())
-    return out
-
-
-def _conn_state(C: np.ndarray, o: np.ndarray, hist: list[str], osize, rsize) -> np.ndarray:
+def _conn_state(C: np.ndarray, o: np.ndarray, hist: pa.Array, osize, rsize) -> np.ndarray:
     """Zeek's conn_state() from main.zeek, over whole columns."""
     os_ = _side(C, o, k.S_STATE)
     rs = _side(C, 1 - o, k.S_STATE)
@@ -85,7 +71,7 @@ def _conn_state(C: np.ndarray, o: np.ndarray, hist: list[str], osize, rsize) -> 
 
     pattern = re.compile(r"\^?S[^HAFGIQ]*R.*")
     for i in np.flatnonzero(out == "RSTOS0?"):
-        out[i] = "RSTOS0" if pattern.fullmatch(hist[i]) else "OTH"
+        out[i] = "RSTOS0" if pattern.fullmatch(hist[int(i)].as_py()) else "OTH"
     return out
 
 
@@ -103,7 +89,6 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
     tcp = C[:, k.F_PROTO] == 6
 
     hist = pa.array(np.ascontiguousarray(H).view(f"S{k.HMAX}").ravel(), type=pa.binary()).cast(pa.string())
-    hist_list = hist.to_pylist()
 
     def size(side):
         last = _side(C, side, k.S_LASTREL)
@@ -150,7 +135,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
         "dst_ip_bytes": pa.array(_side(C, r, k.S_IPB), pa.uint64()),
         "src_payload_bytes": pa.array(osize, pa.uint64()),
         "dst_payload_bytes": pa.array(rsize, pa.uint64()),
-        "conn_state": pa.array(_conn_state(C, o, hist_list, osize, rsize), pa.string()),
+        "conn_state": pa.array(_conn_state(C, o, hist, osize, rsize), pa.string()),
         "history": hist,
     }
     for prefix, side in (("src", o), ("dst", r)):
@@ -162,7 +147,9 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
     cols["synack_ts"] = _ts(_side(C, r, k.S_SYNACKTS))
     cols["ack_ts"] = _ts(_side(C, o, k.S_ACKTS))
     cols["syn_count"] = pa.array(_side(C, o, k.S_SYNCNT), pa.uint32())
-    cols["community_id"] = pa.array(_community_id(K), pa.string())
+    cols["community_id"] = community_ids(
+        K[:, K_AHI], K[:, K_ALO], K[:, K_BHI], K[:, K_BLO], K[:, K_APORT], K[:, K_BPORT], K[:, K_PROTO], K[:, K_IPVER]
+    )
     cols["vlan"] = pa.array(K[:, K_VLAN], pa.uint16())
     cols["inner_vlan"] = pa.array(K[:, K_IVLAN], pa.uint16())
     cols["_key"] = pa.array(K[:, K_HASH].view(np.uint64), pa.uint64())
