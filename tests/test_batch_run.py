@@ -385,3 +385,24 @@ def test_corpus_directory_each_capture_equals_flowkit_flows(corpus, tmp_path):
         assert e["packets"] == ref.stats.packets and e["flows"] == len(ref)
         ledger = json.loads((tmp_path / "out" / e["ledger"]).read_text())
         assert {k: ledger[k] for k in ref.stats.counts} == ref.stats.counts
+
+
+def test_progress_reports_each_capture_and_skips(rotated, tmp_path):
+    _whole, caps = rotated
+    seen = []
+    flowkit.batch(caps, tmp_path / "out", progress=lambda e: seen.append((os.path.basename(e["source"]), e["status"])))
+    assert sorted(seen) == [("dump.pcap", "done"), ("dump.pcap1", "done"), ("dump.pcap2", "done"), ("dump.pcap3", "done")]
+    seen.clear()
+    flowkit.batch(caps, tmp_path / "out", progress=lambda e: seen.append(e["status"]))
+    assert seen == ["skipped"] * 4
+
+
+def test_bad_arguments_are_one_line_errors(rotated, tmp_path):
+    _whole, caps = rotated
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FlowkitError, match="must be a directory"):
+        flowkit.batch(caps, tmp_path / "file")
+    with pytest.raises(FlowkitError, match="not both"):
+        flowkit.batch(caps, tmp_path / "out", workers=2, scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(FlowkitError, match="at least 1"):
+        flowkit.batch(caps, tmp_path / "out", workers=0)

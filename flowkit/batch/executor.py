@@ -95,6 +95,8 @@ def _check_reachable(address: str) -> None:
 
 def make_executor(workers: int | None = None, scheduler=None):
     """Pick the executor from the arguments (and ``DASK_SCHEDULER_ADDRESS`` when neither is given)."""
+    if scheduler is not None and workers is not None:
+        raise FlowkitError("give workers (a local cluster) or scheduler (a running one), not both")
     if scheduler is None and workers is None:
         scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if scheduler is None and workers is None:

@@ -193,7 +193,8 @@ def batch(
     force        reprocess captures even when the manifest says they are done
     split_bytes  read uncompressed classic pcaps larger than this as byte ranges in
                  parallel (default 256 MiB; 0 never splits)
-    progress     called with each capture's manifest entry as it is written
+    progress     called with each capture's manifest entry as it is written (captures
+                 skipped as already done: a copy with status "skipped")
     flow_options FlowOptions fields (tcp_timeout, udp_timeout, engine, filter, strict, ...)
     """
     from flowkit import __version__
@@ -207,6 +208,8 @@ def batch(
         raise FlowkitError(f"batch: {exc}") from exc
     out = os.fspath(out)
     captures = discover(inputs)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FlowkitError(f"{out}: output must be a directory, this is a file")
     os.makedirs(out, exist_ok=True)
     remove_stale_temps(out)
     previous = mf.load(out) or {}
@@ -224,6 +227,12 @@ def batch(
         if force or not current or before != members:
             todo.append(unit)
     skipped = len(units) - len(todo)
+    if progress is not None:
+        planned = {u.key for u in todo}
+        for unit in units:
+            if unit.key not in planned:
+                for c in unit.members:
+                    progress({**entries[c.source], "status": "skipped"})
 
     def manifest(run_done: bool) -> dict:
         given = [entries[c.source] for c in captures if c.source in entries]
