@@ -215,7 +215,7 @@ def handshakes_section(hs: pd.DataFrame, summary: pd.DataFrame | None = None,
         keep = ["dst_ip", "dst_port", "attempts", *OUTCOME_ORDER, "success_rate", "syn_retries",
                 "rtt_server_p50", "rtt_server_p90", "rtt_client_p50", "rtt_client_p90", "clients"]
         cols = [c for c in keep if c in s.columns] or list(s.columns)
-        srv = "<h3>Per server (by attempts)</h3>" + table(s, cols, formats=fm, max_rows=30)
+        srv = "<h3>Per server (by attempts)</h3>" + table(s, cols, formats=fm, max_rows=20)
     intro = ("complete: SYN, SYN-ACK, ACK; rejected: SYN answered by RST; unanswered: no reply; "
              "incomplete: SYN-ACK but no final ACK; midstream: the capture began after the SYN. "
              "Server RTT is measured at the capture point from the SYN the SYN-ACK answers; client RTT "
@@ -273,7 +273,7 @@ def ephemeral_section(eph: pd.DataFrame, points: pd.DataFrame | None) -> str:
                                                                     sub[yc].to_numpy(), secs)]
             panels.append(svg.scatter(secs, sub[yc].to_numpy(dtype=float), groups=dst, title=title,
                                       x_label="seconds since the client's first connection",
-                                      y_label="source port", tips=tips))
+                                      y_label="source port", tips=tips, y_integer=True))
     charts = grid(*panels) if panels else empty_note("no client with two or more connections to plot")
     fm = {c: (lambda v: "" if pd.isna(v) else f"{v:.2f}") for c in eph.columns
           if c.startswith("share") or c.endswith("_p")}

@@ -44,8 +44,9 @@ def _fmt(v: float) -> str:
     return f"{v:.2g}"
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi] (the classic 1-2-5 steps)."""
+def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values covering [lo, hi] (the classic 1-2-5 steps); ``integer``: steps of
+    at least 1 (port numbers)."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [0.0, 1.0]
     if hi <= lo:
@@ -53,6 +54,8 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(1.0, float(math.ceil(step)))
     start = math.floor(lo / step) * step
     ticks = []
     t = start
@@ -112,13 +115,17 @@ def _empty(title: str, message: str) -> str:
 
 
 def _legend(parts, names: Sequence[str], colors: Sequence[str], y: float = 40) -> None:
-    """One row of swatches under the title, right-aligned."""
-    x = _W - _M["r"]
-    for name, c in reversed(list(zip(names, colors))):
-        w = 7 * len(name) + 22
-        x -= w
+    """One row of swatches under the title, from the plot's left edge; entries that do not
+    fit are summarised as "…" (the tooltips still name every mark)."""
+    x, limit = _M["l"], _W - _M["r"]
+    for i, (name, c) in enumerate(zip(names, colors)):
+        w = 6.2 * len(name) + 24
+        if x + w > limit - (18 if i < len(names) - 1 else 0):
+            parts.append(f'<text class="legend" x="{x}" y="{y}">…</text>')
+            return
         parts.append(f'<rect class="swatch" x="{x}" y="{y - 9}" width="10" height="10" fill="{c}"/>')
         parts.append(f'<text class="legend" x="{x + 14}" y="{y}">{escape(name)}</text>')
+        x += w
 
 
 def bar_chart(
@@ -203,8 +210,9 @@ def stacked_bars(
     totals = mat.sum(axis=0)
     colors = list(colors) if colors else [color(i) for i in range(len(names))]
     parts = _open(title, "bars")
+    has_legend = len(names) > 1 or bool(names and names[0])
     x0, x1 = _M["l"], _W - _M["r"]
-    y0, y1 = _H - _M["b"], _M["t"] + 14
+    y0, y1 = _H - _M["b"], _M["t"] + (28 if has_legend else 14)
     ticks = nice_ticks(0, float(totals.max()) or 1.0)
     top = ticks[-1]
     sy = lambda v: y0 - (y0 - y1) * v / top  # noqa: E731
@@ -231,8 +239,8 @@ def stacked_bars(
         cat_s = str(cat)
         parts.append(f'<text class="tick" x="{cx:.1f}" y="{y0 + 16}" text-anchor="middle">{escape(cat_s[:18])}</text>')
     parts.append(f'<line class="axis" x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}"/>')
-    if len(names) > 1 or (names and names[0]):
-        _legend(parts, names, colors)
+    if has_legend:
+        _legend(parts, names, colors, y=_M["t"] + 6)
     _x_label(parts, x_label)
     parts.append("</svg>")
     return "".join(parts)
@@ -312,6 +320,7 @@ def scatter(
     y_label: str = "",
     max_groups: int = 8,
     y_range: tuple[float, float] | None = None,
+    y_integer: bool = False,
     tips=None,
     radius: float = 2.2,
     empty: str = "no points",
@@ -332,10 +341,10 @@ def scatter(
     cmap = {name: color(i) for i, name in enumerate(coloured)}
     parts = _open(title, "scatter")
     x0, x1 = _M["l"], _W - _M["r"]
-    y0, y1 = _H - _M["b"], _M["t"] + 14
+    y0, y1 = _H - _M["b"], _M["t"] + (24 if len(order) > 1 else 14)
     tx = nice_ticks(float(xv.min()), float(xv.max()))
     lo, hi = y_range if y_range else (float(yv.min()), float(yv.max()))
-    ty = nice_ticks(lo, hi)
+    ty = nice_ticks(lo, hi, integer=y_integer)
     sx = lambda v: x0 + (x1 - x0) * (v - tx[0]) / (tx[-1] - tx[0])  # noqa: E731
     sy = lambda v: y0 - (y0 - y1) * (v - ty[0]) / (ty[-1] - ty[0])  # noqa: E731
     _y_axis(parts, ty, sy, x0, x1, y_label, fmt=lambda t: f"{t:.6g}")
@@ -356,8 +365,7 @@ def scatter(
     if len(order) > max_groups:
         legend_names.append("other")
     if legend_names and len(order) > 1:
-        _legend(parts, [n[:22] for n in legend_names[:4]] + (["…"] if len(legend_names) > 4 else []),
-                [cmap.get(n, OTHER_COLOR) for n in legend_names[:4]] + ([OTHER_COLOR] if len(legend_names) > 4 else []))
+        _legend(parts, [n[:24] for n in legend_names], [cmap.get(n, OTHER_COLOR) for n in legend_names])
     _x_label(parts, x_label)
     parts.append("</svg>")
     return "".join(parts)
