@@ -5,10 +5,12 @@ import struct
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import flowkit
 from conftest import require_tool
-from flowkit.report import write_report
+from flowkit.report import render_html, write_report
 from test_report_html import parse
 from test_report_page import build_capture
 
@@ -56,3 +58,26 @@ def test_screenshot_is_drawn(page, tmp_path):
     assert (width, height) == (1280, 4000)
     # a page with charts and tables compresses far worse than a blank one (a few kB)
     assert len(data) > 100_000
+
+
+def test_clicking_a_header_sorts_the_table_numerically(page, tmp_path):
+    binary = require_tool("chromium")
+    flows = flowkit.flows(page.parent / "built.pcap").to_pandas()
+    # source ports of 1 to 5 digits, so text order (10000 < 9) and numeric order differ
+    flows["src_port"] = (np.arange(len(flows)) * 7919 % 65000 + 1).astype("uint16")
+    html = render_html(flows, title="sort")
+    # after the report's own script: click the "src_port" header twice (descending, then ascending)
+    click = ("<script>var th=[...document.querySelectorAll('#topflows th')].find(h=>h.textContent==='src_port');"
+             "th.click();th.click();</script></body>")
+    copy = tmp_path / "sorted.html"
+    copy.write_text(html.replace("</body>", click), encoding="utf-8")
+    run = chromium(binary, tmp_path / "profile", "--dump-dom", copy.as_uri())
+    dom = parse(run.stdout)
+    heads = dom.find("th", section="topflows")
+    col = [i for i, e in enumerate(heads) if "asc" in e["cls"]]
+    assert len(col) == 1 and heads[col[0]]["title"] is None
+    cells = dom.find("td", section="topflows")
+    ports = [int(float(c["attrs"]["data-v"])) for c in cells[col[0]::len(heads)]]
+    assert len(ports) == min(25, len(flows))
+    assert ports == sorted(ports)
+    assert ports != sorted(ports, key=str)  # the check would not notice a text sort otherwise
