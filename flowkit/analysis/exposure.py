@@ -58,13 +58,13 @@ def exposure(flows) -> pd.DataFrame:
             "first_ts", "last_ts"]  # fmt: skip
     if a.empty:
         return pd.DataFrame(columns=cols)
-    counts = pd.crosstab([a["dst_ip"], a["dst_port"], a["proto"]], a["answer"])
-    counts = counts.reindex(columns=["answered", "rejected", "unanswered"], fill_value=0)
+    answer = a["answer"].to_numpy()
+    a = a.assign(**{k: (answer == k).astype(np.int64) for k in ("answered", "rejected", "unanswered")})
     g = a.groupby(keys)
     out = pd.DataFrame(
         {"attempts": g.size(), "clients": g["src_ip"].nunique(), "first_ts": g["ts_start"].min(),
          "last_ts": g["ts_start"].max()}  # fmt: skip
-    ).join(counts)
+    ).join(g[["answered", "rejected", "unanswered"]].sum())
     out = out.reset_index()
     out["state"] = pd.Categorical(
         np.select([out["answered"] > 0, out["rejected"] > 0], ["open", "closed"], default="filtered"),

@@ -77,14 +77,11 @@ def handshake_servers(flows) -> pd.DataFrame:
     hs = handshakes(flows)
     hs = hs[hs["outcome"] != "midstream"]
     keys = ["dst_ip", "dst_port"]
-    counts = (
-        pd.crosstab([hs["dst_ip"], hs["dst_port"]], hs["outcome"].astype(str))
-        if len(hs)
-        else pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=keys))
-    )
-    counts = counts.reindex(columns=[o for o in OUTCOMES if o != "midstream"], fill_value=0)
+    kinds = [o for o in OUTCOMES if o != "midstream"]
+    outcome = hs["outcome"].astype(str).to_numpy()
+    hs = hs.assign(**{k: (outcome == k).astype(np.int64) for k in kinds})
     g = hs.groupby(keys)
-    out = pd.DataFrame({"attempts": g.size()}).join(counts)
+    out = pd.DataFrame({"attempts": g.size()}).join(g[kinds].sum())
     out["success_rate"] = out["complete"] / out["attempts"]
     out["syn_retries"] = g["syn_retries"].sum()
     out["clients"] = g["src_ip"].nunique()
