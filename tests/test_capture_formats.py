@@ -218,3 +218,52 @@ def test_not_a_capture(tmp_path):
     assert sniff_format(p).kind == "unknown"
     with pytest.raises(CaptureError, match="cannot open"):
         list(read_chunks(tmp_path / "missing.pcap"))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_memory_bounded_by_chunk_bytes(tmp_path, compress):
+    """Reading a capture many times larger than chunk_bytes keeps peak memory near chunk_bytes."""
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    block = pcap_bytes([(TS0 + i, rng.integers(0, 256, 1000, np.uint8).tobytes()) for i in range(2000)])
+    body = block[24:]
+    p = tmp_path / "big.pcap"
+    with open(p, "wb") as f:
+        f.write(block[:24])
+        for _ in range(12):  # ~24 MB, 24000 records
+            f.write(body)
+    if compress:
+        p.write_bytes(gzip.compress(p.read_bytes(), compresslevel=1))
+    chunk_bytes = 1 << 20
+    list(read_chunks(io.BytesIO(gzip.compress(block))))  # load the compiled kernels first
+    tracemalloc.start()
+    try:
+        n = 0
+        for c in read_chunks(p, chunk_bytes=chunk_bytes):
+            n += len(c)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == 24000
+    # two chunks alive (the caller's and the one being built), columns, decompressor state
+    assert peak < 5 * chunk_bytes, peak
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng-spb", "pcapng-epb"])
+def test_many_tiny_records_in_one_buffer(tmp_path, kind):
+    """Records far smaller than the column estimate: columns grow, nothing lost."""
+    n = 5000
+    if kind == "pcap":
+        p = write_pcap(tmp_path / "t.pcap", [(TS0 + i, b"") for i in range(n)], nanosecond=True)
+        step, first = 16, 24
+    else:
+        block = kind.split("-")[1]
+        p = write_pcapng(tmp_path / "t.pcapng", [(1, 9)], [(0, TS0 + i, b"") for i in range(n)], block=block)
+        step = 16 if block == "spb" else 32
+        first = p.stat().st_size - n * step
+    cols, got, damage, chunks = read_all(p)
+    assert len(chunks) == 1 and damage == [] and got == [b""] * n
+    assert cols["file_offset"].tolist() == [first + i * step for i in range(n)]
+    if kind != "pcapng-spb":
+        assert cols["ts"].tolist() == [TS0 + i for i in range(n)]

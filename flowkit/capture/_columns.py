@@ -20,6 +20,23 @@ class Columns:
         self.iface = np.empty(cap, np.uint16)
         self.n = 0
 
+    @classmethod
+    def for_buffer(cls, size: int) -> "Columns":
+        """Room for a typical buffer (records of >= 128 bytes); ``grow`` handles the rest.
+
+        Sizing for the worst case (16-byte records) would cost ~3x the buffer itself.
+        """
+        return cls(size // 128 + 16)
+
+    def grow(self) -> None:
+        """Double the capacity, keeping the ``n`` records written so far."""
+        cap = 2 * len(self.start)
+        for name in ("start", "caplen", "wirelen", "ts", "foff", "index", "linktype", "iface"):
+            old = getattr(self, name)
+            new = np.empty(cap, old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
     def view(self, name: str) -> np.ndarray:
         """The free tail of column ``name`` (where the next kernel call writes)."""
         return getattr(self, name)[self.n :]

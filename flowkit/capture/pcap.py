@@ -59,14 +59,20 @@ def frame_records(stream: ByteStream, hdr: PcapHeader, chunk_bytes: int, strict:
         arr = np.frombuffer(buf, np.uint8)
         size = arr.shape[0]
         base = stream.base
-        cols = Columns(size // RECORD_HEADER_LEN + 1)
+        cols = Columns.for_buffer(size)
         stop_rel = (1 << 62) if stop is None else stop - base
-        n, pos, status = K.frame_pcap(
-            arr, 0, stop_rel, hdr.big_endian, hdr.nanosecond, limit, base, index,
-            cols.start, cols.caplen, cols.wirelen, cols.ts, cols.foff, cols.index,
-        )
-        cols.n = n
-        index += n
+        pos = 0
+        while True:
+            n, pos, status = K.frame_pcap(
+                arr, pos, stop_rel, hdr.big_endian, hdr.nanosecond, limit, base, index,
+                cols.view("start"), cols.view("caplen"), cols.view("wirelen"), cols.view("ts"),
+                cols.view("foff"), cols.view("index"),
+            )
+            cols.n += n
+            index += n
+            if status != K.FULL:
+                break
+            cols.grow()
         want = chunk_bytes
         damage = None
         done = False

@@ -68,7 +68,7 @@ def frame_blocks(stream: ByteStream, chunk_bytes: int, strict: bool) -> Iterator
         arr = np.frombuffer(buf, np.uint8)
         size = arr.shape[0]
         base = stream.base
-        cols = Columns(size // 16 + 1)
+        cols = Columns.for_buffer(size)
         want = chunk_bytes
         pos = 0
         damage = None
@@ -109,8 +109,9 @@ def frame_blocks(stream: ByteStream, chunk_bytes: int, strict: bool) -> Iterator
                 elif need > rem:
                     want = max(chunk_bytes, need - rem)
                 break
-            if status == K.FULL:  # cannot happen (cap >= blocks in buffer); be safe
-                break
+            if status == K.FULL:
+                cols.grow()
+                continue
             damage = _kernel_damage(status, arr, pos, big, name, base, len(ifs.rows))
             break
         if cols.n or (damage and not strict):
