@@ -22,6 +22,8 @@ import pyarrow as pa
 import pytest
 
 import flowkit
+from flowkit.capture import RecordChunk, read_chunks
+from flowkit.decode import pyshark_engine
 from conftest import CORPUS, corpus_files, require_tool
 from flowkit.decode.schema import (
     ACK, FIN, FRAG_DF, FRAG_IS_FRAGMENT, FRAG_MF, NS, OPT_MSS, OPT_SACK, OPT_SACK_PERM, OPT_TS,
@@ -468,43 +470,84 @@ WIRESHARK_UDP = ("udp_len",)
 
 def comparable_rows(fast: pa.Table, shark: pa.Table, proto: int) -> np.ndarray:
     """Packets both dissect alike: decoded by flowkit, not fragments, same transport in both
-    (Wireshark decapsulates tunnels and reads ICMP-quoted headers; flowkit stops at the outer one)."""
+    (Wireshark decapsulates tunnels and reads ICMP-quoted headers; flowkit stops at the outer one),
+    and whose IP datagram fits in the frame's wire length."""
     st = fast.column("status").to_numpy()
     p = fast.column("ip_proto").to_numpy()
     sp = shark.column("ip_proto").to_numpy()
     frag = fast.column("frag").to_numpy()
-    return np.flatnonzero((st == Status.OK) & (p == proto) & (sp == proto) & (frag == 0))
+    # Wireshark trusts the frame length over an IP length claiming more bytes than the wire carried
+    fits = fast.column("ip_len").to_numpy() <= fast.column("wirelen").to_numpy()
+    return np.flatnonzero((st == Status.OK) & (p == proto) & (sp == proto) & (frag == 0) & fits)
 
 
-def _shark_compare(path: Path, label: str) -> int:
-    fast = flowkit.packets(path, "fast").to_arrow()
-    shark = flowkit.packets(path, "pyshark").to_arrow()
+def _shark_compare(fast: pa.Table, shark: pa.Table, label: str) -> int:
     n = 0
-    for proto, extra in ((6, WIRESHARK_TCP), (17, WIRESHARK_UDP + ("payload_len",))):
+    for proto, extra in ((6, WIRESHARK_TCP), (17, WIRESHARK_UDP)):
         rows = comparable_rows(fast, shark, proto)
         n += len(rows)
         if len(rows):
             assert_same(fast, shark, label, ("fast", "pyshark"), WIRESHARK_COLUMNS + extra, rows)
+    # UDP payload: Wireshark counts from the UDP length field, flowkit from the IP length;
+    # they must agree whenever the two length fields do.
+    rows = comparable_rows(fast, shark, 17)
+    udp_len = fast.column("udp_len").to_numpy()[rows].astype(np.int64)
+    rows = rows[udp_len - 8 == fast.column("payload_len").to_numpy()[rows]]
+    if len(rows):
+        assert_same(fast, shark, label, ("fast", "pyshark"), ("payload_len",), rows)
     return n
 
 
 def test_fast_and_pyshark_agree_on_the_mix(mix):
     require_tool("tshark")
     path, cases = mix
-    n = _shark_compare(path, "mix")
+    shark = flowkit.packets(path, "pyshark", chunk_bytes=1 << 30)  # one tshark run
+    n = _shark_compare(flowkit.packets(path, "fast").to_arrow(), shark.to_arrow(), "mix")
+    shark.stats.check()
+    assert shark.stats.packets == len(cases)
     assert n > 100
 
 
-# Captures where Wireshark dissects TCP/UDP headers differently from flowkit, by design
-# (the reason is in docs/engines.md, "fast vs pyshark").
-PYSHARK_EXCEPTIONS: dict[str, str] = {}
+def concat_chunks(chunks: list[RecordChunk]) -> RecordChunk:
+    """Many chunks as one (so one tshark run dissects many files: tshark start-up dominates)."""
+    shift = np.cumsum([0] + [len(c.data) for c in chunks[:-1]])
+    return RecordChunk(
+        data=np.concatenate([c.data for c in chunks]),
+        start=np.concatenate([c.start + s for c, s in zip(chunks, shift)]),
+        **{k: np.concatenate([getattr(c, k) for c in chunks])
+           for k in ("caplen", "wirelen", "ts", "linktype", "iface", "file_offset", "index")},
+        path="<corpus>",
+    )  # fmt: skip
 
-SHARK_FILES = [p for p in CORPUS_FILES if str(p.relative_to(CORPUS)) not in PYSHARK_EXCEPTIONS] if CORPUS_FILES else []
+
+@pytest.fixture(scope="module")
+def shark_corpus() -> dict[Path, pa.Table]:
+    """Wireshark's view of every corpus packet, from a single tshark run, split back per file."""
+    require_tool("tshark")
+    if not CORPUS_FILES:
+        pytest.skip(f"corpus not found at {CORPUS}")
+    chunks, owners = [], []
+    for path in CORPUS_FILES:
+        for chunk in read_chunks(path):
+            if len(chunk):
+                chunks.append(chunk)
+                owners.append(path)
+    table = pa.Table.from_batches([pyshark_engine.decode_chunk(concat_chunks(chunks))])
+    out, at = {}, 0
+    for chunk, path in zip(chunks, owners):
+        part = table.slice(at, len(chunk))
+        out[path] = pa.concat_tables([out[path], part]) if path in out else part
+        at += len(chunk)
+    return out
 
 
 @pytest.mark.corpus
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SHARK_FILES, ids=_ids(SHARK_FILES))
-def test_fast_and_pyshark_agree_on_corpus(path):
-    require_tool("tshark")
-    _shark_compare(path, str(path.relative_to(CORPUS)))
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=_ids(CORPUS_FILES))
+def test_fast_and_pyshark_agree_on_corpus(path, shark_corpus):
+    fast = flowkit.packets(path, "fast").to_arrow()
+    shark = shark_corpus.get(path)
+    if shark is None:
+        assert fast.num_rows == 0
+        return
+    _shark_compare(fast, shark, str(path.relative_to(CORPUS)))
