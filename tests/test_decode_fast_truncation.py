@@ -69,7 +69,7 @@ TEMPLATES = [
     ("eth-qinq-ip6-hop-udp", 1,
      MAC + b"\x88\xa8\x00\x0a\x81\x00\x00\x0b\x86\xdd" + ip6(0, HOP + udp()), 14 + 8 + 40 + 8 + 8),
     ("eth-mpls2-ip4-icmp", 1,
-     MAC + b"\x88\x47" + struct.pack(">II", 16 << 12, (17 << 12) | 0x100) + ip4(1, ICMP), 14 + 8 + 20 + 4),
+     MAC + b"\x88\x47" + struct.pack(">II", 16 << 12, (17 << 12) | 0x100) + ip4(1, ICMP), 14 + 8 + 20 + 8),
     ("eth-pppoe-ip4-udp", 1,
      MAC + b"\x88\x64" + b"\x11\x00\x00\x01\x00\x00" + b"\x00\x21" + ip4(17, udp()), 14 + 8 + 20 + 8),
     ("sll-ip6-frag-tcp", 113, bytes(14) + b"\x86\xdd" + ip6(44, FRAG_FIRST + tcp()), 16 + 40 + 8 + 20),

@@ -13,7 +13,9 @@ from flowkit.decode.fast_bytes import ByteView, Columns
 from flowkit.decode.schema import OPT_MSS, OPT_SACK, OPT_SACK_PERM, OPT_TS, OPT_WSCALE, Status
 
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
-ICMP_HEADER = 8  # type, code, checksum, rest-of-header; the payload follows
+# type, code, checksum, 4 bytes rest-of-header; Zeek's ICMP_MINLEN, below it Zeek
+# reports truncated_header and ignores the packet
+ICMP_HEADER = 8
 MAX_TCP_OPTIONS = 40  # at most 40 option bytes, so at most 40 options
 
 
@@ -63,8 +65,8 @@ def _icmp(view, cols, rows, pos, end, l4len) -> None:
     typed = avail >= 2
     cols["icmp_type"][rows[typed]] = view.u8(pos[typed])
     cols["icmp_code"][rows[typed]] = view.u8(pos[typed] + 1)
-    ok = _split(cols, rows, l4len, avail, 4)  # type, code, checksum
-    cols["payload_len"][rows[ok]] = np.maximum(l4len[ok] - ICMP_HEADER, 0)
+    ok = _split(cols, rows, l4len, avail, ICMP_HEADER)
+    cols["payload_len"][rows[ok]] = l4len[ok] - ICMP_HEADER
 
 
 def _tcp(view, cols, rows, pos, end, l4len) -> None:
