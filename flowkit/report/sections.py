@@ -26,6 +26,7 @@ OUTCOME_COLORS = {
 STATE_ORDER = ("open", "closed", "filtered")
 STATE_COLORS = {"open": "#009E73", "closed": "#D55E00", "filtered": "#E69F00"}
 LEDGER_ORDER = ("tcp", "udp", "icmp", "other_ip", "fragment", "non_ip", "unsupported_link", "truncated", "malformed")
+MAX_SERVICE_BARS = 15  # the table lists more; a longer chart stops being read
 MAX_PANELS = 6  # ephemeral scatter panels: the busiest clients
 MAX_POINTS = 1500  # per scatter panel, so a huge capture still gives a small page
 
@@ -164,10 +165,10 @@ def services_section(services: pd.DataFrame) -> str:
         labels.append(lab)
     chart = ""
     if val:
-        order = np.argsort(-services[val].to_numpy(dtype=float), kind="stable")
+        order = np.argsort(-services[val].to_numpy(dtype=float), kind="stable")[:MAX_SERVICE_BARS]
         colors = [svg.color(0) if (proto and services[proto].iloc[i] == "tcp") else svg.color(1) for i in order]
         chart = svg.bar_chart([labels[i] for i in order], services[val].to_numpy(dtype=float)[order],
-                              title="Flows per server port (blue TCP, orange UDP)", horizontal=True,
+                              title=f"Top {len(order)} server ports by flows (blue TCP, orange UDP)", horizontal=True,
                               x_label="flows", colors=colors)
     fmts = {c: human_bytes for c in services.columns if "bytes" in c}
     intro = "Server ports by number of flows, with their IANA service name where one is registered."
