@@ -213,3 +213,77 @@ def test_pandas_types():
     assert str(df.ts_start.dtype).startswith("datetime64") and str(df.ts_start.dt.tz) == "UTC"
     assert df.src_ip.map(type).eq(str).all()
     assert np.isclose(df.duration.iloc[0], 0.02)
+
+
+def _states(build):
+    c = Conversation("10.0.0.1", 41000, "10.0.0.2", 80)
+    build(c)
+    return one(c.packets)
+
+
+@pytest.mark.parametrize(
+    "name, build, state, history",
+    [
+        # established, then only the originator closes
+        ("S2", lambda c: (c.handshake(), c.fin(True)), "S2", "ShAF"),
+        # established, then only the responder closes
+        ("S3", lambda c: (c.handshake(), c.fin(False)), "S3", "ShAf"),
+        # SYN then FIN from the originator, no answer
+        ("SH", lambda c: (c.syn(), c.fin(True)), "SH", "SF"),
+        # established, originator aborts
+        ("RSTO", lambda c: (c.handshake(), c.data(True, 5), c.rst(True)), "RSTO", "ShADR"),
+        # established, responder aborts
+        ("RSTR", lambda c: (c.handshake(), c.data(True, 5), c.rst(False)), "RSTR", "ShADr"),
+        # SYN then RST from the originator, responder silent
+        ("RSTOS0", lambda c: (c.syn(), c.rst(True)), "RSTOS0", "SR"),
+        # midstream data both ways, no SYN
+        ("OTH", lambda c: (c.data(True, 10), c.data(False, 10)), "OTH", "Dd"),
+        # SYN with FIN: one multi-flag letter
+        ("Q", lambda c: (c._emit(True, "SF"),), "SH", "Q"),
+        # FIN with RST: one inconsistency letter
+        ("I", lambda c: (c.handshake(), c._emit(True, "FRA")), "RSTO", "ShAI"),
+    ],
+)
+def test_conn_states(name, build, state, history):
+    row = _states(build)
+    assert (row.conn_state, row.history) == (state, history), name
+
+
+def test_synack_then_fin_without_syn_is_shr():
+    c = Conversation("10.0.0.1", 41001, "10.0.0.2", 80)
+    c.synack()
+    c.fin(False)
+    row = one(c.packets)
+    assert row.conn_state == "SHR" and row.history == "^hf"
+    assert (row.src_ip, row.src_port) == ("10.0.0.1", 41001)
+
+
+def test_retransmissions_are_marked_logarithmically():
+    c = Conversation("10.0.0.1", 41002, "10.0.0.2", 80).handshake()
+    d = c.data(True, 100)
+    for _ in range(12):
+        c.retransmit(d)
+    row = one(c.packets)
+    assert row.history == "ShADTT"  # 1st and 10th retransmission
+    assert row.src_payload_bytes == 100 and row.src_pkts == 2 + 1 + 12
+
+
+def test_zero_window_letter():
+    c = Conversation("10.0.0.1", 41003, "10.0.0.2", 80).handshake()
+    c.data(True, 100)
+    p = c.ack(False)
+    p["window"] = 0
+    row = one(c.packets)
+    assert row.history == "ShADaw"
+
+
+def test_consecutive_files_are_one_continuing_capture(tmp_path):
+    c = Conversation("10.2.0.1", 40200, "10.2.0.2", 80).handshake()
+    c.data(True, 50)
+    c.data(False, 70)
+    c.close()
+    write_pcap(tmp_path / "a.pcap", c.packets[:4])  # rotated in the middle of the connection
+    write_pcap(tmp_path / "b.pcap", c.packets[4:])
+    both = flowkit.flows([tmp_path / "a.pcap", tmp_path / "b.pcap"])
+    assert len(both) == 1 and both.stats.packets == len(c.packets)
+    assert both.to_arrow().equals(flowkit.flows([batch(c.packets)]).to_arrow())
