@@ -149,3 +149,10 @@ def test_group_quantiles_match_numpy(pairs):
             assert np.isnan(got[g]).all()
         else:
             np.testing.assert_allclose(got[g], np.percentile(vals, [50, 90, 99]), rtol=1e-12, atol=1e-12)
+
+
+def test_frame_without_flag_counts_uses_history():
+    rows = [tcp("10.0.0.1:40000 > 10.0.0.2:80", "rejected"), tcp("10.0.0.1:40001 > 10.0.0.2:80", "unanswered")]
+    df = frame(rows).drop(columns=[c for c in frame(rows).columns if c.startswith(("src_", "dst_")) and c.endswith("rst")])
+    assert "dst_rst" not in df.columns
+    assert list(A.handshakes(df)["outcome"].astype(str)) == ["rejected", "unanswered"]

@@ -34,13 +34,18 @@ def _frame(flows, required: tuple[str, ...] = ()) -> pd.DataFrame:
     for col in TS_COLUMNS:
         if col in df.columns:
             df[col] = _utc_ns(df[col])
-    if "proto" in df.columns:
+    if "proto" in df.columns and not df["proto"].isin(["tcp", "udp"]).all():
         df["proto"] = df["proto"].astype(str).str.lower()
     return df.reset_index(drop=True)
 
 
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+
+
 def _utc_ns(s: pd.Series) -> pd.Series:
     """Timestamps as datetime64[ns, UTC] whatever resolution or tz they came with."""
+    if s.dtype == _UTC_NS:
+        return s
     if not isinstance(s.dtype, pd.DatetimeTZDtype):
         s = pd.to_datetime(s, utc=True)
     elif str(s.dt.tz) != "UTC":

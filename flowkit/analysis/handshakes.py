@@ -23,9 +23,10 @@ def handshakes(flows) -> pd.DataFrame:
     has_ack = df["ack_ts"].notna().to_numpy()
     # A responder RST to a SYN that got no SYN-ACK: Zeek's REJ, and also what Zeek files as
     # RSTOS0/RSTR when both sides reset; the count column is authoritative, history the fallback.
-    history = col_or(df, "history", "").fillna("").astype(str)
-    dst_rst = col_or(df, "dst_rst", 0).fillna(0).to_numpy() > 0
-    responder_rst = dst_rst | history.str.contains("r", regex=False).to_numpy()
+    if "dst_rst" in df.columns:
+        responder_rst = df["dst_rst"].fillna(0).to_numpy() > 0
+    else:  # a frame without flag counts: Zeek's history letter r is a responder RST
+        responder_rst = col_or(df, "history", "").fillna("").astype(str).str.contains("r", regex=False).to_numpy()
 
     outcome = np.select(
         [
