@@ -119,6 +119,7 @@ def test_every_section_present_and_self_contained(report):
     doc = parse(html)
     assert [e["attrs"]["id"] for e in doc.find("section")] == [sid for sid, _ in SECTIONS]
     assert external_refs(html) == []
+    assert not re.search(r"https?://", html)  # not even a namespace URL: nothing that looks fetchable
     assert 'id="problems"' not in html, section_text(html, "problems") if 'id="problems"' in html else ""
     assert doc.count("svg", "chart") >= 8
 

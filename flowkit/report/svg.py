@@ -79,8 +79,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 def _open(title: str, cls: str, height: int = _H) -> list[str]:
     return [
         f'<svg class="chart {cls}" viewBox="0 0 {_W} {height}" width="100%" '
-        f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(title)}" '
-        f'xmlns="http://www.w3.org/2000/svg">',
+        f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<text class="ctitle" x="{_W / 2}" y="20" text-anchor="middle">{escape(title)}</text>',
     ]
