@@ -99,7 +99,8 @@ def ledger_section(ledger: dict | None) -> str:
                          "share": [c / total if total else 0.0 for c in counts]})
     rows = pd.concat([rows, pd.DataFrame({"category": ["total"], "packets": [sum(counts)],
                                           "share": [1.0 if total else 0.0]})], ignore_index=True)
-    tbl = table(rows, formats={"share": lambda v: f"{v:.1%}"}, cls="ledger", max_rows=100)
+    share = lambda v: "<0.1%" if 0 < v < 0.001 else f"{v:.1%}"  # noqa: E731 -- one packet is not 0.0%
+    tbl = table(rows, formats={"share": share}, cls="ledger", max_rows=100)
     colors = [svg.color(i) if i < 4 else ("#7F7F7F" if c in ("fragment", "non_ip", "unsupported_link") else "#D55E00")
               for i, c in enumerate(cats)]
     chart = svg.bar_chart(cats, counts, title="Packets per ledger category", horizontal=True,
