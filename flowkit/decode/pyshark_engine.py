@@ -56,7 +56,7 @@ PREFS = (
 )
 
 FIELDS = (
-    "frame.number", "ieee8021ad.id", "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.len", "ip.ttl",
+    "frame.number", "frame.protocols", "ieee8021ad.id", "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.len", "ip.ttl",
     "ip.id", "ip.flags.mf", "ip.flags.df", "ip.frag_offset", "ipv6.src", "ipv6.dst", "ipv6.nxt",
     "ipv6.plen", "ipv6.hlim", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.ident",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw",
@@ -147,18 +147,21 @@ def _row(f: dict[str, str]) -> dict[str, int | bytes]:
     # Wireshark names an 802.1ad (0x88a8) tag ieee8021ad: it is the outer (service) tag
     vlans = [_int(v) for key in ("ieee8021ad.id", "vlan.id") for v in f.get(key, "").split(",") if v]
     r["vlan"], r["inner_vlan"] = (vlans + [0, 0])[:2]
-    if f.get("ip.src"):
+    # the outer IP header is flowkit's; Wireshark also dissects tunnelled ones (4in6, 6in4, ...)
+    layers = f.get("frame.protocols", "").split(":")
+    outer = next((name for name in layers if name in ("ip", "ipv6")), "")
+    if outer == "ip" and f.get("ip.src"):
         r["ip_version"], hdr_proto = 4, _int(f["ip.proto"])
         r["src_ip"], r["dst_ip"] = _addr(f["ip.src"]), _addr(f["ip.dst"])
         r["ip_proto"], r["ip_len"], r["ttl"], r["ip_id"] = (
             hdr_proto, _int(f["ip.len"]), _int(f["ip.ttl"]), _int(f["ip.id"]),
         )  # fmt: skip
-        r["frag_offset"] = _int(f["ip.frag_offset"]) // 8  # Wireshark shows bytes
+        r["frag_offset"] = _int(f["ip.frag_offset"])  # the 13-bit field (8-byte units) since Wireshark 3
         mf, df = _int(f["ip.flags.mf"]), _int(f["ip.flags.df"])
         r["frag"] = (FRAG_MF if mf else 0) | (FRAG_DF if df else 0)
         if mf or r["frag_offset"]:
             r["frag"] |= FRAG_IS_FRAGMENT
-    elif f.get("ipv6.src"):
+    elif outer == "ipv6" and f.get("ipv6.src"):
         r["ip_version"] = 6
         r["src_ip"], r["dst_ip"] = _addr(f["ipv6.src"]), _addr(f["ipv6.dst"])
         r["ip_len"], r["ttl"] = _int(f["ipv6.plen"]) + 40, _int(f["ipv6.hlim"])
@@ -234,7 +237,7 @@ def _run_pyshark(pcap: str) -> list[dict[str, str]]:
             fields: dict[str, str] = {}
             for name in FIELDS:
                 layer_name, _, attr = name.partition(".")
-                layers = [lay for lay in pkt.layers if lay.layer_name == layer_name.lstrip("_")]
+                layers = [lay for lay in [pkt.frame_info, *pkt.layers] if lay.layer_name == layer_name]
                 values = []
                 for lay in layers:
                     field = lay.get_field(attr.replace(".", "_")) if attr else None
