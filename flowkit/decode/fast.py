@@ -17,7 +17,7 @@ from flowkit.decode.fast_bytes import ByteView, Columns
 from flowkit.decode.fast_ip import decode_ipv4, decode_ipv6
 from flowkit.decode.fast_transport import decode_transport
 from flowkit.decode.link import decode_link
-from flowkit.decode.schema import PACKET_SCHEMA, Status
+from flowkit.decode.schema import PACKET_SCHEMA
 
 __all__ = ["decode_chunk", "decode_columns"]
 
@@ -87,6 +87,3 @@ def to_batch(cols: Columns) -> pa.RecordBatch:
             arrays.append(pa.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=PACKET_SCHEMA)
 
-
-# Statuses decode_chunk can produce, for property tests and docs.
-STATUSES = tuple(int(s) for s in Status)

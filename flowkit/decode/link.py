@@ -66,9 +66,9 @@ def decode_link(
             continue
         layer = _Layer(rows, pos[rows].copy(), end[rows])
         _HANDLERS[lt](view, cols, layer, lt)
-        done = layer.status != 255
-        ok = ~done
-        layer.status[ok] = Status.OK
+        undecided = layer.status == 255
+        layer.status[undecided] = Status.OK
+        layer.kind[~undecided] = 0  # a final status ends decoding here
         cols.status[rows] = layer.status
         net_pos[rows] = layer.pos
         kind[rows] = layer.kind
