@@ -44,4 +44,39 @@ def test_console_script():
     if exe is None:
         pytest.skip("the flowkit console script is not on PATH (pip install -e .)")
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.strip() == f"flowkit {flowkit.__version__}"
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"flowkit {flowkit.__version__}"
+
+
+def _run_with_tty_stderr(args) -> tuple[int, str, bytes]:
+    """Run flowkit with stderr on a pseudo-terminal (so the progress bar is allowed)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "flowkit", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    out = proc.stdout.read().decode()
+    proc.wait(timeout=120)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO once the child side is closed
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal_keeps_stdout_clean():
+    rc, out, err = _run_with_tty_stderr(["flows", SAMPLES / "mixed.pcap", "-n", "2"])
+    assert rc == 0
+    assert out.strip().splitlines()[-1] == "2 of 426 flows"  # the bar never reaches stdout
+    assert b"Traceback" not in err
+    rc, out, err = _run_with_tty_stderr(["flows", SAMPLES / "mixed.pcap", "-n", "2", "--quiet"])
+    assert rc == 0 and err == b""
