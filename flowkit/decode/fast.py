@@ -86,4 +86,3 @@ def to_batch(cols: Columns) -> pa.RecordBatch:
         else:
             arrays.append(pa.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=PACKET_SCHEMA)
-
