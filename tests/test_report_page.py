@@ -223,3 +223,40 @@ def test_report_from_a_batch_dataset_directory(capture, tmp_path):
     assert re.search(rf"flows\s+{flows:,}", section_text(html, "overview"))
     assert "built.pcap" in section_text(html, "overview")
     assert 'id="problems"' not in html
+
+
+def record_offsets(data: bytes) -> list[int]:
+    """Byte offset of each record header of a little-endian classic pcap (as dpkt writes it)."""
+    offsets, off = [], 24
+    while off + 16 <= len(data):
+        offsets.append(off)
+        off += 16 + int.from_bytes(data[off + 8:off + 12], "little")
+    return offsets
+
+
+def test_damaged_capture_shows_its_damage_line(capture, tmp_path):
+    path, kinds = capture
+    data = path.read_bytes()
+    last = record_offsets(data)[-1]
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:last + 16 + 10])  # the last record stops 10 bytes into its data
+    html = write_report(cut, tmp_path / "cut.html").read_text()
+    ledger = section_text(html, "ledger")
+    assert "Damage" in ledger and f"offset {last}" in ledger and "cut.pcap" in ledger
+    # the packets before the damage are kept and counted
+    assert f"{sum(kinds.values()) - 1:,}" in section_text(html, "overview")
+
+
+def test_two_captures_make_one_report(capture, tmp_path):
+    path, kinds = capture
+    other = tmp_path / "dns_only.pcap"
+    cap = Capture(other)
+    for k in range(5):
+        cap.udp(T0 + 100 + k, "10.0.1.9", 55000 + k, DNS, 53, b"q" * 20)
+    cap.close()
+    html = write_report([path, other], tmp_path / "both.html").read_text()
+    ov = section_text(html, "overview")
+    assert "built.pcap" in ov and "dns_only.pcap" in ov
+    assert f"{sum(kinds.values()) + 5:,}" in ov
+    tips = dict(t.split(": ") for t in parse(html).titles_of("rect", "bar", section="ledger"))
+    assert int(tips["udp"]) == kinds["udp"] + 5
