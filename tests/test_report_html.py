@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flowkit.report import sections as S
-from flowkit.report import render_html, svg
+from flowkit.report import SECTIONS, render_html
 
 
 # ------------------------------------------------------------------ a small DOM summary
@@ -241,7 +241,7 @@ def test_empty_flow_table_renders_every_section_with_a_note():
     html = render_html(empty, ledger={**dict.fromkeys(LEDGER, 0), "packets": 0, "damage": []}, title="empty")
     doc = parse(html)
     ids = [e["attrs"]["id"] for e in doc.find("section")]
-    assert ids == [sid for sid, _ in __import__("flowkit.report", fromlist=["SECTIONS"]).SECTIONS]
+    assert ids == [sid for sid, _ in SECTIONS]
     for sid, msg in [("handshakes", "no TCP handshakes in this capture"), ("topflows", "no flows"),
                      ("scans", "no scans"), ("ephemeral", "no client connections")]:
         assert msg in section_text(html, sid)
