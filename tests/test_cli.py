@@ -267,3 +267,26 @@ def test_flow_filter_versus_packet_filter(run):
     assert rc == 0 and out == ""  # the originator's port is not 8081
     rc, out, err = run("report", str(SAMPLES), "-o", "x.html", "--filter", "tcp")
     assert rc == 2 and "dataset directory" in err
+
+
+def test_udp_timeout_splits_flows(run):
+    # truth from the raw packets: a UDP conversation splits wherever it is idle longer than
+    # the timeout (each gap > 100 us starts a new flow)
+    import dpkt
+
+    timeout = 0.0001
+    last, flows_expected = {}, 0
+    with open(DNS, "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            ip = dpkt.ethernet.Ethernet(buf).data
+            if not isinstance(ip.data, dpkt.udp.UDP):
+                continue
+            key = frozenset([(ip.src, ip.data.sport), (ip.dst, ip.data.dport)])
+            if key not in last or ts - last[key] > timeout:
+                flows_expected += 1
+            last[key] = ts
+    assert flows_expected > 12  # the timeout really splits something in this capture
+    rc, out, _ = run("flows", DNS, "--udp-timeout", timeout, "--json")
+    assert rc == 0 and len(json_lines(out)) == flows_expected
+    rc, out, _ = run("flows", DNS, "--udp-timeout", 60, "--json")
+    assert len(json_lines(out)) == 12
