@@ -44,7 +44,7 @@ def test_stacked_bars_segments_and_legend():
     assert doc.count("rect", "swatch") == 2  # legend: tcp, udp
     assert set(doc.titles_of("rect", "bar")) == {
         "well-known / tcp: 10", "dynamic / tcp: 4", "well-known / udp: 5", "registered / udp: 2"}
-    # stacks: the well-known column is 15 units tall, twice the 7.5 scale point of dynamic's 4? compare ratios
+    # segment heights are proportional to their values
     rects = doc.attrs_of("rect", "bar")
     h = {t: float(a["height"]) for t, a in zip(doc.titles_of("rect", "bar"), rects)}
     assert h["well-known / tcp: 10"] == pytest.approx(2 * h["well-known / udp: 5"], rel=0.01)
