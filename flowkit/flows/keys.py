@@ -22,7 +22,8 @@ K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, 
 N_KEY = 11
 
 # compact packet columns kept for merging (see state.py)
-PACKET_FIELDS = ("ts", "hash", "side", "flags", "seq", "ack", "win", "plen", "iplen", "proto", "key")
+PACKET_FIELDS = ("ts", "hash", "side", "flags", "seq", "ack", "win", "plen", "iplen", "proto",
+                 "ahi", "alo", "bhi", "blo", "aport", "bport", "vlan", "ivlan", "ipver")
 
 
 def mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -62,43 +63,50 @@ def packet_columns(batch: pa.RecordBatch) -> dict[str, np.ndarray] | None:
     keep = (status == Status.OK) & ((proto == 6) | (proto == 17))
     if not keep.any():
         return None
-    idx = np.flatnonzero(keep)
-    sel = batch if len(idx) == batch.num_rows else batch.take(pa.array(idx))
-    shi, slo = _addr_words(sel.column("src_ip"))
-    dhi, dlo = _addr_words(sel.column("dst_ip"))
-    sport = _np(sel, "src_port").astype(np.int64)
-    dport = _np(sel, "dst_port").astype(np.int64)
-    proto = _np(sel, "ip_proto").astype(np.int64)
-    vlan = _np(sel, "vlan").astype(np.int64)
-    ivlan = _np(sel, "inner_vlan").astype(np.int64)
+    idx = None if keep.all() else np.flatnonzero(keep)
+
+    def col(name, dtype=np.int64):
+        a = _np(batch, name)
+        return (a if idx is None else a[idx]).astype(dtype, copy=False)
+
+    shi, slo = _addr_words(batch.column("src_ip"))
+    dhi, dlo = _addr_words(batch.column("dst_ip"))
+    if idx is not None:
+        shi, slo, dhi, dlo = shi[idx], slo[idx], dhi[idx], dlo[idx]
+    sport, dport = col("src_port"), col("dst_port")
+    proto, vlan, ivlan = col("ip_proto"), col("vlan"), col("inner_vlan")
     # side 1 when the source is the larger endpoint
     side = (shi > dhi) | ((shi == dhi) & ((slo > dlo) | ((slo == dlo) & (sport > dport))))
     ahi, alo, aport = np.where(side, dhi, shi), np.where(side, dlo, slo), np.where(side, dport, sport)
     bhi, blo, bport = np.where(side, shi, dhi), np.where(side, slo, dlo), np.where(side, sport, dport)
-    h = mix(mix(mix(mix(np.zeros(len(idx), np.uint64), ahi), alo), bhi), blo)
+    h = mix(mix(mix(mix(np.zeros(len(side), np.uint64), ahi), alo), bhi), blo)
     h = mix(h, (aport << 16) | bport)
     h = mix(h, (proto << 32) | (vlan << 16) | ivlan)
-    ts = np.asarray(sel.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    key = np.stack(
-        [
-            h.view(np.int64), ahi.view(np.int64), alo.view(np.int64), bhi.view(np.int64), blo.view(np.int64),
-            aport, bport, proto, vlan, ivlan, _np(sel, "ip_version").astype(np.int64),
-        ],
-        axis=1,
-    )
+    ts = batch.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
     return {
-        "ts": ts,
+        "ts": ts if idx is None else ts[idx],
         "hash": h,
         "side": side.astype(np.int8),
-        "flags": _np(sel, "tcp_flags").astype(np.int64),
-        "seq": _np(sel, "seq").astype(np.int64),
-        "ack": _np(sel, "ack").astype(np.int64),
-        "win": _np(sel, "window").astype(np.int64),
-        "plen": _np(sel, "payload_len").astype(np.int64),
-        "iplen": _np(sel, "ip_len").astype(np.int64),
+        "flags": col("tcp_flags"),
+        "seq": col("seq"),
+        "ack": col("ack"),
+        "win": col("window"),
+        "plen": col("payload_len"),
+        "iplen": col("ip_len"),
         "proto": proto,
-        "key": key,
+        "ahi": ahi.view(np.int64), "alo": alo.view(np.int64), "bhi": bhi.view(np.int64), "blo": blo.view(np.int64),
+        "aport": aport, "bport": bport, "vlan": vlan, "ivlan": ivlan, "ipver": col("ip_version"),
     }
+
+
+def key_matrix(cols: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Per-key table (columns K_*) from the packets at ``rows``."""
+    out = np.empty((len(rows), N_KEY), np.int64)
+    out[:, K_HASH] = cols["hash"][rows].view(np.int64)
+    for j, name in ((K_AHI, "ahi"), (K_ALO, "alo"), (K_BHI, "bhi"), (K_BLO, "blo"), (K_APORT, "aport"),
+                    (K_BPORT, "bport"), (K_PROTO, "proto"), (K_VLAN, "vlan"), (K_IVLAN, "ivlan"), (K_IPVER, "ipver")):
+        out[:, j] = cols[name][rows]
+    return out
 
 
 def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -116,6 +124,5 @@ def empty_columns() -> dict[str, np.ndarray]:
     out = {f: np.zeros(0, np.int64) for f in PACKET_FIELDS}
     out["hash"] = np.zeros(0, np.uint64)
     out["side"] = np.zeros(0, np.int8)
-    out["key"] = np.zeros((0, N_KEY), np.int64)
     return out
 

@@ -21,9 +21,14 @@ STATE_SCHEMA = pa.schema([*FLOW_SCHEMA, *INTERNAL])
 FLAG_NAMES = ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
 
 
-def _side(C: np.ndarray, side: np.ndarray, col: int) -> np.ndarray:
-    """Per row, column ``col`` of the endpoint on canonical side ``side`` (0 or 1)."""
-    return np.where(side == 0, C[:, k.N_CONN + col], C[:, k.N_CONN + k.N_SIDE + col])
+def _roles(C: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(originator block, responder block): the per-side columns reordered by role, in one pass."""
+    a = C[:, k.N_CONN : k.N_CONN + k.N_SIDE]
+    b = C[:, k.N_CONN + k.N_SIDE : k.N_CONN + 2 * k.N_SIDE]
+    flip = o != 0
+    orig, resp = a.copy(), b.copy()  # most connections are not flipped: copy, then patch rows
+    orig[flip], resp[flip] = b[flip], a[flip]
+    return orig, resp
 
 
 def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
@@ -36,10 +41,10 @@ def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     return to_strings(arr).take(pa.array(inverse.ravel().astype(np.int64)))
 
 
-def _conn_state(C: np.ndarray, o: np.ndarray, hist: pa.Array, osize, rsize) -> np.ndarray:
+def _conn_state(C: np.ndarray, O: np.ndarray, R: np.ndarray, hist: pa.Array, osize, rsize) -> np.ndarray:
     """Zeek's conn_state() from main.zeek, over whole columns."""
-    os_ = _side(C, o, k.S_STATE)
-    rs = _side(C, 1 - o, k.S_STATE)
+    os_ = O[:, k.S_STATE]
+    rs = R[:, k.S_STATE]
     tcp = C[:, k.F_PROTO] == 6
     o_in = (os_ == k.INACTIVE) | (os_ == k.PARTIAL)
     r_in = (rs == k.INACTIVE) | (rs == k.PARTIAL)
@@ -90,22 +95,24 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
 
     hist = pa.array(np.ascontiguousarray(H).view(f"S{k.HMAX}").ravel(), type=pa.binary()).cast(pa.string())
 
-    def size(side):
-        last = _side(C, side, k.S_LASTREL)
-        ack = _side(C, side, k.S_ACKREL)
+    O, R = _roles(C, o)
+
+    def size(E, P):
+        last = E[:, k.S_LASTREL]
+        ack = E[:, k.S_ACKREL]
         s = np.maximum(last, ack)
         s = np.where(s != 0, s - 1, s)
-        s = np.where((_side(C, side, k.S_FINCNT) > 0) & (s != 0), s - 1, s)
+        s = np.where((E[:, k.S_FINCNT] > 0) & (s != 0), s - 1, s)
         # Zeek: a half-open connection discovered and aborted reports no size
         half = (
-            (_side(C, side, k.S_PREV) == k.SYN_SENT)
-            & (_side(C, side, k.S_STATE) == k.RESET)
-            & (_side(C, 1 - side, k.S_STATE) == k.INACTIVE)
+            (E[:, k.S_PREV] == k.SYN_SENT)
+            & (E[:, k.S_STATE] == k.RESET)
+            & (P[:, k.S_STATE] == k.INACTIVE)
         )
         s = np.where(half, 0, s)
-        return np.where(tcp, np.maximum(s, 0), _side(C, side, k.S_UDPB))
+        return np.where(tcp, np.maximum(s, 0), E[:, k.S_UDPB])
 
-    osize, rsize = size(o), size(r)
+    osize, rsize = size(O, R), size(R, O)
     a_is_orig = o == 0
     ohi = np.where(a_is_orig, K[:, K_AHI], K[:, K_BHI]).view(np.uint64)
     olo = np.where(a_is_orig, K[:, K_ALO], K[:, K_BLO]).view(np.uint64)
@@ -129,24 +136,24 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
         "src_port": pa.array(oport, pa.uint16()),
         "dst_ip": _addr(rhi, rlo),
         "dst_port": pa.array(rport, pa.uint16()),
-        "src_pkts": pa.array(_side(C, o, k.S_PKTS), pa.uint64()),
-        "dst_pkts": pa.array(_side(C, r, k.S_PKTS), pa.uint64()),
-        "src_ip_bytes": pa.array(_side(C, o, k.S_IPB), pa.uint64()),
-        "dst_ip_bytes": pa.array(_side(C, r, k.S_IPB), pa.uint64()),
+        "src_pkts": pa.array(O[:, k.S_PKTS], pa.uint64()),
+        "dst_pkts": pa.array(R[:, k.S_PKTS], pa.uint64()),
+        "src_ip_bytes": pa.array(O[:, k.S_IPB], pa.uint64()),
+        "dst_ip_bytes": pa.array(R[:, k.S_IPB], pa.uint64()),
         "src_payload_bytes": pa.array(osize, pa.uint64()),
         "dst_payload_bytes": pa.array(rsize, pa.uint64()),
-        "conn_state": pa.array(_conn_state(C, o, hist, osize, rsize), pa.string()),
+        "conn_state": pa.array(_conn_state(C, O, R, hist, osize, rsize), pa.string()),
         "history": hist,
     }
-    for prefix, side in (("src", o), ("dst", r)):
+    for prefix, E in (("src", O), ("dst", R)):
         for j, name in enumerate(FLAG_NAMES):
-            cols[f"{prefix}_{name}"] = pa.array(_side(C, side, k.S_FL + j), pa.uint32())
-    syn_ts = _side(C, o, k.S_SYNTS)
+            cols[f"{prefix}_{name}"] = pa.array(E[:, k.S_FL + j], pa.uint32())
+    syn_ts = O[:, k.S_SYNTS]
     cols["syn_ts"] = _ts(syn_ts)
-    cols["syn_last_ts"] = _ts(_side(C, o, k.S_SYNLAST))
-    cols["synack_ts"] = _ts(_side(C, r, k.S_SYNACKTS))
-    cols["ack_ts"] = _ts(_side(C, o, k.S_ACKTS))
-    cols["syn_count"] = pa.array(_side(C, o, k.S_SYNCNT), pa.uint32())
+    cols["syn_last_ts"] = _ts(O[:, k.S_SYNLAST])
+    cols["synack_ts"] = _ts(R[:, k.S_SYNACKTS])
+    cols["ack_ts"] = _ts(O[:, k.S_ACKTS])
+    cols["syn_count"] = pa.array(O[:, k.S_SYNCNT], pa.uint32())
     cols["community_id"] = community_ids(
         K[:, K_AHI], K[:, K_ALO], K[:, K_BHI], K[:, K_BLO], K[:, K_APORT], K[:, K_BPORT], K[:, K_PROTO], K[:, K_IPVER]
     )

@@ -27,12 +27,15 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.flows import kernel as k
-from flowkit.flows.keys import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, take_columns
+from flowkit.flows.keys import (
+    K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, key_matrix, take_columns,
+)
 from flowkit.flows.ports import group_address, likely
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 from flowkit.ledger import Ledger
 
 NS = 1_000_000_000
+FLUSH_ROWS = 32768  # finished rows converted to Arrow together (about 23 MB of rows)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class FlowState:
         self.track_prefix = track_prefix
         self.t0: int | None = None  # first packet time of the part (ns)
         self.tmax: int = -(2**62)
-        self.finished: list[pa.Table] = []
+        self.finished = []  # property: finished Arrow tables plus queued rows
         self.C, self.H, self.K = _empty_rows()  # open connections, one per key, sorted by key
         self.seen = np.zeros(0, np.uint64)  # every key with a packet in the part
         # prefix bookkeeping per key: state 1 = prefix still open, 2 = closed; last prefix packet time
@@ -92,8 +95,31 @@ class FlowState:
         return np.where(proto == 6, self.options.tcp_ns, self.options.udp_ns)
 
     def _finish(self, C, H, K) -> None:
+        """Queue finished rows; they become Arrow in large groups (per-call cost dominates small ones)."""
         if len(C):
-            self.finished.append(rows_to_arrow(C, H, K))
+            self._done_rows.append((C, H, K))
+            self._done_count += len(C)
+            if self._done_count >= FLUSH_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._done_rows:
+            C = np.concatenate([r[0] for r in self._done_rows])
+            H = np.concatenate([r[1] for r in self._done_rows])
+            K = np.concatenate([r[2] for r in self._done_rows])
+            self._done_rows, self._done_count = [], 0
+            self._finished.append(rows_to_arrow(C, H, K))
+
+    @property
+    def finished(self) -> list[pa.Table]:
+        """Finished connections as Arrow tables (with the internal ``_key``/``_prefix`` columns)."""
+        self._flush()
+        return self._finished
+
+    @finished.setter
+    def finished(self, tables: list[pa.Table]) -> None:
+        self._done_rows, self._done_count = [], 0
+        self._finished = list(tables)
 
     # ------------------------------------------------------------------ prefix
     def _prefix_flags(self, cols) -> np.ndarray:
@@ -158,7 +184,7 @@ class FlowState:
         h = cols["hash"]
         ukeys, first, slot = np.unique(h, return_index=True, return_inverse=True)
         slot = slot.astype(np.int64).ravel()
-        SK = cols["key"][first]
+        SK = key_matrix(cols, first)
         # per key: likely server port of side A, of side B; A, B a broadcast/multicast address
         lk = np.stack(
             [likely(SK[:, K_APORT], SK[:, K_PROTO]), likely(SK[:, K_BPORT], SK[:, K_PROTO]),
@@ -356,6 +382,7 @@ class FlowState:
         return out
 
     def _copy(self) -> "FlowState":
+        self._flush()
         out = FlowState(self.options, track_prefix=self.track_prefix)
         out.__dict__.update({key: value for key, value in self.__dict__.items()})
         out.finished = list(self.finished)
