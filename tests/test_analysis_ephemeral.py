@@ -116,3 +116,12 @@ def test_points_for_the_scatter():
 def test_empty():
     df = frame([tcp("10.0.0.1:1 > 10.0.0.2:2", "complete")]).iloc[0:0]
     assert len(A.ephemeral(df)) == 0 and "allocation" in A.ephemeral(df).columns
+
+
+def test_ks_pvalue_matches_the_exact_distribution():
+    stats = pytest.importorskip("scipy.stats", reason="scipy gives the exact KS distribution to compare with")
+    from flowkit.analysis.ephemeral import _ks_pvalue
+
+    for n in (20, 100, 300, 5000):
+        d = np.linspace(0.2 / np.sqrt(n), 2.5 / np.sqrt(n), 25)
+        np.testing.assert_allclose(_ks_pvalue(d, np.full(len(d), float(n))), stats.kstwo.sf(d, n), rtol=0.05, atol=2e-3)
