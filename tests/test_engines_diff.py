@@ -272,6 +272,10 @@ def _ip_cases() -> list[Case]:
         Case("tcp-ip-length-too-short", 1, eth(0x0800, ip4(6, TCP_SYN, total=30)), dict(status=Status.MALFORMED, src_port=40000)),
         Case("udp-ip-length-too-short", 1, eth(0x0800, ip4(17, UDP, total=25)), dict(status=Status.MALFORMED, dst_port=53)),
         Case("icmp-ip-length-too-short", 1, eth(0x0800, ip4(1, icmp(), total=22)), dict(status=Status.MALFORMED, icmp_type=8)),
+        Case("ipv4-tso-total-length-zero", 1, eth(0x0800, ip4(6, tcp(flags=ACK, payload=b"o" * 100), total=0)),
+             {**OK4, "ip_len": 140, "payload_len": 100}),  # fmt: skip
+        Case("ipv4-length-beyond-wire", 1, eth(0x0800, ip4(17, UDP, total=200)), dict(status=Status.MALFORMED, ip_len=200)),
+        Case("ipv6-length-beyond-wire", 1, eth(0x86DD, ip6(17, UDP, plen=500)), dict(status=Status.MALFORMED, ip_len=540)),
         Case("udp-length-field-lies", 1, eth(0x0800, ip4(17, udp(ulen=999))), {**OK4, "udp_len": 999, "payload_len": 30}),
         # TCP option lists that end early or carry odd sizes
         Case("tcp-opt-zero-size", 1, eth(0x0800, ip4(6, tcp(opts=b"\x02\x04\x05\xb4\x08\x00" + bytes(6)))),

@@ -50,8 +50,7 @@ AF_INET6 = (24, 28, 30)  # BSD, FreeBSD/Darwin, and other values of AF_INET6
 
 IP6_EXT_HEADERS = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options
 IP6_NO_NEXT = 59
-ICMP_HEADER = 4  # type, code, checksum: must be captured for status OK
-ICMP_PAYLOAD_AFTER = 8  # payload_len counts bytes after the 8-byte ICMP header (rest-of-header incl.)
+ICMP_HEADER = 8  # type, code, checksum, rest of header (Zeek's minimum too)
 
 
 class Cut(Exception):
@@ -211,29 +210,35 @@ def _check_version(buf: bytes, off: int, version: int, size: int) -> None:
         raise Cut
 
 
-def _ipv4(row: Row, buf: bytes, off: int) -> tuple[int, int]:
+def _ipv4(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
     """Fill the IPv4 columns; returns (transport header offset, transport length from the IP header)."""
     _check_version(buf, off, 4, dpkt.ip.IP.__hdr_len__)
     ip = _hdr(dpkt.ip.IP, buf, off)
     hlen = ip.hl * 4
+    total = ip.len
+    if total == 0:
+        # TCP segmentation offload: captured on the sender before the NIC filled the length;
+        # the captured bytes stand in for it, as in Zeek (weird "ip_hdr_len_zero")
+        total = len(buf) - off
     # the fixed 20 bytes are kept even when the header then proves impossible
     row.src_ip, row.dst_ip = _mapped(ip.src), _mapped(ip.dst)
-    row.ip_proto, row.ip_len, row.ttl, row.ip_id = ip.p, ip.len, ip.ttl, ip.id
+    row.ip_proto, row.ip_len, row.ttl, row.ip_id = ip.p, total, ip.ttl, ip.id
     row.frag_offset = ip.offset
     row.frag = (FRAG_MF if ip.mf else 0) | (FRAG_DF if ip.df else 0)
     if ip.mf or ip.offset:
         row.frag |= FRAG_IS_FRAGMENT
-    if ip.v != 4 or ip.hl < 5 or ip.len < hlen:
+    # impossible: wrong version, IHL < 5, total length below the header or beyond the frame on the wire
+    if ip.v != 4 or ip.hl < 5 or total < hlen or off + total > wire_end:
         raise Impossible
     if len(buf) - off < hlen:  # options cut by the snapshot length
         raise Cut
     if ip.offset:
-        row.payload_len = ip.len - hlen
+        row.payload_len = total - hlen
         raise LaterFragment
-    return off + hlen, ip.len - hlen
+    return off + hlen, total - hlen
 
 
-def _ipv6(row: Row, buf: bytes, off: int) -> tuple[int, int]:
+def _ipv6(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
     """Fill the IPv6 columns, walking extension headers; returns (transport offset, its length).
 
     ``row.ip_proto`` stays the fixed header's next-header value unless the chain is
@@ -243,7 +248,7 @@ def _ipv6(row: Row, buf: bytes, off: int) -> tuple[int, int]:
     ip6 = _hdr(dpkt.ip6.IP6, buf, off)
     row.src_ip, row.dst_ip = ip6.src, ip6.dst
     row.ip_len, row.ttl, row.ip_proto = ip6.plen + 40, ip6.hlim, ip6.nxt
-    if ip6.v != 6:
+    if ip6.v != 6 or off + 40 + ip6.plen > wire_end:
         raise Impossible
     nxt, pos, end = ip6.nxt, off + 40, off + 40 + ip6.plen
     for depth in range(MAX_IP6_EXT + 1):
@@ -349,7 +354,7 @@ def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
         if len(buf) - off >= 2:
             row.icmp_type, row.icmp_code = buf[off], buf[off + 1]
         _need(buf, off, l4len, ICMP_HEADER)
-        row.payload_len = max(l4len - ICMP_PAYLOAD_AFTER, 0)
+        row.payload_len = l4len - ICMP_HEADER
     else:
         row.payload_len = l4len
 
@@ -357,9 +362,14 @@ def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
 # ---------------------------------------------------------------- one packet
 
 
-def decode_packet(buf: bytes, linktype: int) -> Row:
-    """Decode one packet's captured bytes into a Row (never raises on bad input)."""
+def decode_packet(buf: bytes, linktype: int, wirelen: int | None = None) -> Row:
+    """Decode one packet's captured bytes into a Row (never raises on bad input).
+
+    ``wirelen``: the frame's length on the wire; an IP length reaching beyond it is
+    impossible (MALFORMED), whereas one beyond the captured bytes is a snapshot cut.
+    """
     row = Row()
+    wire_end = max(len(buf), wirelen or 0)
     try:
         try:
             link = _link(row, buf, linktype)
@@ -376,9 +386,9 @@ def decode_packet(buf: bytes, linktype: int) -> Row:
                 raise Impossible
         row.ip_version = version  # as announced by the link layer, even if the header is cut
         if version == 4:
-            off, l4len = _ipv4(row, buf, off)
+            off, l4len = _ipv4(row, buf, off, wire_end)
         else:
-            off, l4len = _ipv6(row, buf, off)
+            off, l4len = _ipv6(row, buf, off, wire_end)
         _transport(row, buf, off, l4len)
         row.status = Status.OK
     except Cut:
@@ -423,6 +433,9 @@ def decode_chunk(chunk: RecordChunk) -> pa.RecordBatch:
     """Decode every packet of ``chunk`` with the per-packet reference rules."""
     data = chunk.data.tobytes()
     starts, caplens, links = chunk.start.tolist(), chunk.caplen.tolist(), chunk.linktype.tolist()
-    rows = [decode_packet(data[s : s + c], lt) for s, c, lt in zip(starts, caplens, links)]
+    wirelens = chunk.wirelen.tolist()
+    rows = [
+        decode_packet(data[s : s + c], lt, w) for s, c, lt, w in zip(starts, caplens, links, wirelens)
+    ]
     columns = {name: [getattr(r, name) for r in rows] for name in _FROM_ROW}
     return batch_from_columns(chunk, columns)
