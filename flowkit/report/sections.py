@@ -71,7 +71,7 @@ def overview(df: pd.DataFrame, ledger: dict | None, sources: list[str]) -> str:
         ("IP bytes in flows", f"{flow_bytes:,} ({human_bytes(flow_bytes)})"),
     ]
     if ledger and ledger.get("bytes_read"):
-        items.append(("bytes read", f"{int(ledger['bytes_read']):,} ({human_bytes(ledger['bytes_read'])})"))
+        items.append(("packet bytes read", f"{int(ledger['bytes_read']):,} ({human_bytes(ledger['bytes_read'])})"))
     if n_flows and "proto" in df:
         counts = df["proto"].value_counts()
         items.append(("flows by protocol", ", ".join(f"{k} {v:,}" for k, v in counts.items())))
