@@ -19,6 +19,13 @@ reads it; parentheses group):
     proto     := "tcp" | "udp" | "ip" | "ip6"
     dir       := "src" | "dst" | "src or dst" | "src and dst"
 
+Where flowkit and tcpdump differ (both on purpose: flowkit filters what it decoded):
+``host``/``net`` match IP packets only (tcpdump also matches ARP addresses); every
+primitive sees through VLAN and MPLS tags (tcpdump needs ``vlan``/``mpls`` first);
+``tcp``/``udp``/``icmp6`` use the protocol after IPv6 extension headers; packets flowkit
+marks malformed or truncated before the ports carry no ports. ``vlan N`` compares the
+outer tag and does not shift later primitives, unlike tcpdump's ``vlan``.
+
 The expression is parsed once; evaluating it is a few numpy operations over whole
 columns, never a Python step per packet. Addresses compare as two big-endian uint64
 halves of the 16-byte (IPv4-mapped) form used by the packet schema; flow tables hold
