@@ -122,3 +122,13 @@ def test_idle_connections_are_evicted_while_streaming():
         peak = max(peak, len(state.C))
     assert peak <= 10
     assert len(state.finalize()) == 200
+
+
+def test_serialised_state_keeps_the_ledger():
+    from flowkit.capture.records import Damage
+
+    s = accumulate([batch(CAPTURES[0][:20])])
+    s.ledger.damage.append(Damage("x.pcap", 1234, "record length 99999 exceeds snaplen"))
+    back = FlowState.from_arrow(s.to_arrow(), FlowOptions())
+    assert back.ledger.to_dict() == s.ledger.to_dict()
+    assert back.finalize().to_arrow().equals(s.finalize().to_arrow())

@@ -32,6 +32,7 @@ from flowkit.flows.keys import (
 )
 from flowkit.flows.ports import group_address, likely
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
+from flowkit.capture.records import Damage
 from flowkit.ledger import Ledger
 
 NS = 1_000_000_000
@@ -419,7 +420,8 @@ class FlowState:
         meta = {f"flowkit.{name}".encode(): _dump(v) for name, v in blobs.items()}
         meta[b"flowkit.scalars"] = repr(
             {"t0": self.t0, "tmax": self.tmax, "track_prefix": self.track_prefix,
-             "ledger": {"counts": self.ledger.counts, "packets": self.ledger.packets, "bytes_read": self.ledger.bytes_read}}
+             "ledger": {"counts": self.ledger.counts, "packets": self.ledger.packets, "bytes_read": self.ledger.bytes_read,
+                        "damage": [(d.path, d.offset, d.message) for d in self.ledger.damage]}}
         ).encode()
         return tab.replace_schema_metadata(meta)
 
@@ -434,6 +436,7 @@ class FlowState:
         out.ledger.counts = dict(scal["ledger"]["counts"])
         out.ledger.packets = scal["ledger"]["packets"]
         out.ledger.bytes_read = scal["ledger"]["bytes_read"]
+        out.ledger.damage = [Damage(*d) for d in scal["ledger"].get("damage", [])]
         get = lambda name: _load(meta[f"flowkit.{name}".encode()])  # noqa: E731
         out.C, out.H, out.K, out.seen = get("C"), get("H"), get("K"), get("seen")
         out.pk_key, out.pk_state, out.pk_last, out.pk_first = get("pk_key"), get("pk_state"), get("pk_last"), get("pk_first")
