@@ -110,3 +110,20 @@ def test_range_ending_in_cut_record_reports_damage(tmp_path):
     n = sum(map(len, first)) + sum(map(len, last))
     assert n == 299
     assert [x.offset for ch in last for x in ch.damage] == [24 + 299 * 56]
+
+
+def test_ranges_on_synthetic_whole_second_timestamps(tmp_path):
+    """Timestamps 1, 2, 3 s and caplen == wirelen: the header shifted by 4 bytes
+    (seconds = 0 us field, us = caplen, caplen = wirelen) is plausible forever, so ranges
+    starting in the first bytes of a header must still find the real records."""
+    rng = np.random.default_rng(5)
+    pkts = [(float(1 + i), bytes(rng.integers(0, 256, int(rng.integers(40, 120)), np.uint8)))
+            for i in range(6000)]
+    p = write_pcap(tmp_path / "synthetic.pcap", pkts)
+    whole = records(p)
+    offs = [r[0] for r in whole]
+    cuts = sorted({0, p.stat().st_size, *[offs[i] + k for i in range(100, 6000, 450) for k in (1, 2, 3, 4, 5)]})
+    got = []
+    for a, b in zip(cuts, cuts[1:]):
+        got += records(p, start=a, end=b)
+    assert got == whole

@@ -269,14 +269,33 @@ def resync_pcap(buf, first, last, at_eof, big, nanosecond, limit, chain, span, b
 def walk_chain(buf, pos, target, big, limit):
     """Follow record lengths from ``pos`` to the first header at/after ``target``.
 
-    Returns that offset, ``-1`` on an impossible caplen, ``-2`` if ``buf`` ends first.
+    Returns ``(pos, status)``: status 0 = ``pos`` is that header, -1 = impossible
+    caplen at ``pos``, -2 = ``buf`` ends inside the record at ``pos``.
     """
     size = buf.shape[0]
     while pos < target:
         if pos + 16 > size:
-            return -2
+            return pos, -2
         cl = _u32(buf, pos + 8, big)
         if cl > limit:
-            return -1
+            return pos, -1
+        if pos + 16 + cl > size and pos + 16 + cl < target:
+            return pos, -2
         pos += 16 + cl
-    return pos
+    return pos, 0
+
+
+@numba.njit(cache=True)
+def chains_meet(buf, a, b, stop, big, limit):
+    """Whether the record chains from ``a`` and ``b`` share a boundary before ``stop``."""
+    size = buf.shape[0]
+    while a != b:
+        if a > b:
+            a, b = b, a
+        if a >= stop or a + 16 > size:
+            return False
+        cl = _u32(buf, a + 8, big)
+        if cl > limit:
+            return False
+        a += 16 + cl
+    return a < stop

@@ -34,6 +34,7 @@ from flowkit.errors import CaptureError
 CHAIN = 8
 BACK_TOLERANCE_NS = 86_400 * 1_000_000_000
 SCAN_STEP = 1 << 20  # candidates examined per window
+WALK_BLOCK = 16 << 20  # bytes read per step when following record lengths
 
 
 def _header(path) -> tuple[pcap.PcapHeader, int]:
@@ -71,28 +72,43 @@ def split_ranges(path, n: int) -> list[tuple[int, int]]:
 def find_boundary(path, hdr: pcap.PcapHeader, size: int, start: int, end: int) -> int | None:
     """First record boundary in ``[start, end)``, or None.
 
-    Resynchronises at ``start - LOOKBACK`` (or uses the first record when that is
-    before it), then follows record lengths to ``start``. A fake chain hidden in a
-    payload that happens to lead exactly onto real record boundaries merges with the
-    real chain within one maximal record, so by ``start`` both agree.
+    Resynchronises at ``start - 2 maximal records`` (or uses the first record when that
+    is before it), then follows record lengths to ``start``. A fake chain hidden in a
+    payload that leads exactly onto real record boundaries merges with the real chain
+    within one maximal record, so by ``start`` both agree. When another plausible chain
+    runs in parallel a few bytes away without ever meeting the chosen one (synthetic
+    files whose shifted headers stay plausible), the range cannot be decided locally and
+    the boundary is found by walking the record lengths from the start of the file.
     """
     limit = hdr.caplen_limit
-    lookback = 2 * (limit + 16)
-    if start - lookback <= pcap.HEADER_LEN:
-        anchor = pcap.HEADER_LEN
-    else:
-        anchor = _resync(path, hdr, size, start - lookback, end, start + limit + 16)
+    rec_max = limit + 16
+    start_scan = start - 2 * rec_max
+    if start_scan <= pcap.HEADER_LEN:
+        return _walk(path, hdr, size, pcap.HEADER_LEN, start, end)
+    reach = start + rec_max
+    with open(path, "rb") as f:
+        min_ts = _min_ts(f, hdr)
+        anchor = _resync(f, hdr, size, start_scan, end, reach, min_ts)
         if anchor is None:
             return None
-    if anchor >= start:
-        return anchor if anchor < end else None
+        if anchor < start and _ambiguous(f, hdr, size, anchor, reach, min_ts):
+            anchor = pcap.HEADER_LEN
+    return _walk(path, hdr, size, anchor, start, end)
+
+
+def _walk(path, hdr: pcap.PcapHeader, size: int, pos: int, start: int, end: int) -> int | None:
+    """Follow record lengths from the boundary ``pos`` to the first header >= ``start``."""
+    limit = hdr.caplen_limit
     with open(path, "rb") as f:
-        f.seek(anchor)
-        arr = np.frombuffer(f.read(start - anchor + limit + 32), np.uint8)
-    found = K.walk_chain(arr, 0, start - anchor, hdr.big_endian, limit)
-    if found < 0 or anchor + found >= min(end, size):
-        return None
-    return anchor + found
+        while pos < start:
+            f.seek(pos)
+            want = min(start - pos, WALK_BLOCK) + limit + 16
+            arr = np.frombuffer(f.read(want), np.uint8)
+            p, status = K.walk_chain(arr, 0, start - pos, hdr.big_endian, limit)
+            if status == -1 or (status == -2 and (arr.shape[0] < want or p == 0)):
+                return None  # damage or end of file before start: nothing from here
+            pos += p
+    return pos if pos < min(end, size) else None
 
 
 def _min_ts(f, hdr: pcap.PcapHeader) -> int:
@@ -101,42 +117,63 @@ def _min_ts(f, hdr: pcap.PcapHeader) -> int:
     Chains shifted by a few bytes inside real records read a caplen or microsecond
     field as seconds (1970); real records are not that far before the first one.
     """
-    pos = f.tell()
     f.seek(pcap.HEADER_LEN)
     head = f.read(8)
-    f.seek(pos)
     if len(head) < 8:
         return -(1 << 62)
     sec, frac = struct.unpack((">" if hdr.big_endian else "<") + "II", head)
     return sec * 1_000_000_000 + frac * (1 if hdr.nanosecond else 1000) - BACK_TOLERANCE_NS
 
 
-def _resync(path, hdr: pcap.PcapHeader, size: int, start: int, end: int,
-            reach: int) -> int | None:
+def _chain_ok(arr, at: int, at_eof: bool, hdr, reach_rel: int, min_ts: int) -> bool:
+    limit = hdr.caplen_limit
+    return K.resync_pcap(arr, at, at + 1, at_eof, hdr.big_endian, hdr.nanosecond, limit, CHAIN,
+                         limit + 16, BACK_TOLERANCE_NS, reach_rel, min_ts) == at
+
+
+def _resync(f, hdr: pcap.PcapHeader, size: int, start: int, end: int, reach: int,
+            min_ts: int) -> int | None:
     """First offset in ``[start, end)`` where a plausible chain of records begins
     and stays plausible up to offset ``reach`` at least."""
     limit = hdr.caplen_limit
     span = limit + 16
     extra = max(span, reach - start) + CHAIN * (limit + 16)
     pos = start
-    with open(path, "rb") as f:
-        while pos < end:
-            ncand = min(end - pos, SCAN_STEP)
+    while pos < end:
+        ncand = min(end - pos, SCAN_STEP)
+        while True:
             f.seek(pos)
-            while True:
-                arr = np.frombuffer(f.read(ncand + extra), np.uint8)
-                at_eof = pos + arr.shape[0] >= size
-                found = K.resync_pcap(arr, 0, ncand, at_eof, hdr.big_endian, hdr.nanosecond,
-                                      limit, CHAIN, span, BACK_TOLERANCE_NS, reach - pos,
-                                      _min_ts(f, hdr))
-                if found != -2:
-                    break
-                extra *= 2  # cannot happen with the bound above; stay correct anyway
-                f.seek(pos)
-            if found >= 0:
-                return pos + found
-            pos += ncand
+            arr = np.frombuffer(f.read(ncand + extra), np.uint8)
+            at_eof = pos + arr.shape[0] >= size
+            found = K.resync_pcap(arr, 0, ncand, at_eof, hdr.big_endian, hdr.nanosecond,
+                                  limit, CHAIN, span, BACK_TOLERANCE_NS, reach - pos, min_ts)
+            if found != -2:
+                break
+            extra *= 2  # cannot happen with the bound above; stay correct anyway
+        if found >= 0:
+            return pos + found
+        pos += ncand
     return None
+
+
+def _ambiguous(f, hdr: pcap.PcapHeader, size: int, anchor: int, reach: int, min_ts: int) -> bool:
+    """Another plausible chain starts within 15 bytes of ``anchor`` and never meets it."""
+    limit = hdr.caplen_limit
+    lo = max(pcap.HEADER_LEN, anchor - 15)
+    f.seek(lo)
+    want = reach - lo + (CHAIN + 2) * (limit + 16)
+    arr = np.frombuffer(f.read(want), np.uint8)
+    at_eof = lo + arr.shape[0] >= size
+    a = anchor - lo
+    for k in range(-15, 16):
+        b = a + k
+        if k == 0 or b < 0:
+            continue
+        if _chain_ok(arr, b, at_eof, hdr, reach - lo, min_ts) and not K.chains_meet(
+            arr, a, b, reach - lo, hdr.big_endian, limit
+        ):
+            return True
+    return False
 
 
 def read_range(path, start: int, end: int | None, *, chunk_bytes: int,
