@@ -287,3 +287,14 @@ def test_consecutive_files_are_one_continuing_capture(tmp_path):
     both = flowkit.flows([tmp_path / "a.pcap", tmp_path / "b.pcap"])
     assert len(both) == 1 and both.stats.packets == len(c.packets)
     assert both.to_arrow().equals(flowkit.flows([batch(c.packets)]).to_arrow())
+
+
+def test_filter_on_batches_keeps_every_packet_in_the_ledger():
+    pkts = [
+        pkt(1.0, "10.0.0.1", 1000, "10.0.0.2", 53, proto="udp", payload=1),
+        pkt(1.1, "10.0.0.1", 1001, "10.0.0.2", 80, "S", seq=1),
+    ]
+    only_udp = lambda b: b.column("ip_proto").to_numpy() == 17  # noqa: E731
+    ft = flowkit.flows([batch(pkts)], filter=only_udp)
+    assert list(ft.to_pandas().proto) == ["udp"]
+    assert ft.stats.packets == 2

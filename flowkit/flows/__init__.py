@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 
 from flowkit._callable import make_callable
@@ -21,8 +22,19 @@ from flowkit.ledger import Ledger
 __all__ = ["flows", "accumulate", "FlowOptions", "FlowState", "FlowTable", "FLOW_SCHEMA", "FLOW_COLUMNS"]
 
 
+def _count(ledger: Ledger, batch: pa.RecordBatch) -> None:
+    ledger.add_batch(
+        batch.column("status").to_numpy(zero_copy_only=False),
+        batch.column("ip_proto").to_numpy(zero_copy_only=False),
+    )
+
+
 def _batches(source, options: FlowOptions):
-    """(iterator of packet batches, function returning the ledger afterwards)."""
+    """(iterator of packet batches, function returning the ledger once iterated).
+
+    Every packet is counted in the ledger before the optional filter drops any, as
+    ``flowkit.packets`` does for files.
+    """
     from flowkit.decode import PacketTable, packets
 
     if isinstance(source, (str, os.PathLike)) or (
@@ -33,22 +45,33 @@ def _batches(source, options: FlowOptions):
             kwargs["chunk_bytes"] = options.chunk_bytes
         source = packets(source, engine=options.engine, **kwargs)
     if isinstance(source, PacketTable):
-        return iter(source), (lambda: source.stats), True
+        return iter(source), lambda: source.stats
     if isinstance(source, pa.RecordBatch):
         source = [source]
     if isinstance(source, pa.Table):
         source = source.to_batches()
-    return iter(source), None, False
+    ledger = Ledger()
+    return _counted(source, options.filter, ledger), lambda: ledger
+
+
+def _counted(batches, filter, ledger: Ledger):
+    """Count batches given directly, then apply the filter (callable mask or expression)."""
+    if isinstance(filter, str):
+        from flowkit.filter import compile_filter
+
+        filter = compile_filter(filter)
+    for b in batches:
+        _count(ledger, b)
+        if filter is not None:
+            b = b.filter(pa.array(np.asarray(filter(b), dtype=bool)))
+        yield b
 
 
 def accumulate(batches: Iterable[pa.RecordBatch], options: FlowOptions | None = None) -> FlowState:
     """Flow state of a run of consecutive packet batches (mergeable with its neighbours)."""
     state = FlowState(options or FlowOptions())
     for batch in batches:
-        state.ledger.add_batch(
-            batch.column("status").to_numpy(zero_copy_only=False),
-            batch.column("ip_proto").to_numpy(zero_copy_only=False),
-        )
+        _count(state.ledger, batch)
         state.advance(packet_columns(batch))
     return state
 
@@ -71,17 +94,11 @@ def flows(
     so memory follows the number of concurrently active connections.
     """
     options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes)
-    it, ledger_of, from_table = _batches(source, options)
+    it, ledger_of = _batches(source, options)
     state = FlowState(options, track_prefix=False)  # one pass: no later merge needs the prefix
-    own = Ledger()
     for batch in it:
-        if not from_table:
-            own.add_batch(
-                batch.column("status").to_numpy(zero_copy_only=False),
-                batch.column("ip_proto").to_numpy(zero_copy_only=False),
-            )
         state.advance(packet_columns(batch))
-    state.ledger = ledger_of() if ledger_of is not None else own
+    state.ledger = ledger_of()
     return state.finalize()
 
 
