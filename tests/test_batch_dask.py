@@ -18,9 +18,9 @@ from test_batch_run import N_TCP, all_packets, dataset_rows, write_pcap, write_r
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as c:
+    from flowkit.batch.executor import local_cluster
+
+    with local_cluster(2) as c:  # what workers=2 starts
         yield c
 
 
@@ -58,6 +58,15 @@ def test_cluster_output_equals_in_process(cluster, captures, tmp_path, stitch):
         t = flowkit.read_dataset(tmp_path / "dask", filters=[("proto", "=", "tcp")])
         sites = [s.split(os.sep)[-2] for s in t["source"].to_pylist()]
         assert sites.count("site-a") == sites.count("site-b") == N_TCP
+
+
+def test_local_cluster_workers_get_malloc_thresholds_for_big_buffers(cluster):
+    # dask's default MALLOC_TRIM_THRESHOLD_=65536 made each task 2-3x slower
+    from flowkit.batch.executor import WORKER_ENVIRON
+
+    with distributed.Client(cluster) as client:
+        seen = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert len(seen) == 2 and set(seen.values()) == {WORKER_ENVIRON["MALLOC_TRIM_THRESHOLD_"]}
 
 
 def test_scheduler_from_environment(cluster, captures, tmp_path, monkeypatch):
