@@ -153,6 +153,12 @@ def score_entry(test: str, entry: dict) -> Score:
             bad = [n for n in (*COUNT_FIELDS, *STATE_FIELDS) if z[n] != f[n]]
             for n in (*COUNT_FIELDS, *STATE_FIELDS):
                 sc.ok[n] += z[n] == f[n]
+            for n in ("orig_bytes", "resp_bytes"):  # informative: Zeek leaves them unset sometimes
+                if z[n] is not None:
+                    sc.ok[n + "_n"] += 1
+                    sc.ok[n] += z[n] == f[n]
+                    if z[n] != f[n]:
+                        sc.diffs.append((key, [n], z, f))
             if bad:
                 sc.diffs.append((key, bad, z, f))
     sc.extra = sum(len(v) for v in ours.values()) - sc.matched
@@ -171,6 +177,10 @@ def totals(scores: list[Score]) -> dict:
     for f in (*COUNT_FIELDS, *STATE_FIELDS):
         out[f] = sum(s.ok[f] for s in scores) / rows if rows else 1.0
     out["counts_all"] = counts_ok / rows if rows else 1.0
+    for n in ("orig_bytes", "resp_bytes"):
+        have = sum(s.ok[n + "_n"] for s in scores)
+        out[n] = sum(s.ok[n] for s in scores) / have if have else 1.0
+        out[n + "_rows"] = have
     return out
 
 
@@ -196,6 +206,11 @@ def table(scores: list[Score]) -> str:
     lines.append(
         f"| **all** | | {t['rows']} | | | {t['counts_all']:.1%} | {t['conn_state']:.1%} | {t['history']:.1%} |"
     )
+    lines += [
+        "",
+        f"Payload bytes (informative, rows where Zeek logs them): `orig_bytes` {t['orig_bytes']:.1%} of "
+        f"{t['orig_bytes_rows']}, `resp_bytes` {t['resp_bytes']:.1%} of {t['resp_bytes_rows']}.",
+    ]
     lines += [
         "",
         "Baselines that are one-row `zeek-cut` extracts without the five-tuple, compared as the single",

@@ -91,7 +91,8 @@ def packet_columns(batch: pa.RecordBatch) -> dict[str, np.ndarray] | None:
         "seq": col("seq"),
         "ack": col("ack"),
         "win": col("window"),
-        "plen": col("payload_len"),
+        # UDP: Zeek sums the UDP length field minus the header, not the IP payload
+        "plen": np.where(proto == 17, np.maximum(col("udp_len") - 8, 0), col("payload_len")),
         "iplen": col("ip_len"),
         "proto": proto,
         "ahi": ahi.view(np.int64), "alo": alo.view(np.int64), "bhi": bhi.view(np.int64), "blo": blo.view(np.int64),
