@@ -406,7 +406,7 @@ _FROM_ROW = [f.name for f in PACKET_SCHEMA if f.name in Row.__slots__]
 
 
 def batch_from_columns(chunk: RecordChunk, columns: dict[str, np.ndarray | list]) -> pa.RecordBatch:
-    """Assemble a PACKET_SCHEMA batch: record columns from ``chunk``, the rest from ``columns``."""
+    """Assemble a PACKET_SCHEMA batch from ``columns``; record columns not given come from ``chunk``."""
     n = len(chunk)
     base = {
         "index": chunk.index,
@@ -418,7 +418,7 @@ def batch_from_columns(chunk: RecordChunk, columns: dict[str, np.ndarray | list]
     }
     arrays = []
     for field in PACKET_SCHEMA:
-        values = base[field.name] if field.name in base else columns[field.name]
+        values = columns[field.name] if field.name in columns else base[field.name]
         if pa.types.is_fixed_size_binary(field.type):
             flat = np.frombuffer(b"".join(values), dtype=np.uint8) if n else np.zeros(0, np.uint8)
             arrays.append(pa.FixedSizeBinaryArray.from_buffers(field.type, n, [None, pa.py_buffer(flat)]))

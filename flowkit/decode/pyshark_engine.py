@@ -56,7 +56,7 @@ PREFS = (
 )
 
 FIELDS = (
-    "frame.number", "frame.protocols", "ieee8021ad.id", "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.len", "ip.ttl",
+    "frame.number", "frame.time_epoch", "frame.cap_len", "frame.len", "frame.protocols", "ieee8021ad.id", "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.len", "ip.ttl",
     "ip.id", "ip.flags.mf", "ip.flags.df", "ip.frag_offset", "ipv6.src", "ipv6.dst", "ipv6.nxt",
     "ipv6.plen", "ipv6.hlim", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.ident",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw",
@@ -144,6 +144,8 @@ def _row(f: dict[str, str]) -> dict[str, int | bytes]:
     """One packet's schema columns from tshark field values (names as in FIELDS)."""
     r: dict[str, int | bytes] = dict.fromkeys(_FROM_ROW, 0)
     r["src_ip"] = r["dst_ip"] = bytes(16)
+    # the record columns as tshark read them back (checks the temporary pcapng round trip too)
+    r["ts"], r["caplen"], r["wirelen"] = _ns(f["frame.time_epoch"]), _int(f["frame.cap_len"]), _int(f["frame.len"])
     # Wireshark names an 802.1ad (0x88a8) tag ieee8021ad: it is the outer (service) tag
     vlans = [_int(v) for key in ("ieee8021ad.id", "vlan.id") for v in f.get(key, "").split(",") if v]
     r["vlan"], r["inner_vlan"] = (vlans + [0, 0])[:2]
@@ -265,5 +267,5 @@ def decode_chunk(chunk: RecordChunk, via: str = "fields") -> pa.RecordBatch:
             f"{chunk.path}: tshark dissected {len(dissected)} of {len(chunk)} packets"
         )
     rows = [_row(f) for f in dissected]
-    columns = {name: [r[name] for r in rows] for name in _FROM_ROW}
+    columns = {name: [r[name] for r in rows] for name in (*_FROM_ROW, "ts", "caplen", "wirelen")}
     return batch_from_columns(chunk, columns)
