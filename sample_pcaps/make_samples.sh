@@ -2,9 +2,9 @@
 # Make the sample captures: real traffic between two Linux network namespaces joined by a
 # veth pair, captured by tcpdump on the client's side of the pair.
 #
-#   server namespace fksrv: 10.99.0.1, fd99::1   (http.server on TCP 80, 8080, 8000;
+#   server namespace fksrv-PID: 10.99.0.1, fd99::1   (http.server on TCP 80, 8080, 8000;
 #                                                 DNS-like responder on UDP 53; UDP echo on 7)
-#   client namespace fkcli: 10.99.0.2, 10.99.0.3 (scanner), fd99::2
+#   client namespace fkcli-PID: 10.99.0.2, 10.99.0.3 (scanner), fd99::2
 #   10.99.0.9: a blackholed address; the client's neighbour table sends it to a MAC address
 #              nobody owns, so its SYNs go out on the wire and are never answered
 #
@@ -15,8 +15,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${1:-$HERE}"
-SRV=fksrv
-CLI=fkcli
+# per-run namespace names: two runs at once (parallel CI jobs) do not meet
+SRV="fksrv-$$"
+CLI="fkcli-$$"
 PY=python3
 PIDS=()
 declare -A CAP_LOG
@@ -29,7 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cleanup
 ip netns add "$SRV"
 ip netns add "$CLI"
 for ns in "$SRV" "$CLI"; do
@@ -37,9 +37,8 @@ for ns in "$SRV" "$CLI"; do
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.router_solicitations=0
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.router_solicitations=0
 done
-ip link add fk-cli type veth peer name fk-srv
-ip link set fk-cli netns "$CLI"
-ip link set fk-srv netns "$SRV"
+# created straight inside the namespaces: the interface names never exist outside them
+ip link add fk-cli netns "$CLI" type veth peer name fk-srv netns "$SRV"
 # fixed MAC addresses so every run produces the same link-layer headers
 ip -n "$CLI" link set fk-cli address 02:00:0a:63:00:02
 ip -n "$SRV" link set fk-srv address 02:00:0a:63:00:01
