@@ -36,7 +36,7 @@ from flowkit.capture.records import Damage
 from flowkit.ledger import Ledger
 
 NS = 1_000_000_000
-FLUSH_ROWS = 32768  # finished rows converted to Arrow together (about 23 MB of rows)
+FLUSH_ROWS = 16384  # finished rows converted to Arrow together (about 11 MB of rows)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,8 @@ class FlowState:
         K2 = np.concatenate([self.K[~touched], K[still]])
         order = np.argsort(K2[:, 0].view(np.uint64), kind="stable")
         self.C, self.H, self.K = C2[order], H2[order], K2[order]
-        self.seen = np.union1d(self.seen, ukeys)
+        if self.track_prefix:  # only merging needs every key ever seen; streaming stays bounded
+            self.seen = np.union1d(self.seen, ukeys)
         self.tmax = max(self.tmax, int(cols["ts"].max()))
         if evict:
             self.evict()
@@ -258,6 +259,8 @@ class FlowState:
     def merge(self, later: "FlowState") -> "FlowState":
         """State of ``self`` followed by ``later`` (``self`` precedes it in capture order)."""
         E, L = self, later
+        if not (E.track_prefix and L.track_prefix):
+            raise ValueError("only states from accumulate() can be merged (streaming states keep no prefix)")
         if E.t0 is None:
             out = L._copy()
             out.ledger = E.ledger.merge(L.ledger)
