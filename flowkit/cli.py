@@ -114,6 +114,21 @@ def _is_flow_file(path: str) -> bool:
     return path != "-" and Path(path).suffix.lower() in (".parquet", ".pq")
 
 
+def _CountingPackets(*args, **kwargs):
+    from flowkit.decode import PacketTable
+
+    class CountingPackets(PacketTable):
+        on_batch = None
+
+        def __iter__(self):
+            for batch in super().__iter__():
+                if self.on_batch is not None:
+                    self.on_batch(batch.num_rows)
+                yield batch
+
+    return CountingPackets(*args, **kwargs)
+
+
 def build_table(s: Settings):
     """FlowTable of the captures: packet filter while reading, then the flow filter."""
     import flowkit
@@ -123,8 +138,17 @@ def build_table(s: Settings):
     if any(_is_flow_file(c) for c in s.captures):
         raise click.UsageError("give either captures or flow .parquet files, not both")
     sources = s.sources()
-    with ReadProgress(s.captures, quiet=s.quiet):
-        table = flowkit.flows(sources if len(sources) > 1 else sources[0], **s.flow_options())
+    source = sources if len(sources) > 1 else sources[0]
+    options = s.flow_options()
+    with ReadProgress(s.captures, quiet=s.quiet) as progress:
+        if progress.enabled:
+            # count decoded packets for the bar's packets/s: the same PacketTable flows()
+            # would open, with each batch reported as it passes (no per-packet work)
+            packets = _CountingPackets(source, options.pop("engine"), strict=options.pop("strict"),
+                                       filter=options.pop("filter", None))
+            packets.on_batch = progress.add_packets
+            source = packets
+        table = flowkit.flows(source, **options)
     _warn_damage(table.stats, s.quiet)
     if s.filter:
         from flowkit.filter import compile_flow_filter

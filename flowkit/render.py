@@ -9,13 +9,14 @@ import math
 import os
 import sys
 import threading
-import time
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+from rich.text import Text
 from rich.table import Table
 
 NUMERIC_KINDS = "iufb"
@@ -131,6 +132,16 @@ def print_ledger(ledger, console: Console | None = None) -> None:
         console.print(f"damage: {line}", markup=False)
 
 
+class PacketRateColumn(ProgressColumn):
+    """Packets decoded so far and packets per second (from the task's ``packets`` field)."""
+
+    def render(self, task) -> Text:
+        packets = task.fields.get("packets", 0)
+        elapsed = task.elapsed or 0.0
+        rate = packets / elapsed if elapsed > 0 else 0.0
+        return Text(f"{packets:,} packets {rate / 1e3:,.0f} k/s", style="magenta")
+
+
 class ReadProgress:
     """A progress bar on stderr showing how far the library has read the input files.
 
@@ -150,6 +161,11 @@ class ReadProgress:
         self._stop = threading.Event()
         self._thread = None
         self._done: dict[str, int] = {}
+        self.packets = 0
+
+    def add_packets(self, n: int) -> None:
+        """Called by the reader with each batch's packet count."""
+        self.packets += int(n)
 
     def __enter__(self):
         if not self.enabled:
@@ -157,9 +173,9 @@ class ReadProgress:
         self.sizes = {p: os.path.getsize(p) for p in self.files}
         self.progress = Progress(
             TextColumn(f"{self.label}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=stderr_console(), transient=True,
+            PacketRateColumn(), TimeRemainingColumn(), console=stderr_console(), transient=True,
         )
-        self.task = self.progress.add_task(self.label, total=sum(self.sizes.values()))
+        self.task = self.progress.add_task(self.label, total=sum(self.sizes.values()), packets=0)
         self.progress.start()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -186,7 +202,7 @@ class ReadProgress:
         while not self._stop.wait(0.25):
             for path, pos in self._positions().items():
                 self._done[path] = max(self._done.get(path, 0), min(pos, self.sizes[path]))
-            self.progress.update(self.task, completed=sum(self._done.values()))
+            self.progress.update(self.task, completed=sum(self._done.values()), packets=self.packets)
 
     def __exit__(self, *exc):
         if self.enabled:
@@ -195,6 +211,3 @@ class ReadProgress:
             self.progress.stop()
         return False
 
-
-def elapsed(t0: float) -> str:
-    return f"{time.perf_counter() - t0:.2f} s"
