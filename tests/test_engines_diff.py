@@ -481,7 +481,9 @@ def comparable_rows(fast: pa.Table, shark: pa.Table, proto: int) -> np.ndarray:
     sp = shark.column("ip_proto").to_numpy()
     frag = fast.column("frag").to_numpy()
     # Wireshark trusts the frame length over an IP length claiming more bytes than the wire carried
-    fits = fast.column("ip_len").to_numpy() <= fast.column("wirelen").to_numpy()
+    wirelen = fast.column("wirelen").to_numpy()
+    fits = fast.column("ip_len").to_numpy() <= wirelen
+    fits &= wirelen <= 0x7FFFFFFF  # Wireshark caps frame lengths at 2^31 - 1 (fuzzed record headers)
     return np.flatnonzero((st == Status.OK) & (p == proto) & (sp == proto) & (frag == 0) & fits)
 
 
