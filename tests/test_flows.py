@@ -298,3 +298,13 @@ def test_filter_on_batches_keeps_every_packet_in_the_ledger():
     ft = flowkit.flows([batch(pkts)], filter=only_udp)
     assert list(ft.to_pandas().proto) == ["udp"]
     assert ft.stats.packets == 2
+
+
+def test_active_timeout_continuation_keeps_the_orientation():
+    c = Conversation("10.0.0.1", 41010, "10.0.0.2", 9999, step=4.0).handshake()  # not a likely server port
+    for _ in range(6):
+        c.data(False, 100)  # the server talks; a continuation starts with a server packet
+    df = flows_of(c.packets, active_timeout=10)
+    assert len(df) >= 2
+    assert set(zip(df.src_ip, df.src_port)) == {("10.0.0.1", 41010)}
+    assert df.src_pkts.sum() + df.dst_pkts.sum() == len(c.packets)

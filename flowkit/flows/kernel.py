@@ -407,6 +407,7 @@ def advance(
         proto = np.int64(p_proto[i])
         c = slot_conn[k]
         fresh = c < 0
+        keep_orig = -1  # an active-timeout continuation keeps its predecessor's orientation
         if not fresh:
             timeout = tcp_ns if proto == 6 else udp_ns
             if (
@@ -424,6 +425,8 @@ def advance(
                 fresh = True
             if fresh:
                 done_mask[c] = True
+                if t >= C[c, F_ACT_DL] and t - C[c, F_TSPKT] < timeout and t < C[c, F_CLOSE_DL]:
+                    keep_orig = C[c, F_ORIG]
         if fresh:
             if n_conn >= cap:
                 return -1
@@ -446,6 +449,9 @@ def advance(
             else:
                 flip = src_likely and not dst_likely
             orig = 1 - side if flip else side
+            if keep_orig >= 0:
+                orig = keep_orig
+                flip = False
             _new_conn(C, H, K, SK, n_conn, k, t, proto, orig, p_prefix[i], active_ns)
             if flip:
                 C[n_conn, F_FLIPS] = 1
