@@ -290,3 +290,15 @@ def test_udp_timeout_splits_flows(run):
     assert rc == 0 and len(json_lines(out)) == flows_expected
     rc, out, _ = run("flows", DNS, "--udp-timeout", 60, "--json")
     assert len(json_lines(out)) == 12
+
+
+def test_several_captures_are_read_as_one(run):
+    rc, out, _ = run("flows", REFUSED, str(SAMPLES / "unanswered.pcap"), "--json")
+    rows = json_lines(out)
+    assert rc == 0
+    assert sorted((r["dst_port"], r["conn_state"]) for r in rows) == [(8081, "REJ"), (9999, "S0")]
+
+
+def test_stdin_only_once(run):
+    rc, _, err = run("flows", "-", "-")
+    assert rc == 2 and "only once" in err
