@@ -32,7 +32,7 @@ from flowkit.decode.schema import (
     Status,
 )
 
-# Ethertypes and link types handled (names as in the issue, values from the registries).
+# Ethertypes, PPP protocols and link types handled (values from the IEEE/IANA/tcpdump registries).
 ETH_IP4, ETH_IP6 = 0x0800, 0x86DD
 ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 ETH_MPLS = (0x8847, 0x8848)
@@ -46,10 +46,9 @@ DLT_NULL, DLT_EN10MB, DLT_PPP, DLT_RAW_12, DLT_RAW_14 = 0, 1, 9, 12, 14
 DLT_PPP_HDLC, DLT_RAW, DLT_LOOP, DLT_SLL = 50, 101, 108, 113
 DLT_IPV4, DLT_IPV6, DLT_SLL2 = 228, 229, 276
 AF_INET = 2
-AF_INET6 = (24, 28, 30)  # BSD, FreeBSD/Darwin, and other values of AF_INET6
+AF_INET6 = (24, 28, 30)  # NetBSD/OpenBSD, FreeBSD, macOS: the capture may come from any
 
 IP6_EXT_HEADERS = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options
-IP6_NO_NEXT = 59
 ICMP_HEADER = 8  # type, code, checksum, rest of header (Zeek's minimum too)
 
 
