@@ -56,6 +56,7 @@ class Settings:
         self.engine = engine
         self.filter = filter  # over flows: src = originator, dst = responder
         self.packet_filter = packet_filter  # over packets, before flows are built (tcpdump's view)
+        self.active_timeout = None
         self.idle_timeout = idle_timeout
         self.udp_timeout = udp_timeout
         self.strict = strict
@@ -77,6 +78,8 @@ class Settings:
             options["tcp_timeout"] = self.idle_timeout
         if self.udp_timeout is not None:
             options["udp_timeout"] = self.udp_timeout
+        if self.active_timeout is not None:
+            options["active_timeout"] = self.active_timeout
         return options
 
 
@@ -227,6 +230,7 @@ def flows(
     packet_filter: Optional[str] = PacketFilterOpt,
     idle_timeout: Optional[float] = IdleOpt,
     udp_timeout: Optional[float] = UdpOpt,
+    active_timeout: Optional[float] = typer.Option(None, "--active-timeout", metavar="S", help="also end a flow after S seconds even while active (NetFlow style; default: never)"),
     stats: bool = StatsOpt,
     limit: Optional[int] = LimitOpt,
     json: bool = JsonOpt,
@@ -236,6 +240,10 @@ def flows(
 ) -> None:
     """Build the five-tuple flow table (Zeek conn.log semantics)."""
     s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+    if active_timeout is not None:
+        if active_timeout <= 0:
+            raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
+        s.active_timeout = active_timeout
     if any(_is_flow_file(c) for c in captures):
         raise click.UsageError("'flows' reads captures; analyses accept flow .parquet files")
     if format is not None and format not in FORMATS:

@@ -302,3 +302,23 @@ def test_several_captures_are_read_as_one(run):
 def test_stdin_only_once(run):
     rc, _, err = run("flows", "-", "-")
     assert rc == 2 and "only once" in err
+
+
+def test_active_timeout_splits_long_flows(run):
+    import dpkt
+
+    path = SAMPLES / "unanswered.pcap"  # one SYN retransmitted about once a second
+    with open(path, "rb") as f:
+        times = [ts for ts, _ in dpkt.pcap.Reader(f)]
+    active = 1.5
+    expected, start = [], None
+    for ts in times:  # truth: a flow ends once it is older than the active timeout
+        if start is None or ts - start > active:
+            expected.append(0)
+            start = ts
+        expected[-1] += 1
+    assert len(expected) >= 2
+    rc, out, _ = run("flows", path, "--active-timeout", active, "--json")
+    assert rc == 0
+    assert [r["src_pkts"] for r in json_lines(out)] == expected
+    assert run("flows", path, "--active-timeout", "0")[0] == 2
