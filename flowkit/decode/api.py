@@ -92,12 +92,16 @@ class PacketTable:
         names = ", ".join(str(getattr(s, "name", s)) for s in self.sources)
         return f"PacketTable([{names}], engine={self.engine!r})"
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
+    def chunks(self, source) -> Iterator:
+        """Framed records of one source (a subclass may frame differently, e.g. a byte range)."""
         from flowkit.capture import read_chunks  # imported late: capture/ imports nothing from here
 
+        return read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
         ledger = Ledger()
         for source in self.sources:
-            for chunk in read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict):
+            for chunk in self.chunks(source):
                 ledger.damage.extend(chunk.damage)
                 if len(chunk) == 0:
                     continue
