@@ -29,7 +29,7 @@ NAT_SHARE = 0.5
 _REQUIRED = ("proto", "src_ip", "src_port", "dst_ip", "dst_port", "ts_start", "ts_end")
 
 
-def _clients(flows, protos) -> pd.DataFrame:
+def _clients(flows, protos) -> tuple[pd.DataFrame, np.ndarray]:
     """Connections whose source port the client chose, in time order per client.
 
     TCP: flows where the originator's SYN was seen (midstream orientation is a guess).
@@ -59,8 +59,8 @@ def _clients(flows, protos) -> pd.DataFrame:
         }
     )
     out = out.take(_order(out, "client_ip", "t", "src_port")).reset_index(drop=True)
-    out.attrs["names"] = np.asarray(names, dtype=object)
-    return out
+    # the names travel beside the frame: in DataFrame.attrs pandas would copy them on every operation
+    return out, np.asarray(names, dtype=object)
 
 
 def _order(df: pd.DataFrame, *keys: str) -> np.ndarray:
@@ -70,9 +70,9 @@ def _order(df: pd.DataFrame, *keys: str) -> np.ndarray:
 
 def ephemeral_points(flows, protos=("tcp",)) -> pd.DataFrame:
     """(client_ip, ts, src_port, dst, dst_ip, dst_port, proto) per connection, for port-over-time plots."""
-    c = _clients(flows, protos)
+    c, names = _clients(flows, protos)
     out = c[["client_ip", "ts", "src_port", "dst_ip", "dst_port", "proto"]].copy()
-    out["client_ip"] = c.attrs["names"][c["client_ip"].to_numpy()] if len(c) else []
+    out["client_ip"] = names[c["client_ip"].to_numpy()]
     out.insert(3, "dst", out["dst_ip"] + ":" + out["dst_port"].astype(str))
     return out
 
@@ -170,7 +170,7 @@ def ephemeral(
     protos=("tcp",),
 ) -> pd.DataFrame:
     """One row per client host: ephemeral range, allocation scheme, evidence, reuse and headroom."""
-    c = _clients(flows, protos)
+    c, names = _clients(flows, protos)
     cols = [
         "client_ip", "connections", "destinations", "port_min", "port_max", "distinct_ports", "range",
         "allocation", "median_step", "share_small_steps", "share_small_steps_per_dst", "uniformity_p",
@@ -224,7 +224,7 @@ def ephemeral(
     hint, reason = _nat_hints(c, n, out)
     out["nat_hint"] = hint & enough
     out["nat_reason"] = reason.where(out["nat_hint"], "")
-    out.index = c.attrs["names"][out.index.to_numpy()]
+    out.index = names[out.index.to_numpy()]
     return out.rename_axis("client_ip").reset_index()[cols]
 
 
@@ -240,13 +240,12 @@ def _nat_hints(c: pd.DataFrame, n: pd.Series, out: pd.DataFrame) -> tuple[pd.Ser
     modern = (p >= 10000).groupby(c["client_ip"]).mean()
     two_ranges = (legacy >= 0.1) & (modern >= 0.1)
 
-    g = c.groupby("client_ip", sort=False)
+    # c is sorted by client then time, so "lag connections earlier, same client" is a plain shift
+    client, port, dst = c["client_ip"].to_numpy(), p.to_numpy(), c["dst"].to_numpy()
     cont = np.zeros(len(c), dtype=bool)
     for lag in range(1, NAT_LAGS + 1):
-        prev_port = g["src_port"].shift(lag)
-        prev_dst = g["dst"].shift(lag)
-        delta = p - prev_port
-        cont |= (delta.between(1, NAT_STEP) & (prev_dst != c["dst"])).to_numpy()
+        delta = port[lag:] - port[:-lag]
+        cont[lag:] |= (client[lag:] == client[:-lag]) & (delta >= 1) & (delta <= NAT_STEP) & (dst[lag:] != dst[:-lag])
     share_cont = pd.Series(cont).groupby(c["client_ip"].to_numpy()).mean().reindex(n.index)
     interleaved = (share_cont >= NAT_SHARE) & (out["share_small_steps"].fillna(0) < SEQUENTIAL_SHARE)
 
