@@ -308,3 +308,18 @@ def test_active_timeout_continuation_keeps_the_orientation():
     assert len(df) >= 2
     assert set(zip(df.src_ip, df.src_port)) == {("10.0.0.1", 41010)}
     assert df.src_pkts.sum() + df.dst_pkts.sum() == len(c.packets)
+
+
+def test_payload_bytes_across_sequence_wrap():
+    c = Conversation("10.0.0.1", 41020, "10.0.0.2", 80, cseq=2**32 - 300, sseq=2**32 - 10)
+    c.handshake()
+    for _ in range(5):
+        c.data(True, 100)  # crosses 2**32 on the third segment
+        c.data(False, 50)
+    c.close()
+    for p in c.packets:
+        p["seq"] &= 0xFFFFFFFF
+        p["ack"] &= 0xFFFFFFFF
+    row = one(c.packets)
+    assert (row.src_payload_bytes, row.dst_payload_bytes) == (500, 250)
+    assert row.conn_state == "SF" and "T" not in row.history
