@@ -97,3 +97,21 @@ def test_missing_tshark_is_one_clear_line(monkeypatch, tmp_path):
         flowkit.packets(path, "pyshark")
     message = str(err.value)
     assert "tshark" in message and "\n" not in message
+
+
+def test_damaged_capture_is_framed_by_flowkit_for_every_engine(tmp_path):
+    """tshark only sees the records flowkit framed, so ledgers and damage line up across engines."""
+    require_tool("tshark")
+    from pcapgen import pcap_header, pcap_record
+
+    good = [eth(0x0800, ip4(17, UDP)) for _ in range(4)]
+    data = pcap_header() + b"".join(pcap_record(2.0 + k, p) for k, p in enumerate(good))
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data + pcap_record(9.0, good[0])[:25])
+    ledgers = {}
+    for engine in ("fast", "dpkt", "pyshark"):
+        table = flowkit.packets(path, engine)
+        assert table.to_arrow().num_rows == 4
+        ledgers[engine] = table.stats.to_dict()
+    assert ledgers["pyshark"] == ledgers["fast"] == ledgers["dpkt"]
+    assert ledgers["fast"]["udp"] == 4 and len(ledgers["fast"]["damage"]) == 1
