@@ -49,10 +49,12 @@ def plan_units(captures: list[CaptureInput], stitch: bool) -> list[Unit]:
     return [Unit(output_key(d + os.sep), members) for d, members in groups.items()]
 
 
-def plan_pieces(unit: Unit, split_bytes: int | None) -> list[Piece]:
+def plan_pieces(unit: Unit, split_bytes: int | None, hashed=()) -> list[Piece]:
+    """The unit's pieces; the first piece of each capture not in ``hashed`` also hashes the file."""
     threshold = AUTO_SPLIT_BYTES if split_bytes is None else split_bytes
     pieces = []
     for c in unit.members:
+        first = len(pieces)
         n = math.ceil(c.size / threshold) if threshold and c.size > threshold else 1
         if n > 1 and not c.compressed and is_classic_pcap(c.path):
             from flowkit.capture import split_ranges
@@ -61,6 +63,7 @@ def plan_pieces(unit: Unit, split_bytes: int | None) -> list[Piece]:
                 pieces.append(Piece(c.path, c.source, unit.key, part, start, end))
         else:
             pieces.append(Piece(c.path, c.source, unit.key))
+        pieces[first].hash = c.source not in hashed
     if len(pieces) == 1:
         pieces[0].finalize = True
     return pieces
@@ -98,6 +101,8 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
     by_source: dict[str, list[PieceResult]] = defaultdict(list)
     for r in sorted(results, key=lambda r: r.piece.part):
         by_source[r.piece.source].append(r)
+        if r.sha256 is not None:
+            hashes[r.piece.source] = r.sha256
     order = {c.source: i for i, c in enumerate(unit.members)}
     ok, failed = [], {}
     for c in unit.members:
@@ -139,7 +144,7 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
         entry = {
             "source": c.source,
             "size": c.size,
-            "sha256": hashes[c.source],
+            "sha256": hashes.get(c.source),
             "status": "failed" if c.source in failed else "done",
             "error": failed.get(c.source),
             "unit": unit.key,
@@ -149,7 +154,7 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
         if c.source not in failed:
             ledger = merge_ledgers([r.ledger for r in by_source[c.source]])
             rel = os.path.join(LEDGERS_DIR, output_key(c.source) + ".json")
-            write_json(os.path.join(out, rel), {"source": c.source, "sha256": hashes[c.source], **ledger})
+            write_json(os.path.join(out, rel), {"source": c.source, "sha256": hashes.get(c.source), **ledger})
             entry.update(
                 first_ts=_iso(first_ts[c.source]),
                 packets=ledger.get("packets", 0),
@@ -166,6 +171,8 @@ def _hash_all(captures: list[CaptureInput]) -> dict[str, str]:
     """SHA-256 of every input; hashlib releases the GIL on large blocks, so threads overlap."""
     from concurrent.futures import ThreadPoolExecutor
 
+    if not captures:
+        return {}
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, len(captures))) as pool:
         return dict(zip((c.source for c in captures), pool.map(lambda c: sha256_file(c.path), captures)))
 
@@ -216,14 +223,18 @@ def batch(
     entries: dict[str, dict] = {e["source"]: e for e in previous.get("captures", [])}
     record = mf.options_record(options, stitch)
     digest = mf.options_digest(record)
-    hashes = _hash_all(captures)
+    # Hash here only what might be skipped (listed as done before); the other captures are
+    # hashed by the task that reads them, in parallel on the workers.
+    maybe_done = [] if force else [c for c in captures if entries.get(c.source, {}).get("status") == "done"]
+    hashes = _hash_all(maybe_done)
 
     units = plan_units(captures, stitch)
     todo = []
     for unit in units:
         members = {c.source for c in unit.members}
         before = {s for s, e in entries.items() if e.get("unit") == unit.key}
-        current = all(mf.is_current(entries.get(c.source), hashes[c.source], digest, unit.key, out) for c in unit.members)
+        current = all(c.source in hashes and mf.is_current(entries.get(c.source), hashes[c.source], digest, unit.key, out)
+                      for c in unit.members)
         if force or not current or before != members:
             todo.append(unit)
     skipped = len(units) - len(todo)
@@ -234,9 +245,11 @@ def batch(
                 for c in unit.members:
                     progress({**entries[c.source], "status": "skipped"})
 
+    given_sources = {c.source for c in captures}
+
     def manifest(run_done: bool) -> dict:
         given = [entries[c.source] for c in captures if c.source in entries]
-        others = [e for s, e in entries.items() if s not in hashes]  # earlier runs' inputs stay in the dataset
+        others = [e for s, e in entries.items() if s not in given_sources]  # earlier runs' inputs stay in the dataset
         listed = given + others
         done = [e for e in listed if e["status"] == "done"]
         return {
@@ -266,7 +279,7 @@ def batch(
 
     executor = make_executor(workers, scheduler)
     try:
-        plans = {u.key: (u, plan_pieces(u, split_bytes)) for u in todo}
+        plans = {u.key: (u, plan_pieces(u, split_bytes, hashed=hashes)) for u in todo}
         waiting = {key: len(pieces) for key, (_u, pieces) in plans.items()}
         arrived: dict[str, list[PieceResult]] = defaultdict(list)
         last_save = 0.0

@@ -29,6 +29,7 @@ class Piece:
     start: int | None = None
     end: int | None = None
     finalize: bool = False  # True when this piece is a whole unit: return flows, not state
+    hash: bool = False  # also compute the SHA-256 of the whole file (for the manifest)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class PieceResult:
     state: pa.Table | None = None  # FlowState.to_arrow() (finalize=False)
     flows: pa.Table | None = None  # FlowTable.to_arrow() (finalize=True)
     error: str | None = None  # one-line reason the piece could not be read
+    sha256: str | None = None  # of the whole file, when the piece was asked to hash it
     seconds: float = 0.0
 
 
@@ -119,6 +121,10 @@ def run_piece(piece: Piece, options) -> PieceResult:
     t0 = time.perf_counter()
     result = PieceResult(piece)
     try:
+        if piece.hash:
+            from flowkit.batch.inputs import sha256_file
+
+            result.sha256 = sha256_file(piece.path)
         table = _packets(piece, options)
         batches = _FirstTimestamp(table)
         state = accumulate(batches, options)
