@@ -473,7 +473,7 @@ def batch(
                              force=force, progress=progress, **s.flow_options())
     if not quiet:
         captures = manifest.get("captures", []) if isinstance(manifest, dict) else []
-        print(f"{len(captures)} captures in {output}", file=sys.stderr)
+        print(f"{len(captures)} capture{'' if len(captures) == 1 else 's'} in {output}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- entry point
