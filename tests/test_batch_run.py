@@ -134,6 +134,10 @@ def test_stitched_rotated_files_equal_the_unsplit_capture(rotated, tmp_path):
     got = dataset_rows(tmp_path / "out")
     ref = flowkit.flows(whole).to_arrow()
     assert flow_key_table(got) == flow_key_table(ref)
+    from flowkit.flows.schema import FLOW_COLUMNS  # every column, flow_id and community_id included
+
+    order = [("flow_id", "ascending"), ("ts_start", "ascending")]
+    assert got.select(FLOW_COLUMNS).sort_by(order).equals(ref.select(FLOW_COLUMNS).sort_by(order))
     # and what the construction says: every connection once, complete, with all its packets
     tcp = got.filter(pc.equal(got["proto"], "tcp"))
     assert tcp.num_rows == N_TCP
@@ -151,6 +155,25 @@ def test_stitched_rotated_files_equal_the_unsplit_capture(rotated, tmp_path):
         with open(row_src, "rb") as f:
             stamps = [t for t, _ in dpkt.pcap.Reader(f)]
         assert min(stamps) - 1e-6 <= ts.timestamp() <= max(stamps) + 1e-6
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stitch_at_random_cuts_equals_the_unsplit_capture(tmp_path, seed):
+    import random
+
+    from flowkit.flows.schema import FLOW_COLUMNS
+
+    pkts = all_packets()
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(pkts)), rng.randint(2, 12)))  # inside handshakes, data, closes
+    caps = tmp_path / "caps"
+    write_rotated(str(caps), pkts, cuts)
+    whole = tmp_path / "whole.pcap"
+    write_pcap(str(whole), pkts)
+    flowkit.batch(str(caps), tmp_path / "out", stitch=True)
+    order = [("flow_id", "ascending"), ("ts_start", "ascending")]
+    got = flowkit.read_dataset(tmp_path / "out", columns=FLOW_COLUMNS).sort_by(order)
+    assert got.equals(flowkit.flows(str(whole)).to_arrow().select(FLOW_COLUMNS).sort_by(order))
 
 
 def test_without_stitch_connections_cut_by_rotation_are_split(rotated, tmp_path):
