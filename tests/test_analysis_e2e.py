@@ -141,3 +141,21 @@ def test_scan_and_exposure_from_a_capture(tmp_path):
     assert {p for p, s in host.items() if s == "filtered"} == {int(p) for p in target_ports[40:]}
     udp = ex[ex["proto"] == "udp"].set_index("dst_port")["state"].astype(str).to_dict()
     assert udp == {53: "open", 123: "filtered"}
+
+
+def test_nat_of_three_sequential_hosts_from_a_capture(tmp_path):
+    """Three hosts, each with its own +1 counter, behind one address (a NAT keeping client ports)."""
+    rng = np.random.default_rng(21)
+    cap = Capture()
+    n = 300
+    host = rng.integers(0, 3, n)
+    counters = [49300, 53100, 61000]
+    for i, h in enumerate(host):
+        port = counters[h]
+        counters[h] += 1
+        server = f"192.0.2.{rng.integers(1, 41)}"
+        cap.connection("203.0.113.1", port, server, 443, "complete", i * 200_000)
+    e = A.ephemeral(_flows(cap, tmp_path)).iloc[0]
+    assert e["connections"] == n
+    assert e["nat_hint"] and e["nat_reason"] == "sequences"
+    assert e["allocation"] != "sequential"
