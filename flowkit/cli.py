@@ -278,7 +278,6 @@ def packets(
     debug: bool = DebugOpt,
 ) -> None:
     """Show decoded packets (the first --limit rows; streams, so large captures are fine)."""
-    import pandas as pd
     import pyarrow as pa
 
     import flowkit
@@ -307,6 +306,7 @@ def packets(
         write_json_lines(df)
     else:
         print_table(df, PACKET_VIEW, limit=None, noun="packets", total=total)
+    _warn_damage(table.stats, quiet)
     if stats:
         _print_stats(table.stats, to_stderr=json)
 
