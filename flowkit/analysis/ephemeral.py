@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flowkit.analysis._frame import _frame, col_or, seconds
+from flowkit.analysis._frame import _frame, seconds
 
 # Known ranges, smallest first: the classifier takes the first that holds (nearly) all ports.
 RANGES = {

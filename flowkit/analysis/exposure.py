@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flowkit.analysis._frame import _frame, col_or
+from flowkit.analysis._frame import _frame
 from flowkit.analysis.handshakes import handshakes
 from flowkit.analysis.ports import service_names, tier_of
 

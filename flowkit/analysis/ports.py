@@ -63,7 +63,10 @@ def port_tiers(flows) -> pd.DataFrame:
 
 
 def services(flows, top: int = 20) -> pd.DataFrame:
-    """Top server ports per protocol by flows: proto, dst_port, service, tier, flows, packets, bytes, servers, clients."""
+    """Top server ports per protocol by flows.
+
+    Columns: proto, dst_port, service, tier, flows, packets, bytes, servers, clients.
+    """
     df = _volumes(_frame(flows, (*_VOLUME_COLS, "src_ip", "dst_ip")))
     g = df.groupby(["proto", "dst_port"])
     out = pd.DataFrame(
