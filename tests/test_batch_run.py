@@ -446,3 +446,23 @@ def test_corpus_capture_read_as_byte_ranges_equals_one_pass(corpus, tmp_path, na
     got = flowkit.read_dataset(tmp_path / "split", columns=FLOW_COLUMNS).sort_by(order)
     assert got.equals(ref.to_arrow().select(FLOW_COLUMNS).sort_by(order))
     assert m["captures"][0]["packets"] == ref.stats.packets
+
+
+def test_compressed_and_pcapng_captures_are_read_whole(tmp_path):
+    import gzip
+
+    pkts = all_packets()
+    plain = tmp_path / "t.pcap"
+    write_pcap(str(plain), pkts)
+    caps = tmp_path / "caps"
+    caps.mkdir()
+    (caps / "t.pcap.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    with open(caps / "t.pcapng", "wb") as f:
+        w = dpkt.pcapng.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, buf in pkts:
+            w.writepkt(buf, ts=ts)
+    m = flowkit.batch(str(caps), tmp_path / "out", split_bytes=4096)
+    assert [e["pieces"] for e in m["captures"]] == [1, 1]
+    assert [e["packets"] for e in m["captures"]] == [len(pkts)] * 2
+    tcp = flowkit.read_dataset(tmp_path / "out", filters=[("proto", "=", "tcp")])
+    assert tcp.num_rows == 2 * N_TCP
