@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 from decimal import Decimal
 
-import numpy as np
 import pyarrow as pa
 
 from flowkit.capture.records import RecordChunk
@@ -40,9 +39,10 @@ from flowkit.decode.schema import (
     OPT_WSCALE,
     Status,
 )
-
-OPTION_BITS = {2: OPT_MSS, 3: OPT_WSCALE, 4: OPT_SACK_PERM, 8: OPT_TS, 5: OPT_SACK}
 from flowkit.errors import EngineUnavailable
+
+# TCP option kinds (tcp.option_kind) -> tcp_opts bits
+OPTION_BITS = {2: OPT_MSS, 3: OPT_WSCALE, 4: OPT_SACK_PERM, 8: OPT_TS, 5: OPT_SACK}
 
 # Wireshark preferences: dissect each frame alone, as flowkit does.
 PREFS = (
@@ -56,7 +56,8 @@ PREFS = (
 )
 
 FIELDS = (
-    "frame.number", "frame.time_epoch", "frame.cap_len", "frame.len", "frame.protocols", "ieee8021ad.id", "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.len", "ip.ttl",
+    "frame.number", "frame.time_epoch", "frame.cap_len", "frame.len", "frame.protocols",
+    "ieee8021ad.id", "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.len", "ip.ttl",
     "ip.id", "ip.flags.mf", "ip.flags.df", "ip.frag_offset", "ipv6.src", "ipv6.dst", "ipv6.nxt",
     "ipv6.plen", "ipv6.hlim", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.ident",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw",
