@@ -14,10 +14,6 @@ import pyarrow as pa
 
 from flowkit.errors import FlowkitError
 
-# pcap magic numbers (both byte orders, micro- and nanosecond); pcapng starts 0a0d0d0a
-PCAP_MAGICS = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1"}
-
-
 @dataclass
 class Piece:
     """What to read: a whole capture (start = end = None) or a byte range of a classic pcap."""
@@ -45,8 +41,15 @@ class PieceResult:
 
 
 def is_classic_pcap(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) in PCAP_MAGICS
+    """Uncompressed classic pcap: the only kind ``split_ranges`` cuts (a compressed stream
+    cannot be entered in the middle)."""
+    from flowkit.capture import sniff_format
+
+    try:
+        fmt = sniff_format(path)
+    except (FlowkitError, OSError):
+        return False  # read whole; the task reports what is wrong with it
+    return fmt.kind == "pcap" and not fmt.compression
 
 
 class _FirstTimestamp:
