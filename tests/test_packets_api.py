@@ -171,3 +171,13 @@ def test_empty_capture_gives_an_empty_table(tmp_path):
     assert arrow.num_rows == 0 and arrow.schema == PACKET_SCHEMA
     assert table.stats.packets == 0
     assert len(table.to_pandas()) == 0
+
+
+def test_each_iteration_reads_the_file_again(capture):
+    path, packets = capture
+    table = flowkit.packets(path, engine="dpkt", chunk_bytes=4096)
+    first = pa.Table.from_batches(list(table))
+    stats_first = table.stats.to_dict()
+    second = table.to_arrow()
+    assert first.equals(second) and first.num_rows == len(packets)
+    assert table.stats.to_dict() == stats_first  # a fresh ledger per iteration, not a running sum
