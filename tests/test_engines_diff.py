@@ -255,6 +255,8 @@ def _ip_cases() -> list[Case]:
              "status": Status.FRAGMENT, "ip_proto": 17, "ip_id": 0xCAFE, "frag": FRAG_IS_FRAGMENT,
              "frag_offset": 185, "src_port": 0, "payload_len": 48}),  # fmt: skip
         Case("ipv6-atomic-fragment", 1, eth(0x86DD, ip6(44, atomic)), {**OK6, **UDP_EXPECT, "frag": 0, "ip_id": 5}),
+        Case("ipv6-two-fragment-headers", 1, eth(0x86DD, ip6(44, fragment6(44, 0, True, 1) + fragment6(17, 0, False, 2) + UDP)),
+             {**OK6, **UDP_EXPECT, "frag": 0, "ip_id": 2}),  # fmt: skip
         Case("ipv6-icmp6", 1, eth(0x86DD, ip6(58, ic6)), {**OK6, "ip_proto": 58, "icmp_type": 128, "payload_len": 16}),
         Case("ipv6-no-next-header", 1, eth(0x86DD, ip6(0, hop_by_hop(59) + b"z" * 8)), {**OK6, "ip_proto": 59, "payload_len": 8}),
         Case("ipv6-esp", 1, eth(0x86DD, ip6(50, b"e" * 40)), {**OK6, "ip_proto": 50, "payload_len": 40}),

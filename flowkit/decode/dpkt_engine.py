@@ -269,12 +269,9 @@ def _ipv6(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
             raise Cut
         nxt = buf[pos]
         pos += length
-        if frag is not None:
+        if frag is not None:  # (the last fragment header describes the packet, should there be two)
             row.ip_id, row.frag_offset = frag.id, frag.frag_off
-            if frag.m_flag:
-                row.frag |= FRAG_MF
-            if frag.m_flag or frag.frag_off:
-                row.frag |= FRAG_IS_FRAGMENT
+            row.frag = (FRAG_MF if frag.m_flag else 0) | (FRAG_IS_FRAGMENT if frag.m_flag or frag.frag_off else 0)
             if frag.frag_off:
                 row.ip_proto, row.payload_len = nxt, end - pos
                 raise LaterFragment
