@@ -8,7 +8,7 @@ dissects it. Two ways to talk to tshark:
 * ``via="fields"`` (the default): ``tshark -T fields`` over the whole chunk, one text
   line per packet. tshark is located with pyshark, like pyshark does it.
 * ``via="pyshark"``: ``pyshark.FileCapture`` and its per-packet layer objects. Same
-  values, but about seventy times slower, so it is kept for small captures and
+  values, but about fifty times slower, so it is kept for small captures and
   for checking that both paths agree.
 
 Wireshark reassembles and decapsulates more than flowkit does; the preferences below
