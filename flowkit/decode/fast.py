@@ -51,8 +51,10 @@ def decode_columns(chunk: RecordChunk) -> Columns:
         return cols
 
     linktype = np.asarray(chunk.linktype)
-    for lo in range(0, n, BLOCK):
-        hi = min(lo + BLOCK, n)
+    # equal blocks: no small leftover block paying the fixed cost per numpy call
+    size = -(-n // -(-n // BLOCK))
+    for lo in range(0, n, size):
+        hi = min(lo + size, n)
         _decode_block(view, cols.block(lo, hi), linktype[lo:hi], start[lo:hi], end[lo:hi],
                       wire_end[lo:hi])
     return cols

@@ -17,6 +17,7 @@ TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
 # reports truncated_header and ignores the packet
 ICMP_HEADER = 8
 MAX_TCP_OPTIONS = 40  # at most 40 option bytes, so at most 40 options
+NOP_NOP_TS = 0x0101080A  # NOP, NOP, kind 8 (timestamps), length 10
 
 
 def decode_transport(view: ByteView, cols: Columns, rows, pos, end, proto, l4len) -> None:
@@ -100,7 +101,14 @@ def _tcp_options(view, cols, rows, cur, stop) -> None:
     without changing its status: the header itself is complete.
     """
     bits = np.zeros(len(rows), np.uint8)
-    live = np.arange(len(rows))
+    # Most segments of an established connection carry exactly NOP NOP TS (12 bytes):
+    # read those directly, walk only the rest.
+    common = (stop - cur == 12) & (view.u32(cur) == NOP_NOP_TS)
+    r, c = rows[common], cur[common]
+    cols["tsval"][r] = view.u32(c + 4)
+    cols["tsecr"][r] = view.u32(c + 8)
+    bits[common] = OPT_TS
+    live = np.flatnonzero(~common)
     for _ in range(MAX_TCP_OPTIONS):
         live = live[cur[live] < stop[live]]
         if len(live) == 0:
