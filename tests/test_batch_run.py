@@ -145,6 +145,7 @@ def test_stitched_rotated_files_equal_the_unsplit_capture(rotated, tmp_path):
     assert (pc.add(tcp["src_pkts"], tcp["dst_pkts"]).to_pylist()) == [TCP_PKTS] * N_TCP
     assert got.filter(pc.equal(got["proto"], "udp")).num_rows == N_UDP
     assert manifest["totals"]["flows"] == N_TCP + N_UDP
+    assert not [e for e in manifest["captures"] if "warning" in e]  # a proper rotated sequence
     assert manifest["totals"]["packets"] == N_TCP * TCP_PKTS + N_UDP * 2
     # flows start on both sides of UTC midnight: two partitions
     assert sorted(set(got["date"].to_pylist())) == ["2024-01-01", "2024-01-02"]
@@ -365,6 +366,18 @@ def test_byte_range_split_equals_one_pass(tmp_path):
     assert a.equals(b)
     assert a.filter(pc.equal(a["proto"], "tcp")).num_rows == 8 * N_TCP
     assert m["captures"][0]["packets"] == one["captures"][0]["packets"] == 8 * len(pkts)
+
+
+def test_stitching_files_that_overlap_in_time_is_flagged(tmp_path):
+    pkts = all_packets()
+    caps = tmp_path / "caps"
+    caps.mkdir()
+    write_pcap(str(caps / "a.pcap"), pkts[0::2])  # two sensors' views of the same minutes,
+    write_pcap(str(caps / "b.pcap"), pkts[1::2])  # not one capture cut in two
+    m = flowkit.batch(str(caps), tmp_path / "out", stitch=True)
+    a, b = m["captures"]
+    assert "warning" not in a
+    assert "b.pcap" in b["warning"] and "a.pcap" in b["warning"] and "not a rotated sequence" in b["warning"]
 
 
 def test_failed_file_is_left_out_of_its_stitched_sequence(tmp_path):

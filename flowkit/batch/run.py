@@ -116,6 +116,20 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
     # capture order: first packet time; empty captures and ties by (natural) name
     ok.sort(key=lambda c: (first_ts[c.source] is None, first_ts[c.source] or 0, natural_key(c.source), order[c.source]))
 
+    warnings = {}
+    if stitch:  # merging assumes each file ends before the next begins (a rotated sequence)
+        newest = None
+        for c in ok:
+            if first_ts[c.source] is None:
+                continue
+            if newest is not None and first_ts[c.source] < newest[0]:
+                warnings[c.source] = (f"{c.source}: starts at {_iso(first_ts[c.source])}, before {newest[1]} "
+                                      f"ends ({_iso(newest[0])}): not a rotated sequence, stitched flows may be wrong")
+                log.warning("%s", warnings[c.source])
+            last = max((r.last_ts for r in by_source[c.source] if r.last_ts is not None), default=None)
+            if last is not None and (newest is None or last > newest[0]):
+                newest = (last, c.source)
+
     table = None
     if ok:
         parts = [r for c in ok for r in by_source[c.source]]
@@ -162,6 +176,8 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
                 ledger=rel,
                 outputs=outputs,
             )
+            if c.source in warnings:
+                entry["warning"] = warnings[c.source]
         entry["seconds"] = round(sum(r.seconds for r in by_source[c.source]), 3)
         entries.append(entry)
     return entries

@@ -33,6 +33,7 @@ class PieceResult:
     piece: Piece
     ledger: dict = field(default_factory=dict)
     first_ts: int | None = None  # ns since epoch of the piece's first packet
+    last_ts: int | None = None  # ns since epoch of its newest packet
     state: pa.Table | None = None  # FlowState.to_arrow() (finalize=False)
     flows: pa.Table | None = None  # FlowTable.to_arrow() (finalize=True)
     error: str | None = None  # one-line reason the piece could not be read
@@ -132,6 +133,7 @@ def run_piece(piece: Piece, options) -> PieceResult:
         batches = _FirstTimestamp(table)
         state = accumulate(batches, options)
         result.first_ts = batches.first_ts
+        result.last_ts = state.tmax if batches.first_ts is not None else None
         result.ledger = table.stats.to_dict()  # every packet read, also those a filter dropped
         if piece.finalize:
             result.flows = state.finalize().to_arrow()
