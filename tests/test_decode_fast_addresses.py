@@ -64,6 +64,7 @@ def test_large_column_mixes_versions_in_place():
     out = to_strings(arr).to_pylist()
     sample = rng.integers(0, len(m), 2000)
     assert [out[i] for i in sample] == [expected_text(m[i].tobytes()) for i in sample]
+    assert to_strings(m).to_pylist() == out  # the numpy (n, 16) matrix directly
 
 
 def test_from_strings_rejects_garbage():

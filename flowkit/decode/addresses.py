@@ -28,10 +28,17 @@ def _as_matrix(arr: pa.Array) -> np.ndarray:
 
 
 def to_strings(addrs) -> pa.Array:
-    """binary(16) addresses -> pyarrow string array (dotted quad for IPv4-mapped)."""
+    """binary(16) addresses -> pyarrow string array (dotted quad for IPv4-mapped).
+
+    Accepts a binary(16) Arrow array or chunked array, a sequence of 16-byte values,
+    or a numpy uint8 matrix of shape (n, 16).
+    """
     if isinstance(addrs, pa.ChunkedArray):
         addrs = addrs.combine_chunks()
-    if not isinstance(addrs, pa.Array):
+    if isinstance(addrs, np.ndarray) and addrs.ndim == 2 and addrs.shape[1] == 16:
+        buf = pa.py_buffer(np.ascontiguousarray(addrs, np.uint8).reshape(-1))
+        addrs = pa.FixedSizeBinaryArray.from_buffers(ADDR, len(addrs), [None, buf])
+    elif not isinstance(addrs, pa.Array):
         addrs = pa.array(addrs, ADDR)
     n = len(addrs)
     if n == 0:
