@@ -109,14 +109,18 @@ def _check_reachable(address: str) -> None:
         raise FlowkitError(f"{address}: cannot reach the Dask scheduler: {exc.strerror or exc}") from None
 
 
-def make_executor(workers: int | None = None, scheduler=None):
-    """Pick the executor from the arguments (and ``DASK_SCHEDULER_ADDRESS`` when neither is given)."""
+def check_arguments(workers: int | None, scheduler) -> None:
     if scheduler is not None and workers is not None:
         raise FlowkitError("give workers (a local cluster) or scheduler (a running one), not both")
+    if workers is not None and workers < 1:
+        raise FlowkitError(f"workers must be at least 1, not {workers}")
+
+
+def make_executor(workers: int | None = None, scheduler=None):
+    """Pick the executor from the arguments (and ``DASK_SCHEDULER_ADDRESS`` when neither is given)."""
+    check_arguments(workers, scheduler)
     if scheduler is None and workers is None:
         scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if scheduler is None and workers is None:
         return InProcess()
-    if workers is not None and workers < 1:
-        raise FlowkitError(f"workers must be at least 1, not {workers}")
     return DaskExecutor(workers=workers, scheduler=scheduler)

@@ -86,7 +86,8 @@ def discover(inputs) -> list[CaptureInput]:
         seen.add(real)
         out.append(CaptureInput(source=os.path.normpath(p), path=os.path.abspath(p), size=os.path.getsize(p)))
     if not out:
-        raise FlowkitError(f"{', '.join(map(str, inputs))}: no capture files found")
+        given = ", ".join(map(str, inputs)) or "no inputs given"
+        raise FlowkitError(f"{given}: no capture files found")
     return out
 
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from flowkit.batch import manifest as mf
 from flowkit.batch.atomic import remove_stale_temps, write_json
 from flowkit.batch.dataset import remove_outputs, with_source, write_flows
-from flowkit.batch.executor import make_executor
+from flowkit.batch.executor import check_arguments, make_executor
 from flowkit.batch.inputs import CaptureInput, discover, natural_key, output_key, sha256_file
 from flowkit.batch.work import Piece, PieceResult, is_classic_pcap, merge_ledgers, run_piece
 from flowkit.errors import FlowkitError
@@ -183,6 +183,14 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
     return entries
 
 
+def _check_options(capture: CaptureInput, options) -> None:
+    """Fail once, before any work, on an unknown engine or a filter that does not parse
+    (a PacketTable checks both when made, and reads nothing until iterated)."""
+    from flowkit.decode import PacketTable
+
+    PacketTable(capture.path, engine=options.engine, strict=options.strict, filter=options.filter)
+
+
 def _hash_all(captures: list[CaptureInput]) -> dict[str, str]:
     """SHA-256 of every input; hashlib releases the GIL on large blocks, so threads overlap."""
     from concurrent.futures import ThreadPoolExecutor
@@ -230,7 +238,9 @@ def batch(
     except TypeError as exc:
         raise FlowkitError(f"batch: {exc}") from exc
     out = os.fspath(out)
+    check_arguments(workers, scheduler)
     captures = discover(inputs)
+    _check_options(captures[0], options)
     if os.path.exists(out) and not os.path.isdir(out):
         raise FlowkitError(f"{out}: output must be a directory, this is a file")
     os.makedirs(out, exist_ok=True)
