@@ -49,7 +49,7 @@ class DaskExecutor:
 
     def __init__(self, workers: int | None = None, scheduler=None):
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError as exc:  # optional dependency (pip install flowkit[dask])
             raise FlowkitError("dask.distributed is not installed (pip install 'flowkit[dask]')") from exc
         self._cluster = None
@@ -65,7 +65,11 @@ class DaskExecutor:
                 raise FlowkitError(f"{scheduler}: cannot reach the Dask scheduler: {exc}") from exc
         else:
             self._cluster = local_cluster(workers)
-            self.client = Client(self._cluster)
+            try:
+                self.client = Client(self._cluster)
+            except BaseException:
+                self._cluster.close()
+                raise
         n = len(self.client.scheduler_info().get("workers", {}))
         where = "LocalCluster" if self._cluster is not None else self.client.scheduler.address
         self.description = f"dask {where} ({n} workers)"
