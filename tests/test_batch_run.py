@@ -492,3 +492,15 @@ def test_compressed_and_pcapng_captures_are_read_whole(tmp_path):
     assert [e["packets"] for e in m["captures"]] == [len(pkts)] * 2
     tcp = flowkit.read_dataset(tmp_path / "out", filters=[("proto", "=", "tcp")])
     assert tcp.num_rows == 2 * N_TCP
+
+
+def test_same_file_under_another_path_is_not_counted_twice(rotated, tmp_path, monkeypatch):
+    _whole, caps = rotated
+    out = tmp_path / "out"
+    flowkit.batch(caps, out)  # absolute paths
+    once = flowkit.read_dataset(out).num_rows
+    monkeypatch.chdir(os.path.dirname(caps))
+    m = flowkit.batch(os.path.basename(caps), out)  # the same files, relative paths
+    assert flowkit.read_dataset(out).num_rows == once
+    assert [e["source"] for e in m["captures"]] == [os.path.join("caps", n) for n in ("dump.pcap", "dump.pcap1", "dump.pcap2", "dump.pcap3")]
+    assert len(os.listdir(out / "ledgers")) == 4

@@ -157,6 +157,7 @@ def _finish_unit(unit: Unit, results: list[PieceResult], options, stitch: bool, 
     for c in unit.members:
         entry = {
             "source": c.source,
+            "path": os.path.realpath(c.path),
             "size": c.size,
             "sha256": hashes.get(c.source),
             "status": "failed" if c.source in failed else "done",
@@ -247,6 +248,7 @@ def batch(
     remove_stale_temps(out)
     previous = mf.load(out) or {}
     entries: dict[str, dict] = {e["source"]: e for e in previous.get("captures", [])}
+    _forget_other_spellings(out, entries, captures)
     record = mf.options_record(options, stitch)
     digest = mf.options_digest(record)
     # Hash here only what might be skipped (listed as done before); the other captures are
@@ -331,6 +333,18 @@ def batch(
     result = manifest(True)
     mf.save(out, result)
     return result
+
+
+def _forget_other_spellings(out: str, entries: dict, captures: list[CaptureInput]) -> None:
+    """A file given before under another path (``caps/a.pcap`` then ``/data/caps/a.pcap``) is
+    the same capture: drop the old entry and its files, or its flows would be in twice."""
+    current = {os.path.realpath(c.path): c.source for c in captures}
+    for source, e in list(entries.items()):
+        if current.get(e.get("path"), source) != source:
+            for rel in [*e.get("outputs", []), e.get("ledger")]:
+                if rel and os.path.exists(os.path.join(out, rel)):
+                    os.unlink(os.path.join(out, rel))
+            del entries[source]
 
 
 def _drop_replaced(out: str, entries: dict, key: str, members: set, new: list[dict]) -> None:
