@@ -31,6 +31,7 @@ log = logging.getLogger("flowkit.batch")
 AUTO_SPLIT_BYTES = 256 * 2**20  # classic pcaps above this are read as parallel byte ranges
 LEDGERS_DIR = "ledgers"
 _SAVE_EVERY = 2.0  # seconds between manifest rewrites once it lists many captures
+_SAVE_ALWAYS_BELOW = 500  # entries; rewriting a small manifest after every unit is cheap
 
 
 @dataclass
@@ -310,7 +311,7 @@ def batch(
         plans = {u.key: (u, plan_pieces(u, split_bytes, hashed=hashes)) for u in todo}
         waiting = {key: len(pieces) for key, (_u, pieces) in plans.items()}
         arrived: dict[str, list[PieceResult]] = defaultdict(list)
-        last_save = 0.0
+        last_save = float("-inf")  # the first finished unit is saved at once
         all_pieces = [p for _u, pieces in plans.values() for p in pieces]
         for piece, result in executor.run(run_piece, all_pieces, options):
             arrived[piece.unit].append(result)
@@ -325,7 +326,7 @@ def batch(
                 entries[e["source"]] = e
                 if progress is not None:
                     progress(e)
-            if len(entries) < 500 or time.monotonic() - last_save >= _SAVE_EVERY:
+            if len(entries) < _SAVE_ALWAYS_BELOW or time.monotonic() - last_save >= _SAVE_EVERY:
                 mf.save(out, manifest(False))
                 last_save = time.monotonic()
     finally:
