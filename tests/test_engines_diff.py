@@ -486,22 +486,33 @@ def comparable_rows(fast: pa.Table, shark: pa.Table, proto: int) -> np.ndarray:
     wirelen = fast.column("wirelen").to_numpy()
     fits = fast.column("ip_len").to_numpy() <= wirelen
     fits &= wirelen <= 0x7FFFFFFF  # Wireshark caps frame lengths at 2^31 - 1 (fuzzed record headers)
-    return np.flatnonzero((st == Status.OK) & (p == proto) & (sp == proto) & (frag == 0) & fits)
+    whole = (frag & FRAG_IS_FRAGMENT) == 0  # DF alone is fine
+    return np.flatnonzero((st == Status.OK) & (p == proto) & (sp == proto) & whole & fits)
+
+
+# Corpus files where one column differs by design (reason also in docs/engines.md).
+PYSHARK_COLUMN_EXCEPTIONS = {
+    # Its PPPoE length field (42) is shorter than the IP total length (46): Wireshark trims the
+    # datagram to the PPPoE length, so tcp.len is 0 where flowkit counts 6 bytes from the IP length.
+    "zeek/traces/pppoe-over-qinq.pcap": ("payload_len",),
+}
 
 
 def _shark_compare(fast: pa.Table, shark: pa.Table, label: str) -> int:
     n = 0
+    skip = PYSHARK_COLUMN_EXCEPTIONS.get(label, ())
     for proto, extra in ((6, WIRESHARK_TCP), (17, WIRESHARK_UDP)):
         rows = comparable_rows(fast, shark, proto)
         n += len(rows)
+        columns = tuple(c for c in WIRESHARK_COLUMNS + extra if c not in skip)
         if len(rows):
-            assert_same(fast, shark, label, ("fast", "pyshark"), WIRESHARK_COLUMNS + extra, rows)
+            assert_same(fast, shark, label, ("fast", "pyshark"), columns, rows)
     # UDP payload: Wireshark counts from the UDP length field, flowkit from the IP length;
     # they must agree whenever the two length fields do.
     rows = comparable_rows(fast, shark, 17)
     udp_len = fast.column("udp_len").to_numpy()[rows].astype(np.int64)
     rows = rows[udp_len - 8 == fast.column("payload_len").to_numpy()[rows]]
-    if len(rows):
+    if len(rows) and "payload_len" not in skip:
         assert_same(fast, shark, label, ("fast", "pyshark"), ("payload_len",), rows)
     return n
 
@@ -717,3 +728,19 @@ def test_fast_and_dpkt_agree_on_structured_random_packets(seed):
                     f"column {name!r} fast={va!r} dpkt={vb!r}")  # fmt: skip
     statuses = set(a.column("status").to_pylist())
     assert {Status.OK, Status.TRUNCATED, Status.MALFORMED, Status.FRAGMENT, Status.NON_IP} <= statuses
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_pyshark_comparison_covers_most_of_the_corpus(shark_corpus):
+    """The exclusions leave the bulk of the corpus's TCP and UDP packets compared."""
+    tcp = udp = total_tcp = total_udp = 0
+    for path, shark in shark_corpus.items():
+        fast = flowkit.packets(path, "fast").to_arrow()
+        tcp += len(comparable_rows(fast, shark, 6))
+        udp += len(comparable_rows(fast, shark, 17))
+        ok = fast.column("status").to_numpy() == Status.OK
+        total_tcp += int((ok & (fast.column("ip_proto").to_numpy() == 6)).sum())
+        total_udp += int((ok & (fast.column("ip_proto").to_numpy() == 17)).sum())
+    print(f"compared with Wireshark: {tcp} of {total_tcp} TCP, {udp} of {total_udp} UDP packets")
+    assert tcp > 0.9 * total_tcp and udp > 0.9 * total_udp
