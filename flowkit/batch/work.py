@@ -83,33 +83,18 @@ def _range_packet_table():
     from flowkit.decode import PacketTable
 
     class _RangePackets(PacketTable):
-        """Packets whose record header starts in ``[start, end)`` of a classic pcap."""
+        """Packets whose record header starts in ``[start, end)`` of a classic pcap: only the
+        framing differs from a PacketTable, so only its ``chunks`` hook is replaced."""
 
         def __init__(self, path, start, end, **kwargs):
             super().__init__(path, **kwargs)
             self.start, self.end = start, end
 
-        def __iter__(self):
-            import numpy as np
-
+        def chunks(self, source):
             from flowkit.capture import read_chunks
-            from flowkit.ledger import Ledger
 
-            ledger = Ledger()
-            chunks = read_chunks(self.sources[0], chunk_bytes=self.chunk_bytes, strict=self.strict,
-                                 start=self.start, end=self.end)
-            for chunk in chunks:
-                ledger.damage.extend(chunk.damage)
-                if len(chunk) == 0:
-                    continue
-                batch = self._decode(chunk)
-                ledger.add_batch(batch.column("status").to_numpy(zero_copy_only=False),
-                                 batch.column("ip_proto").to_numpy(zero_copy_only=False))
-                ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
-                if self._filter is not None:
-                    batch = batch.filter(pa.array(np.asarray(self._filter(batch), dtype=bool)))
-                yield batch
-            self._ledger = ledger
+            return read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict,
+                               start=self.start, end=self.end)
 
     return _RangePackets
 
