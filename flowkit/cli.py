@@ -6,8 +6,10 @@ what was wrong`` (no traceback unless --debug); 2 usage error.
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
@@ -99,7 +101,9 @@ LimitOpt = typer.Option(None, "--limit", "-n", metavar="N", help="rows to show (
 StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
 
 
-def _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None) -> Settings:
+def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None, idle_timeout=None,
+              udp_timeout=None, strict: bool = False, quiet: bool = False, debug: bool = False) -> Settings:
+    """Check the shared options (before any capture is read) and bundle them."""
     if engine not in ENGINES:
         raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
     from flowkit.filter import compile_filter
@@ -111,6 +115,58 @@ def _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet
         if value is not None and value <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint=f"'{name}'")
     return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+
+
+# Option groups: functions whose parameters are typer options, spliced into the commands'
+# signatures by _with_options (typer reads a command's options from its signature).
+def _captures_argument(captures: List[str] = CapturesArg): ...
+
+
+def _engine_option(engine: str = EngineOpt): ...
+
+
+def _flow_filter_option(filter: Optional[str] = FilterOpt): ...
+
+
+def _packet_filter_option(packet_filter: Optional[str] = PacketFilterOpt): ...
+
+
+def _timeout_options(idle_timeout: Optional[float] = IdleOpt, udp_timeout: Optional[float] = UdpOpt): ...
+
+
+def _show_options(limit: Optional[int] = LimitOpt, json: bool = JsonOpt): ...
+
+
+def _common_options(quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt): ...
+
+
+_flow_source_options = (_engine_option, _flow_filter_option, _packet_filter_option, _timeout_options)
+
+
+_SHARED_NAMES = [name for group in (*_flow_source_options, _common_options)
+                 for name in inspect.signature(group).parameters]
+
+
+def _signature(*parts) -> inspect.Signature:
+    """One signature from option groups (functions) and lists of ``inspect.Parameter``."""
+    params = []
+    for part in parts:
+        if callable(part):
+            part = inspect.signature(part, eval_str=True).parameters.values()
+        params.extend(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in part)
+    return inspect.Signature(params)
+
+
+def _with_options(*groups):
+    """Give a command ``fn(own..., **shared)`` the options of ``groups`` in place of ``**shared``."""
+
+    def wrap(fn):
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values()
+               if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        fn.__signature__ = _signature(own, *groups)
+        return fn
+
+    return wrap
 
 
 def _is_flow_file(path: str) -> bool:
@@ -177,18 +233,6 @@ def load_flows(s: Settings):
     return table.to_pandas(), table.stats
 
 
-_flows_frame = load_flows
-
-
-def _emit(df, view, *, json: bool, limit: Optional[int], noun: str, title: Optional[str] = None) -> None:
-    from flowkit.render import print_table, write_json_lines
-
-    if json:
-        write_json_lines(df, limit=limit)
-    else:
-        print_table(df, view, limit=20 if limit is None else limit, noun=noun, title=title)
-
-
 def _warn_damage(ledger, quiet: bool) -> None:
     """Damaged input is never silent: one stderr line per damage, even without --stats."""
     if quiet or ledger is None:
@@ -221,25 +265,18 @@ def _root(
 
 
 @app.command()
+@_with_options(*_flow_source_options, _show_options, _common_options)
 def flows(
     captures: List[str] = CapturesArg,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the flow table to this file instead of the terminal"),
-    format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix, else parquet)"),
-    engine: str = EngineOpt,
-    filter: Optional[str] = FilterOpt,
-    packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt,
+    format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix; parquet when it has none)"),
     active_timeout: Optional[float] = typer.Option(None, "--active-timeout", metavar="S", help="also end a flow after S seconds even while active (NetFlow style; default: never)"),
     stats: bool = StatsOpt,
-    limit: Optional[int] = LimitOpt,
-    json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    strict: bool = StrictOpt,
-    debug: bool = DebugOpt,
+    **shared,
 ) -> None:
     """Build the five-tuple flow table (Zeek conn.log semantics)."""
-    s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+    limit, json = shared.pop("limit"), shared.pop("json")
+    s = _settings(captures, **shared)
     if active_timeout is not None:
         if active_timeout <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
@@ -251,41 +288,51 @@ def flows(
     if output is not None and json:
         raise click.UsageError("--json writes to the terminal; with -o use --format jsonl")
     if output is not None:
-        fmt = format or SUFFIX_FORMATS.get(output.suffix.lower(), "parquet")
+        fmt = format or _format_of(output)
         table = build_table(s)
         table.write(str(output), format=fmt)
-        if not quiet:
+        if not s.quiet:
             print(f"wrote {len(table)} flows to {output} ({fmt})", file=sys.stderr)
         if stats:
             _print_stats(getattr(table, "stats", None), to_stderr=True)
         return
-    df, ledger = _flows_frame(s)
-    _emit(df, FLOW_VIEW, json=json, limit=limit, noun="flows")
+    df, ledger = load_flows(s)
+    _show([Shown(df, FLOW_VIEW, "flows")], json=json, limit=limit)
     if stats:
         _print_stats(ledger, to_stderr=json)
 
 
+def _format_of(output: Path) -> str:
+    """The output format the suffix of ``-o`` names (parquet without a suffix)."""
+    suffix = output.suffix.lower()
+    if not suffix:
+        return "parquet"
+    if suffix not in SUFFIX_FORMATS:
+        raise click.BadParameter(f"{output}: cannot tell the format from {suffix!r} (known: "
+                                 f"{', '.join(SUFFIX_FORMATS)}); give --format", param_hint="'--output'")
+    return SUFFIX_FORMATS[suffix]
+
+
 @app.command()
+@_with_options(_show_options, _common_options)
 def packets(
     captures: List[str] = CapturesArg,
     engine: str = EngineOpt,
     filter: Optional[str] = PacketOnlyFilterOpt,
     stats: bool = StatsOpt,
-    limit: Optional[int] = LimitOpt,
-    json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    strict: bool = StrictOpt,
-    debug: bool = DebugOpt,
+    **shared,
 ) -> None:
     """Show decoded packets (the first --limit rows; streams, so large captures are fine)."""
     import pyarrow as pa
 
     import flowkit
     from flowkit.decode.api import addresses_to_strings
+    from flowkit.render import print_table, write_json_lines
 
-    s = _settings(captures, engine, filter, None, None, strict, quiet)
+    limit, json = shared.pop("limit"), shared.pop("json")
+    s = _settings(captures, engine=engine, filter=filter, **shared)
     sources = s.sources()
-    table = flowkit.packets(sources if len(sources) > 1 else sources[0], engine=engine, strict=strict,
+    table = flowkit.packets(sources if len(sources) > 1 else sources[0], engine=engine, strict=s.strict,
                             **({"filter": filter} if filter else {}))
     want = (20 if not json else None) if limit is None else limit
     kept, total = [], 0
@@ -300,138 +347,127 @@ def packets(
         i = data.schema.get_field_index(name)
         data = data.set_column(i, name, addresses_to_strings(data.column(name)))
     df = data.to_pandas()
-    from flowkit.render import print_table, write_json_lines
-
     if json:
         write_json_lines(df)
     else:
         print_table(df, PACKET_VIEW, limit=None, noun="packets", total=total)
-    _warn_damage(table.stats, quiet)
+    _warn_damage(table.stats, s.quiet)
     if stats:
         _print_stats(table.stats, to_stderr=json)
 
 
+@dataclass
+class Shown:
+    """One table an analysis command prints: ``view`` columns on the terminal, every column
+    as JSON. ``limited``: --limit applies to it; ``tag``: value of a ``table`` column added
+    to its JSON rows when a command prints several tables."""
+
+    df: object
+    view: Optional[list] = None
+    noun: str = "rows"
+    title: Optional[str] = None
+    limited: bool = True
+    tag: Optional[str] = None
+
+
+def _show(shown: list, *, json: bool, limit: Optional[int]) -> None:
+    from flowkit.render import print_table, write_json_lines
+
+    for item in shown:
+        rows = limit if item.limited else None
+        if json:
+            write_json_lines(item.df if item.tag is None else item.df.assign(table=item.tag), limit=rows)
+        else:
+            print_table(item.df, item.view, limit=20 if rows is None else rows, noun=item.noun, title=item.title)
+
+
 def _analysis_command(name: str, help_text: str):
-    """Decorator factory: the shared capture options for the analysis commands."""
+    """Register ``fn(df, **own_options) -> Shown | [Shown]`` as a command that reads captures
+    (or flow .parquet files), builds the flows, runs ``fn`` on them and prints the result.
+
+    The command's options are ``fn``'s own (after ``df``) plus the shared ones of
+    ``_flow_source_options`` and ``_show_options``."""
 
     def wrap(fn):
-        fn.__doc__ = help_text
-        return app.command(name=name)(fn)
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+
+        def command(captures, limit, json, **options):
+            shared = {k: options.pop(k) for k in _SHARED_NAMES}
+            df, _ = load_flows(_settings(captures, **shared))
+            shown = fn(df, **options)
+            _show([shown] if isinstance(shown, Shown) else shown, json=json, limit=limit)
+
+        command.__name__ = fn.__name__
+        command.__doc__ = help_text
+        command.__signature__ = _signature(_captures_argument, own, *_flow_source_options, _show_options,
+                                           _common_options)
+        return app.command(name=name)(command)
 
     return wrap
 
 
 @_analysis_command("handshakes", "TCP handshakes per flow: outcome, SYN retries, round-trip times.")
-def handshakes(
-    captures: List[str] = CapturesArg,
-    summary: bool = typer.Option(False, "--summary", help="one row per outcome instead of one per flow"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
-    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
-) -> None:
+def handshakes(df, summary: bool = typer.Option(False, "--summary", help="one row per outcome instead of one per flow")):
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
-    if summary:
-        table = analysis.handshake_summary(df)
-        if "outcome" not in table.columns:
-            table = table.rename_axis("outcome").reset_index()
-        _emit(table, None, json=json, limit=limit, noun="outcomes")
-    else:
-        _emit(analysis.handshakes(df), HANDSHAKE_VIEW, json=json, limit=limit, noun="TCP flows")
+    if not summary:
+        return Shown(analysis.handshakes(df), HANDSHAKE_VIEW, "TCP flows")
+    table = analysis.handshake_summary(df)
+    if "outcome" not in table.columns:
+        table = table.rename_axis("outcome").reset_index()
+    return Shown(table, None, "outcomes")
 
 
 @_analysis_command("ports", "Port usage by IANA tier (system, user, dynamic) and the top services.")
-def ports(
-    captures: List[str] = CapturesArg,
-    top: int = typer.Option(20, "--top", help="services to list"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
-    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
-) -> None:
+def ports(df, top: int = typer.Option(20, "--top", help="services to list")):
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
-    tiers = analysis.port_tiers(df)
-    services = analysis.services(df, top=top)
-    if json:
-        tiers = tiers.assign(table="tiers")
-        services = services.assign(table="services")
-        from flowkit.render import write_json_lines
-
-        write_json_lines(tiers)
-        write_json_lines(services, limit=limit)
-        return
-    _emit(tiers, None, json=False, limit=None, noun="tiers", title="port tiers (RFC 6335)")
-    _emit(services, None, json=False, limit=limit, noun="services", title="services")
+    return [Shown(analysis.port_tiers(df), None, "tiers", "port tiers (RFC 6335)", limited=False, tag="tiers"),
+            Shown(analysis.services(df, top=top), None, "services", "services", tag="services")]
 
 
 @_analysis_command("ephemeral", "Client ephemeral-port allocation per host: range, scheme, reuse, headroom.")
-def ephemeral(
-    captures: List[str] = CapturesArg,
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
-    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
-) -> None:
+def ephemeral(df):
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
-    _emit(analysis.ephemeral(df), EPHEMERAL_VIEW, json=json, limit=limit, noun="clients")
+    return Shown(analysis.ephemeral(df), EPHEMERAL_VIEW, "clients")
 
 
 @_analysis_command("exposure", "Server ports seen: open, closed (RST) or filtered (no answer).")
-def exposure(
-    captures: List[str] = CapturesArg,
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
-    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
-) -> None:
+def exposure(df):
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
-    _emit(analysis.exposure(df), EXPOSURE_VIEW, json=json, limit=limit, noun="server ports")
+    return Shown(analysis.exposure(df), EXPOSURE_VIEW, "server ports")
 
 
 @_analysis_command("scans", "Scanning sources: vertical (many ports of one host) and horizontal (one port, many hosts).")
 def scans(
-    captures: List[str] = CapturesArg,
+    df,
     min_ports: int = typer.Option(20, "--min-ports", help="failed ports on one host that make a vertical scan"),
     min_hosts: int = typer.Option(20, "--min-hosts", help="failed hosts on one port that make a horizontal scan"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, limit: Optional[int] = LimitOpt, json: bool = JsonOpt,
-    quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt,
-) -> None:
+):
     from flowkit import analysis
 
-    df, _ = _flows_frame(_settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter))
-    found = analysis.scans(df, vertical_ports=min_ports, horizontal_hosts=min_hosts)
-    _emit(found, SCAN_VIEW, json=json, limit=limit, noun="scans")
+    return Shown(analysis.scans(df, vertical_ports=min_ports, horizontal_hosts=min_hosts), SCAN_VIEW, "scans")
 
 
 @app.command()
+@_with_options(*_flow_source_options, _common_options)
 def report(
     captures: List[str] = CapturesArg,
     output: Path = typer.Option(..., "--output", "-o", help="HTML file to write"),
     title: Optional[str] = typer.Option(None, "--title", help="page title"),
-    engine: str = EngineOpt, filter: Optional[str] = FilterOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, quiet: bool = QuietOpt, strict: bool = StrictOpt,
-    debug: bool = DebugOpt,
+    **shared,
 ) -> None:
     """Write the self-contained HTML report (captures, flow .parquet files, or a batch dataset directory)."""
     from flowkit.report import write_report
 
     if len(captures) == 1 and os.path.isdir(captures[0]):
-        if filter or packet_filter:
+        if shared["filter"] or shared["packet_filter"]:
             raise click.UsageError("--filter and --packet-filter apply to captures, not to a dataset directory")
         source = captures[0]  # a batch-mode dataset
     else:
-        s = _settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+        s = _settings(captures, **shared)
         if all(_is_flow_file(c) for c in captures):
             source, _ = load_flows(s)
         else:
@@ -439,11 +475,12 @@ def report(
             if title is None and len(captures) == 1:
                 title = f"flowkit report: {Path(captures[0]).name}"
     path = write_report(source, output, title=title)
-    if not quiet:
+    if not shared["quiet"]:
         print(f"wrote {path}", file=sys.stderr)
 
 
 @app.command()
+@_with_options(_engine_option, _packet_filter_option, _timeout_options, _common_options)
 def batch(
     inputs: List[str] = typer.Argument(..., metavar="INPUT", help="captures, directories (searched recursively) or globs"),
     output: Path = typer.Option(..., "--output", "-o", help="dataset directory (Hive-partitioned Parquet + manifest.json)"),
@@ -451,27 +488,24 @@ def batch(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="run on a local Dask cluster of N processes"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDR", help="address of a running Dask scheduler"),
     force: bool = typer.Option(False, "--force", help="reprocess captures the manifest lists as done"),
-    engine: str = EngineOpt, packet_filter: Optional[str] = PacketFilterOpt,
-    idle_timeout: Optional[float] = IdleOpt,
-    udp_timeout: Optional[float] = UdpOpt, quiet: bool = QuietOpt, strict: bool = StrictOpt,
-    debug: bool = DebugOpt,
+    **shared,
 ) -> None:
     """Many captures into a partitioned Parquet flow dataset (in-process or on Dask)."""
     import flowkit
 
     if any(os.path.isfile(i) and _is_flow_file(i) for i in inputs):
         raise click.UsageError("batch reads captures, not flow .parquet files")
-    s = _settings(inputs, engine, None, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+    s = _settings(inputs, **shared)
     if workers is not None and workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="'--workers'")
 
     def progress(entry: dict) -> None:
-        if not quiet:
+        if not s.quiet:
             print(f"{entry.get('status', 'done')}: {entry.get('source', '?')}", file=sys.stderr)
 
     manifest = flowkit.batch(inputs, str(output), stitch=stitch, workers=workers, scheduler=scheduler,
                              force=force, progress=progress, **s.flow_options())
-    if not quiet:
+    if not s.quiet:
         captures = manifest.get("captures", []) if isinstance(manifest, dict) else []
         print(f"{len(captures)} capture{'' if len(captures) == 1 else 's'} in {output}", file=sys.stderr)
 
