@@ -362,17 +362,20 @@ def _network_halves(network) -> tuple[int, int, int, int]:
     return value >> 64, value & m64, mask >> 64, mask & m64
 
 
-class _PacketColumns:
-    """What the predicates need from a packet batch (schema in decode/schema.py)."""
+class _Columns:
+    """Columns of a packet batch or flow table as numpy arrays, each converted once.
 
-    def __init__(self, batch):
-        self.batch = batch
-        self.n = batch.num_rows
+    Subclasses say how their schema answers the predicates' questions; ``ip``/``ip6``
+    read the same ``ip_version`` column in both schemas."""
+
+    def __init__(self, data):
+        self.data = data
+        self.n = data.num_rows if hasattr(data, "num_rows") else len(data)
         self._cache: dict = {}
 
     def get(self, name: str) -> np.ndarray:
         if name not in self._cache:
-            self._cache[name] = _numpy(self.batch, name)
+            self._cache[name] = _numpy(self.data, name)
         return self._cache[name]
 
     def ip_version(self) -> np.ndarray:
@@ -383,6 +386,18 @@ class _PacketColumns:
             return self.ip_version() == 4
         if name == "ip6":
             return self.ip_version() == 6
+        return self.transport(name)
+
+    def cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+
+class _PacketColumns(_Columns):
+    """Packet batches (schema in decode/schema.py): protocol numbers, 16-byte addresses."""
+
+    def transport(self, name: str) -> np.ndarray:
         version = 6 if name == "icmp6" else 4 if name == "icmp" else 0
         mask = self.get("ip_proto") == PROTO_NUMBERS[name]
         if version:
@@ -399,39 +414,17 @@ class _PacketColumns:
         return ok & (ip_proto == PROTO_NUMBERS[proto]) & (self.ip_version() != 0)
 
     def addr_in(self, side: str, network) -> np.ndarray:
-        key = ("halves", side)
-        if key not in self._cache:
-            col = _column(self.batch, f"{side}_ip")
-            self._cache[key] = _halves_of_binary(col)
-        hi, lo = self._cache[key]
+        hi, lo = self.cached(("halves", side), lambda: _halves_of_binary(_column(self.data, f"{side}_ip")))
         vhi, vlo, mhi, mlo = (np.uint64(x) for x in _network_halves(network))
         want_version = 4 if network.version == 4 else 6
         return ((hi & mhi) == vhi) & ((lo & mlo) == vlo) & (self.ip_version() == want_version)
 
 
-class _FlowColumns:
-    """What the predicates need from a flow table (schema in flows/schema.py)."""
+class _FlowColumns(_Columns):
+    """Flow tables (schema in flows/schema.py, Arrow or pandas): protocol names, text addresses."""
 
-    def __init__(self, table):
-        self.table = table
-        self.n = table.num_rows if hasattr(table, "num_rows") else len(table)
-        self._cache: dict = {}
-
-    def get(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            self._cache[name] = _numpy(self.table, name)
-        return self._cache[name]
-
-    def ip_version(self) -> np.ndarray:
-        return self.get("ip_version")
-
-    def proto(self, name: str) -> np.ndarray:
-        if name == "ip":
-            return self.ip_version() == 4
-        if name == "ip6":
-            return self.ip_version() == 6
-        proto = self.get("proto").astype(object)
-        mask = proto == name
+    def transport(self, name: str) -> np.ndarray:
+        mask = self.get("proto").astype(object) == name
         if name == "icmp":  # flow tables may hold ICMPv6 as "icmp" with ip_version 6
             mask &= self.ip_version() == 4
         return np.asarray(mask, dtype=bool)
@@ -443,22 +436,22 @@ class _FlowColumns:
         return np.asarray(p == proto, dtype=bool)
 
     def addr_in(self, side: str, network) -> np.ndarray:
-        key = ("codes", side)
-        if key not in self._cache:
-            # parse each distinct address once, then broadcast through the dictionary codes
-            col = _column(self.table, f"{side}_ip")
-            if not isinstance(col, pa.Array):
-                col = pa.array(np.asarray(col, dtype=object), type=pa.string())
-            enc = col.dictionary_encode()
-            uniques = [ipaddress.ip_address(a) if a else None for a in enc.dictionary.to_pylist()]
-            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-            self._cache[key] = (uniques, codes)
-        uniques, codes = self._cache[key]
+        uniques, codes = self.cached(("codes", side), lambda: self._distinct_addresses(side))
         hit = np.array(
             [a is not None and a.version == network.version and a in network for a in uniques] + [False],
             dtype=bool,
         )
         return hit[codes]  # code -1 (null) picks the trailing False
+
+    def _distinct_addresses(self, side: str):
+        # parse each distinct address once, then broadcast through the dictionary codes
+        col = _column(self.data, f"{side}_ip")
+        if not isinstance(col, pa.Array):
+            col = pa.array(np.asarray(col, dtype=object), type=pa.string())
+        enc = col.dictionary_encode()
+        uniques = [ipaddress.ip_address(a) if a else None for a in enc.dictionary.to_pylist()]
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return uniques, codes
 
 
 def _evaluate(node, cols) -> np.ndarray:
