@@ -10,6 +10,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from flowkit.capture import _jit
+
+_jit.start()  # before any kernel loads: skips numba's SciPy import (see _jit)
+
 # Largest caplen accepted (libpcap's and Wireshark's maximum snapshot length).
 MAX_CAPLEN = 262144
 # Largest pcapng packet block: the largest packet plus generous room for options.

@@ -13,6 +13,10 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
+from flowkit.capture import _jit
+
+_jit.start()  # before any kernel loads: skips numba's SciPy import (see _jit)
+
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8).copy()
 WIDTH = 30  # "1:" + 28 base64 characters of the 20-byte digest
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from flowkit.capture import _jit
+
+_jit.start()  # before any kernel loads: skips numba's SciPy import (see _jit)
+
 INF = np.int64(2**62)
 NS_PER_S = 1_000_000_000
 HMAX = 48  # history letters kept per connection (Zeek's own strings rarely exceed 20)
