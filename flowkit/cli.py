@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -488,9 +489,13 @@ def batch(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="run on a local Dask cluster of N processes"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDR", help="address of a running Dask scheduler"),
     force: bool = typer.Option(False, "--force", help="reprocess captures the manifest lists as done"),
+    split_bytes: Optional[str] = typer.Option(None, "--split-bytes", metavar="SIZE", help="read uncompressed classic pcaps larger than SIZE (bytes, or with K, M, G) as byte ranges in parallel (default 256M; 0 never splits)"),
     **shared,
 ) -> None:
-    """Many captures into a partitioned Parquet flow dataset (in-process or on Dask)."""
+    """Many captures into a partitioned Parquet flow dataset (in-process or on Dask).
+
+    Exits 1 when any capture failed (one line per failed capture on stderr); the others
+    are in the dataset, and running again retries only what failed."""
     import flowkit
 
     if any(os.path.isfile(i) and _is_flow_file(i) for i in inputs):
@@ -502,12 +507,47 @@ def batch(
     def progress(entry: dict) -> None:
         if not s.quiet:
             print(f"{entry.get('status', 'done')}: {entry.get('source', '?')}", file=sys.stderr)
+        if entry.get("warning"):
+            print(f"flowkit: warning: {entry['warning']}", file=sys.stderr)
 
+    # failures and warnings are printed here from the manifest entries, once each
+    logging.getLogger("flowkit.batch").setLevel(logging.ERROR)
+
+    split = None if split_bytes is None else _size(split_bytes, "--split-bytes")
     manifest = flowkit.batch(inputs, str(output), stitch=stitch, workers=workers, scheduler=scheduler,
-                             force=force, progress=progress, **s.flow_options())
+                             force=force, split_bytes=split, progress=progress, **s.flow_options())
+    captures = manifest.get("captures", [])
     if not s.quiet:
-        captures = manifest.get("captures", []) if isinstance(manifest, dict) else []
         print(f"{len(captures)} capture{'' if len(captures) == 1 else 's'} in {output}", file=sys.stderr)
+    if manifest["totals"]["failed"] > 0:
+        for entry in captures:
+            if entry.get("status") != "done":
+                print(f"flowkit: failed: {_failure(entry)}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _failure(entry: dict) -> str:
+    """A failed manifest entry as one line that names the capture."""
+    source, error = entry.get("source", "?"), entry.get("error") or "no reason recorded"
+    return error if error.startswith(source) or error.startswith(entry.get("path", source)) else f"{source}: {error}"
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str, option: str) -> int:
+    """``"65536"``, ``"64K"``, ``"256M"``, ``"1G"`` (binary multiples) as a byte count."""
+    number, unit = text.strip().upper().removesuffix("B").removesuffix("I"), ""
+    if number[-1:] in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise click.BadParameter(f"{text!r} is not a size (bytes, or a number with K, M or G)",
+                                 param_hint=f"'{option}'")
+    return value
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -523,7 +563,8 @@ def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="flowkit", standalone_mode=False)
+        # outside standalone mode click returns a typer.Exit's code instead of raising it
+        code = app(args=args, prog_name="flowkit", standalone_mode=False)
     except click.UsageError as exc:  # includes BadParameter: exit code 2, as click
         exc.show(file=sys.stderr)
         return 2
@@ -545,7 +586,7 @@ def main(argv=None) -> int:
             raise
         print(f"flowkit: {_one_line(exc)}", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
