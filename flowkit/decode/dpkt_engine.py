@@ -38,13 +38,23 @@ ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 ETH_MPLS = (0x8847, 0x8848)
 ETH_PPPOE_SESSION = 0x8864
 PPP_IP4, PPP_IP6 = 0x0021, 0x0057
+ETH_VNTAG = 0x8926  # 4-byte tag, then the next ethertype
+ETH_PBB = 0x88E7  # 802.1ah: 4-byte I-TAG, then a whole inner Ethernet header
+ETH_MAX_LEN = 1500  # a type field up to here is an 802.3 length: LLC follows
+ETHERTYPE_MIN = 0x0600  # SLL / Cisco HDLC protocol values below this are no ethertype
+LLC_SNAP = b"\xaa\xaa\x03"  # DSAP, SSAP, control of SNAP; then OUI 0 + ethertype for IP
 MAX_VLAN_TAGS = 4  # deeper stacks are not IP as far as flowkit is concerned
+MAX_SHIMS = 8  # VLAN tags, VN-Tags, PBB and LLC/SNAP headers peeled before the payload type
 MAX_MPLS_LABELS = 16
 MAX_IP6_EXT = 8
 
 DLT_NULL, DLT_EN10MB, DLT_PPP, DLT_RAW_12, DLT_RAW_14 = 0, 1, 9, 12, 14
 DLT_PPP_HDLC, DLT_RAW, DLT_LOOP, DLT_SLL = 50, 101, 108, 113
 DLT_IPV4, DLT_IPV6, DLT_SLL2 = 228, 229, 276
+DLT_C_HDLC, DLT_IEEE802_11, DLT_RADIOTAP, DLT_NFLOG = 104, 105, 127, 239
+NFULA_PAYLOAD = 9  # the NFLOG TLV holding the packet
+NFLOG_FAMILIES = {2: 4, 10: 6}  # Linux AF_INET, AF_INET6
+MAX_NFLOG_TLVS = 32
 AF_INET = 2
 AF_INET6 = (24, 28, 30)  # NetBSD/OpenBSD, FreeBSD, macOS: the capture may come from any
 
@@ -109,17 +119,32 @@ class Row:
 def _ethertype_payload(row: Row, buf: bytes, off: int, ethertype: int) -> tuple[int, int] | None:
     """Follow VLAN/MPLS/PPPoE from ``ethertype`` at ``off``; (ip version, offset) or None if not IP."""
     tags = 0
-    while ethertype in ETH_VLAN_TAGS:
-        if tags == MAX_VLAN_TAGS:
-            return None
-        tci = _u16(buf, off)
-        ethertype = _u16(buf, off + 2)
-        if tags == 0:
-            row.vlan = tci & 0x0FFF
-        elif tags == 1:
-            row.inner_vlan = tci & 0x0FFF
-        tags += 1
-        off += 4
+    for _ in range(MAX_SHIMS):  # one shim header per round
+        if ethertype in ETH_VLAN_TAGS:
+            if tags == MAX_VLAN_TAGS:
+                return None
+            tci = _u16(buf, off)
+            ethertype = _u16(buf, off + 2)
+            if tags == 0:
+                row.vlan = tci & 0x0FFF
+            elif tags == 1:
+                row.inner_vlan = tci & 0x0FFF
+            tags += 1
+            off += 4
+        elif ethertype == ETH_VNTAG:
+            ethertype = _u16(buf, off + 4)
+            off += 6
+        elif ethertype == ETH_PBB:
+            inner = _hdr(dpkt.ethernet.Ethernet, buf, off + 4)  # after the 4-byte I-TAG
+            ethertype = inner.type
+            off += 4 + inner.__hdr_len__
+        elif ethertype <= ETH_MAX_LEN:
+            ethertype = _llc_snap(buf, off)
+            if ethertype is None:
+                return None
+            off += 8
+        else:
+            break
     if ethertype == ETH_IP4:
         return 4, off
     if ethertype == ETH_IP6:
@@ -140,6 +165,65 @@ def _ethertype_payload(row: Row, buf: bytes, off: int, ethertype: int) -> tuple[
     return None
 
 
+def _llc_snap(buf: bytes, off: int) -> int | None:
+    """802.2 LLC at ``off``: the ethertype of a SNAP header with OUI 0, else None (not IP)."""
+    if len(buf) - off < 3:
+        raise Cut
+    if buf[off : off + 3] != LLC_SNAP:
+        return None
+    if len(buf) - off < 8:
+        raise Cut
+    if buf[off + 3 : off + 6] != b"\x00\x00\x00":
+        return None
+    return _u16(buf, off + 6)
+
+
+def _wlan(row: Row, buf: bytes, off: int) -> tuple[int, int] | None:
+    """An 802.11 frame at ``off``: data frames with a readable LLC/SNAP body only."""
+    if len(buf) - off < 2:
+        raise Cut
+    fc0, fc1 = buf[off], buf[off + 1]
+    if (fc0 >> 2) & 3 != 2:  # management or control frame
+        return None
+    if fc0 & 0x40:  # Null / CF-only data subtypes carry no payload
+        return None
+    if fc1 & 0x40:  # protected (encrypted) body
+        return None
+    qos = bool(fc0 & 0x80)
+    qos_at = 30 if fc1 & 0x03 == 0x03 else 24  # ToDS and FromDS: a fourth address
+    size = qos_at + (2 if qos else 0) + (4 if qos and fc1 & 0x80 else 0)  # QoS, HT control
+    if len(buf) - off < size:
+        raise Cut
+    if qos and buf[off + qos_at] & 0x80:  # A-MSDU: the body is subframes, not one LLC frame
+        return None
+    return _ethertype_payload(row, buf, off + size, 0)  # 0: an "802.3 length", LLC follows
+
+
+def _nflog(buf: bytes) -> tuple[int, int] | None:
+    """NFLOG: 4-byte header, then TLVs (little-endian length and type, padded to 4)."""
+    if len(buf) < 4:
+        raise Cut
+    family, version = buf[0], buf[1]
+    if version != 0:
+        raise Impossible
+    if family not in NFLOG_FAMILIES:
+        return None
+    off = 4
+    for _ in range(MAX_NFLOG_TLVS):
+        if len(buf) - off < 4:
+            raise Cut  # the captured bytes end before the payload TLV
+        length, kind = struct.unpack_from("<HH", buf, off)
+        if length < 4:
+            raise Impossible
+        if kind == NFULA_PAYLOAD:
+            return NFLOG_FAMILIES[family], off + 4
+        padded = (length + 3) & ~3
+        if len(buf) - off < padded:
+            raise Cut
+        off += padded
+    return None
+
+
 def _ppp_protocol(buf: bytes, off: int) -> tuple[int, int] | None:
     """PPPoE's PPP protocol field (always 2 bytes there)."""
     proto = _u16(buf, off)
@@ -156,10 +240,30 @@ def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
         return _ethertype_payload(row, buf, eth.__hdr_len__, eth.type)
     if linktype == DLT_SLL:
         sll = _hdr(dpkt.sll.SLL, buf, 0)
+        if sll.ethtype < ETHERTYPE_MIN:  # Linux packet types (802.2, Novell, ...), no ethertype
+            return None
         return _ethertype_payload(row, buf, sll.__hdr_len__, sll.ethtype)
     if linktype == DLT_SLL2:
         sll2 = _hdr(dpkt.sll2.SLL2, buf, 0)
+        if sll2.ethtype < ETHERTYPE_MIN:
+            return None
         return _ethertype_payload(row, buf, sll2.__hdr_len__, sll2.ethtype)
+    if linktype == DLT_C_HDLC:  # address, control, then an ethertype
+        proto = _u16(buf, 2)
+        return None if proto < ETHERTYPE_MIN else _ethertype_payload(row, buf, 4, proto)
+    if linktype == DLT_IEEE802_11:
+        return _wlan(row, buf, 0)
+    if linktype == DLT_RADIOTAP:
+        if len(buf) < 4:
+            raise Cut
+        it_len = buf[2] | (buf[3] << 8)  # little-endian; an FCS at the end is left, as in Zeek
+        if it_len < 8:
+            raise Impossible
+        if len(buf) < it_len:
+            raise Cut
+        return _wlan(row, buf, it_len)
+    if linktype == DLT_NFLOG:
+        return _nflog(buf)
     if linktype in (DLT_NULL, DLT_LOOP):
         if len(buf) < 4:
             raise Cut

@@ -3,7 +3,8 @@
 Works on index subsets (one per link type) and returns, for every packet, the
 absolute position of its network header and the IP version the link layer
 announced (4 or 6; 0 when the packet ends here with a final status). Loops run over
-header layers (VLAN tags, MPLS labels), never over packets.
+header layers (VLAN tags, VN-Tags, PBB, LLC/SNAP, MPLS labels, NFLOG TLVs), never
+over packets.
 """
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from flowkit.decode.schema import Status
 ETHERNET, NULL, PPP, RAW_12, RAW_14, PPP_HDLC, RAW, LOOP, SLL, IPV4, IPV6, SLL2 = (
     1, 0, 9, 12, 14, 50, 101, 108, 113, 228, 229, 276,
 )
-SUPPORTED = (ETHERNET, NULL, PPP, RAW_12, RAW_14, PPP_HDLC, RAW, LOOP, SLL, IPV4, IPV6, SLL2)
+C_HDLC, IEEE802_11, RADIOTAP, NFLOG = 104, 105, 127, 239
+SUPPORTED = (
+    ETHERNET, NULL, PPP, RAW_12, RAW_14, PPP_HDLC, RAW, LOOP, SLL, IPV4, IPV6, SLL2,
+    C_HDLC, IEEE802_11, RADIOTAP, NFLOG,
+)  # fmt: skip
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
@@ -24,7 +29,31 @@ MAX_VLAN_TAGS = 4
 MPLS_TYPES = (0x8847, 0x8848)
 MAX_MPLS_LABELS = 16
 PPPOE_SESSION = 0x8864
+VNTAG = 0x8926  # 4-byte tag, then the next ethertype
+PBB = 0x88E7  # 802.1ah: 4-byte I-TAG, then a whole inner Ethernet header
+PBB_HDR = 18
+ETH_MAX_LEN = 1500  # a type field up to here is an 802.3 length: LLC follows
+LLC_SNAP = (0xAA, 0xAA, 0x03)  # DSAP, SSAP, control of a SNAP header (then OUI + ethertype)
+MAX_SHIMS = 8  # VLAN tags, VN-Tags, PBB and LLC/SNAP headers peeled before the payload type
+ETHERTYPE_MIN = 0x0600  # SLL / Cisco HDLC protocol values below this are no ethertype
 PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
+
+# IEEE 802.11 frame control (byte 0: version, type, subtype; byte 1: flags)
+WLAN_TYPE_DATA = 2
+WLAN_NO_DATA = 0x40  # subtype bit: Null / CF-only frames carry no payload
+WLAN_QOS = 0x80  # subtype bit: a 2-byte QoS control field follows the addresses
+WLAN_DS_BITS = 0x03  # ToDS and FromDS both set: a fourth address
+WLAN_PROTECTED = 0x40  # encrypted body (WEP/TKIP/CCMP): no readable LLC
+WLAN_ORDER = 0x80  # on QoS data: a 4-byte HT control field follows QoS control
+WLAN_AMSDU = 0x80  # QoS control bit 7: the body is A-MSDU subframes, not one LLC frame
+RADIOTAP_MIN = 8  # version, pad, length, first present word
+
+# NFLOG: family, version, resource id; then TLVs (length incl. its 4-byte header,
+# type), both in the capturing host's byte order, taken as little-endian like Zeek
+NFLOG_HDR = 4
+NFULA_PAYLOAD = 9
+NFLOG_AF_INET, NFLOG_AF_INET6 = 2, 10
+MAX_NFLOG_TLVS = 32
 
 # BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD/OpenBSD),
 # 28 (FreeBSD), 30 (macOS), and the capture may come from any of them.
@@ -94,37 +123,28 @@ def _ethernet(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
     _ethertype(view, cols, layer, etype)
 
 
+# header length and position of the 16-bit protocol (an ethertype) per link type
+_PROTO_HEADERS = {SLL: (16, 14), SLL2: (20, 0), C_HDLC: (4, 2)}
+
+
 def _sll(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
     # SLL: 16-byte header, protocol at 14. SLL2: 20-byte header, protocol at 0.
-    hdr, proto_at = (16, 14) if lt == SLL else (20, 0)
+    # Cisco HDLC: address, control, then the protocol at 2.
+    hdr, proto_at = _PROTO_HEADERS[lt]
     short = layer.avail() < hdr
     _decide(layer, short, Status.TRUNCATED)
     etype = np.zeros(len(layer.rows), np.uint16)
     ok = np.flatnonzero(~short)
     etype[ok] = view.u16(layer.pos[ok] + proto_at)
     layer.pos[ok] += hdr
+    # small values here are Linux packet types (802.2, Novell, ...), not 802.3 lengths
+    _decide(layer, _undecided(layer) & (etype < ETHERTYPE_MIN), Status.NON_IP)
     _ethertype(view, cols, layer, etype)
 
 
 def _ethertype(view: ByteView, cols: Columns, layer: _Layer, etype: np.ndarray) -> None:
-    """Dispatch on an ethertype: VLAN tags, then PPPoE / MPLS / IPv4 / IPv6 / other."""
-    depth = np.zeros(len(layer.rows), np.uint8)
-    for _ in range(MAX_VLAN_TAGS):
-        tagged = np.flatnonzero(np.isin(etype, VLAN_TPIDS) & _undecided(layer))
-        if len(tagged) == 0:
-            break
-        short = layer.avail(tagged) < 4
-        _decide(layer, tagged[short], Status.TRUNCATED)
-        tagged = tagged[~short]
-        p = layer.pos[tagged]
-        vid = view.u16(p) & 0x0FFF
-        d = depth[tagged]
-        rows = layer.rows[tagged]
-        cols["vlan"][rows[d == 0]] = vid[d == 0]
-        cols["inner_vlan"][rows[d == 1]] = vid[d == 1]
-        etype[tagged] = view.u16(p + 2)
-        layer.pos[tagged] = p + 4
-        depth[tagged] = d + 1
+    """Dispatch on an ethertype: shim headers, then PPPoE / MPLS / IPv4 / IPv6 / other."""
+    _shims(view, cols, layer, etype)
 
     und = _undecided(layer)
     layer.kind[und & (etype == ETH_IPV4)] = 4
@@ -161,6 +181,72 @@ def _ethertype(view: ByteView, cols: Columns, layer: _Layer, etype: np.ndarray) 
         layer.kind[last[version == 6]] = 6
     # deeper label stacks and everything else that is not IP
     _decide(layer, _undecided(layer) & (layer.kind == 0), Status.NON_IP)
+
+
+def _shims(view: ByteView, cols: Columns, layer: _Layer, etype: np.ndarray) -> None:
+    """Peel VLAN tags, VN-Tags, PBB I-TAGs and LLC/SNAP headers, updating ``etype``.
+
+    One header per packet per round, at most MAX_SHIMS rounds; a type still naming a
+    shim afterwards is NON_IP (the caller's dispatch finds no IP in it).
+    """
+    depth = np.zeros(len(layer.rows), np.uint8)  # VLAN tags read so far
+    for _ in range(MAX_SHIMS):
+        und = _undecided(layer)
+        vlan = und & np.isin(etype, VLAN_TPIDS)
+        vntag = und & (etype == VNTAG)
+        pbb = und & (etype == PBB)
+        llc = und & (etype <= ETH_MAX_LEN)
+        if not (vlan.any() or vntag.any() or pbb.any() or llc.any()):
+            break
+        tagged = np.flatnonzero(vlan)
+        if len(tagged):
+            deep = depth[tagged] >= MAX_VLAN_TAGS  # a fifth tag: not followed
+            _decide(layer, tagged[deep], Status.NON_IP)
+            tagged = tagged[~deep]
+            short = layer.avail(tagged) < 4
+            _decide(layer, tagged[short], Status.TRUNCATED)
+            tagged = tagged[~short]
+            p = layer.pos[tagged]
+            vid = view.u16(p) & 0x0FFF
+            d = depth[tagged]
+            rows = layer.rows[tagged]
+            cols["vlan"][rows[d == 0]] = vid[d == 0]
+            cols["inner_vlan"][rows[d == 1]] = vid[d == 1]
+            etype[tagged] = view.u16(p + 2)
+            layer.pos[tagged] = p + 4
+            depth[tagged] = d + 1
+        # VN-Tag: 4-byte tag, next ethertype at +4; PBB: I-TAG + inner MACs, type at +16
+        for sel, size in ((vntag, 6), (pbb, PBB_HDR)):
+            idx = np.flatnonzero(sel)
+            if len(idx):
+                short = layer.avail(idx) < size
+                _decide(layer, idx[short], Status.TRUNCATED)
+                idx = idx[~short]
+                etype[idx] = view.u16(layer.pos[idx] + size - 2)
+                layer.pos[idx] += size
+        idx = np.flatnonzero(llc)
+        if len(idx):
+            _llc_snap(view, layer, idx, etype)
+
+
+def _llc_snap(view: ByteView, layer: _Layer, idx: np.ndarray, etype: np.ndarray) -> None:
+    """802.2 LLC: only SNAP with OUI 0 (an encapsulated ethertype) can carry IP."""
+    short = layer.avail(idx) < 3
+    _decide(layer, idx[short], Status.TRUNCATED)
+    idx = idx[~short]
+    p = layer.pos[idx]
+    snap = (view.u8(p) == LLC_SNAP[0]) & (view.u8(p + 1) == LLC_SNAP[1]) & (view.u8(p + 2) == LLC_SNAP[2])
+    _decide(layer, idx[~snap], Status.NON_IP)
+    idx = idx[snap]
+    short = layer.avail(idx) < 8
+    _decide(layer, idx[short], Status.TRUNCATED)
+    idx = idx[~short]
+    p = layer.pos[idx]
+    oui0 = (view.u8(p + 3) | view.u8(p + 4) | view.u8(p + 5)) == 0
+    _decide(layer, idx[~oui0], Status.NON_IP)
+    idx = idx[oui0]
+    etype[idx] = view.u16(layer.pos[idx] + 6)
+    layer.pos[idx] += 8
 
 
 def _null(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
@@ -226,6 +312,87 @@ def _ppp(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
     _decide(layer, und & (layer.kind == 0), Status.NON_IP)
 
 
+def _wlan(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
+    if lt == RADIOTAP:
+        # skip the radiotap header by its little-endian length; an FCS at the end of
+        # the frame is left in place, as Zeek does (the IP length bounds the payload)
+        short = layer.avail() < 4
+        _decide(layer, short, Status.TRUNCATED)
+        ok = np.flatnonzero(~short)
+        p = layer.pos[ok]
+        it_len = view.u8(p + 2).astype(np.int64) | (view.u8(p + 3).astype(np.int64) << 8)
+        bad = it_len < RADIOTAP_MIN
+        _decide(layer, ok[bad], Status.MALFORMED)
+        ok, it_len = ok[~bad], it_len[~bad]
+        cut = layer.avail(ok) < it_len
+        _decide(layer, ok[cut], Status.TRUNCATED)
+        layer.pos[ok[~cut]] += it_len[~cut]
+    idx = np.flatnonzero(_undecided(layer))
+    short = layer.avail(idx) < 2
+    _decide(layer, idx[short], Status.TRUNCATED)
+    idx = idx[~short]
+    p = layer.pos[idx]
+    fc0, fc1 = view.u8(p), view.u8(p + 1)
+    # management/control frames, data subtypes without payload, encrypted bodies
+    skip = (((fc0 >> 2) & 3) != WLAN_TYPE_DATA) | ((fc0 & WLAN_NO_DATA) != 0) | ((fc1 & WLAN_PROTECTED) != 0)
+    _decide(layer, idx[skip], Status.NON_IP)
+    keep = ~skip
+    idx, fc0, fc1 = idx[keep], fc0[keep], fc1[keep]
+    qos = (fc0 & WLAN_QOS) != 0
+    qos_at = np.where((fc1 & WLAN_DS_BITS) == WLAN_DS_BITS, 30, 24)
+    hdr = qos_at + np.where(qos, 2, 0) + np.where(qos & ((fc1 & WLAN_ORDER) != 0), 4, 0)
+    cut = layer.avail(idx) < hdr
+    _decide(layer, idx[cut], Status.TRUNCATED)
+    idx, qos, qos_at, hdr = idx[~cut], qos[~cut], qos_at[~cut], hdr[~cut]
+    q = idx[qos]
+    amsdu = (view.u8(layer.pos[q] + qos_at[qos]) & WLAN_AMSDU) != 0
+    _decide(layer, q[amsdu], Status.NON_IP)
+    layer.pos[idx] += hdr
+    # the body starts with an LLC header: an "802.3 length" type sends it there
+    etype = np.zeros(len(layer.rows), np.uint16)
+    _ethertype(view, cols, layer, etype)
+
+
+def _nflog(view: ByteView, cols: Columns, layer: _Layer, lt: int) -> None:
+    short = layer.avail() < NFLOG_HDR
+    _decide(layer, short, Status.TRUNCATED)
+    ok = np.flatnonzero(~short)
+    p = layer.pos[ok]
+    family, version = view.u8(p), view.u8(p + 1)
+    _decide(layer, ok[version != 0], Status.MALFORMED)
+    ip = version == 0
+    _decide(layer, ok[ip & (family != NFLOG_AF_INET) & (family != NFLOG_AF_INET6)], Status.NON_IP)
+    layer.pos[ok] += NFLOG_HDR
+    want = np.zeros(len(layer.rows), np.uint8)
+    want[ok[family == NFLOG_AF_INET]] = 4
+    want[ok[family == NFLOG_AF_INET6]] = 6
+    walk = np.flatnonzero(_undecided(layer))
+    for _ in range(MAX_NFLOG_TLVS):
+        if len(walk) == 0:
+            break
+        # the captured bytes ending before the payload TLV: cut (or no payload logged)
+        short = layer.avail(walk) < 4
+        _decide(layer, walk[short], Status.TRUNCATED)
+        walk = walk[~short]
+        p = layer.pos[walk]
+        tlen = view.u8(p).astype(np.int64) | (view.u8(p + 1).astype(np.int64) << 8)
+        ttype = view.u8(p + 2).astype(np.int64) | (view.u8(p + 3).astype(np.int64) << 8)
+        bad = tlen < 4  # a TLV shorter than its own header
+        _decide(layer, walk[bad], Status.MALFORMED)
+        walk, tlen, ttype = walk[~bad], tlen[~bad], ttype[~bad]
+        found = ttype == NFULA_PAYLOAD
+        hit = walk[found]
+        layer.pos[hit] += 4  # the IP packet; a cut inside it is the IP layer's business
+        layer.kind[hit] = want[hit]
+        walk, tlen = walk[~found], tlen[~found]
+        padded = (tlen + 3) & ~3
+        cut = layer.avail(walk) < padded
+        _decide(layer, walk[cut], Status.TRUNCATED)
+        walk, padded = walk[~cut], padded[~cut]
+        layer.pos[walk] += padded
+    _decide(layer, _undecided(layer) & (layer.kind == 0), Status.NON_IP)
+
+
 _HANDLERS = {
     ETHERNET: _ethernet,
     SLL: _sll,
@@ -239,4 +406,8 @@ _HANDLERS = {
     IPV6: _raw,
     PPP: _ppp,
     PPP_HDLC: _ppp,
+    C_HDLC: _sll,
+    IEEE802_11: _wlan,
+    RADIOTAP: _wlan,
+    NFLOG: _nflog,
 }
