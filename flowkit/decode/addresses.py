@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowkit.decode import _arrow
 from flowkit.decode.schema import ADDR
 
-_OCTETS = pa.array([str(i) for i in range(256)])
+_OCTETS = _arrow.strings([str(i) for i in range(256)])
+_DOT = _arrow.strings(["."])[0]  # a scalar without pa.scalar, which imports pandas
 
 
 def _as_matrix(arr: pa.Array) -> np.ndarray:
@@ -42,22 +44,22 @@ def to_strings(addrs) -> pa.Array:
         addrs = pa.array(addrs, ADDR)
     n = len(addrs)
     if n == 0:
-        return pa.array([], pa.string())
+        return _arrow.strings([])
     m = _as_matrix(addrs)
     words = np.ascontiguousarray(m).view("<u4")  # k x 4 little-endian words
     is_v4 = (words[:, 0] == 0) & (words[:, 1] == 0) & (words[:, 2] == 0xFFFF0000)
     text = pa.nulls(n, pa.string())
     if is_v4.any():
-        q = [pc.take(_OCTETS, pa.array(m[is_v4, k])) for k in range(12, 16)]
-        v4 = pc.binary_join_element_wise(*q, ".")
+        q = [pc.take(_OCTETS, _arrow.array(m[is_v4, k], pa.uint8())) for k in range(12, 16)]
+        v4 = pc.binary_join_element_wise(*q, _DOT)
         idx = np.flatnonzero(is_v4)
         text = _scatter(text, idx, v4)
     if not is_v4.all():
         idx = np.flatnonzero(~is_v4)
         v6 = np.ascontiguousarray(m[idx]).view("V16").ravel()
         uniq, inverse = np.unique(v6, return_inverse=True)
-        names = pa.array([ipaddress.IPv6Address(u.tobytes()).compressed for u in uniq])
-        text = _scatter(text, idx, pc.take(names, pa.array(inverse.ravel())))
+        names = _arrow.strings([ipaddress.IPv6Address(u.tobytes()).compressed for u in uniq])
+        text = _scatter(text, idx, pc.take(names, _arrow.array(inverse.ravel(), pa.int64())))
     if addrs.null_count:
         text = pc.if_else(addrs.is_null(), pa.scalar(None, pa.string()), text)
     return text
@@ -69,7 +71,7 @@ def _scatter(base: pa.Array, idx: np.ndarray, values: pa.Array) -> pa.Array:
         return values
     mask = np.zeros(len(base), bool)
     mask[idx] = True
-    return pc.replace_with_mask(base, pa.array(mask), values)
+    return pc.replace_with_mask(base, _arrow.array(mask, pa.bool_()), values)
 
 
 def from_strings(texts) -> pa.Array:

@@ -15,6 +15,7 @@ from typing import BinaryIO, Union
 import numpy as np
 import pyarrow as pa
 
+from flowkit.decode._arrow import to_numpy
 from flowkit.decode.schema import PACKET_SCHEMA
 from flowkit.errors import FlowkitError
 from flowkit.ledger import Ledger
@@ -107,8 +108,8 @@ class PacketTable:
                     continue
                 batch = self._decode(chunk)
                 ledger.add_batch(
-                    batch.column("status").to_numpy(zero_copy_only=False),
-                    batch.column("ip_proto").to_numpy(zero_copy_only=False),
+                    to_numpy(batch.column("status")),
+                    to_numpy(batch.column("ip_proto")),
                 )
                 ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
                 if self._filter is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.capture.records import RecordChunk
+from flowkit.decode import _arrow
 from flowkit.decode.fast_bytes import ByteView, Columns
 from flowkit.decode.fast_ip import decode_ipv4, decode_ipv6
 from flowkit.decode.fast_transport import decode_transport
@@ -85,8 +86,6 @@ def to_batch(cols: Columns) -> pa.RecordBatch:
         if field.name in ("src_ip", "dst_ip"):
             buf = pa.py_buffer(np.ascontiguousarray(values).reshape(-1))
             arrays.append(pa.FixedSizeBinaryArray.from_buffers(field.type, n, [None, buf]))
-        elif field.name == "ts":
-            arrays.append(pa.array(values, pa.int64()).view(field.type))
         else:
-            arrays.append(pa.array(values, field.type))
+            arrays.append(_arrow.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=PACKET_SCHEMA)

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit._callable import make_callable
+from flowkit.decode._arrow import to_numpy
 from flowkit.flows.keys import packet_columns
 from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
 from flowkit.flows.state import FlowOptions, FlowState
@@ -24,8 +25,8 @@ __all__ = ["flows", "accumulate", "FlowOptions", "FlowState", "FlowTable", "FLOW
 
 def _count(ledger: Ledger, batch: pa.RecordBatch) -> None:
     ledger.add_batch(
-        batch.column("status").to_numpy(zero_copy_only=False),
-        batch.column("ip_proto").to_numpy(zero_copy_only=False),
+        to_numpy(batch.column("status")),
+        to_numpy(batch.column("ip_proto")),
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.capture import _jit
+from flowkit.decode import _arrow
 
 _jit.start()  # before any kernel loads: skips numba's SciPy import (see _jit)
 
@@ -112,4 +113,4 @@ def community_ids(ahi, alo, bhi, blo, aport, bport, proto, ip_version) -> pa.Arr
         u = lambda a: np.ascontiguousarray(np.asarray(a)).view(np.int64)  # noqa: E731  (bit pattern)
         _community(u(ahi), u(alo), u(bhi), u(blo), np.asarray(aport, np.int64), np.asarray(bport, np.int64),
                    np.asarray(proto, np.int64), np.asarray(ip_version) == 4, _B64, out)
-    return pa.array(out.view(f"S{WIDTH}").ravel(), pa.binary()).cast(pa.string())
+    return _arrow.fixed_strings(out)

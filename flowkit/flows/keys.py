@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from flowkit.decode._arrow import to_numpy
 from flowkit.decode.schema import Status
 
 M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -49,7 +50,7 @@ def _addr_words(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _np(batch: pa.RecordBatch, name: str) -> np.ndarray:
-    return batch.column(name).to_numpy(zero_copy_only=False)
+    return to_numpy(batch.column(name))
 
 
 def packet_columns(batch: pa.RecordBatch) -> dict[str, np.ndarray] | None:
@@ -82,7 +83,7 @@ def packet_columns(batch: pa.RecordBatch) -> dict[str, np.ndarray] | None:
     h = mix(mix(mix(mix(np.zeros(len(side), np.uint64), ahi), alo), bhi), blo)
     h = mix(h, (aport << 16) | bport)
     h = mix(h, (proto << 32) | (vlan << 16) | ivlan)
-    ts = batch.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    ts = to_numpy(batch.column("ts")).view(np.int64)
     return {
         "ts": ts if idx is None else ts[idx],
         "hash": h,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from flowkit.decode import _arrow
 from flowkit.decode.addresses import to_strings
 from flowkit.flows import kernel as k
 from flowkit.flows.community import community_ids
@@ -38,7 +39,7 @@ def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     uniq, inverse = np.unique(words.view("V16").ravel(), return_inverse=True)
     raw = np.frombuffer(uniq.tobytes(), np.uint8).reshape(-1, 16)
     arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.tobytes())])
-    return to_strings(arr).take(pa.array(inverse.ravel().astype(np.int64)))
+    return to_strings(arr).take(_arrow.array(inverse.ravel(), pa.int64()))
 
 
 def _conn_state(C: np.ndarray, O: np.ndarray, R: np.ndarray, hist: pa.Array, osize, rsize) -> np.ndarray:
@@ -82,7 +83,7 @@ def _conn_state(C: np.ndarray, O: np.ndarray, R: np.ndarray, hist: pa.Array, osi
 
 def _ts(values: np.ndarray) -> pa.Array:
     mask = values < 0
-    return pa.array(values, type=pa.int64(), mask=mask).cast(TS)
+    return _arrow.array(values, TS, mask=mask)
 
 
 def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
@@ -93,7 +94,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
     r = 1 - o
     tcp = C[:, k.F_PROTO] == 6
 
-    hist = pa.array(np.ascontiguousarray(H).view(f"S{k.HMAX}").ravel(), type=pa.binary()).cast(pa.string())
+    hist = _arrow.fixed_strings(H)
 
     O, R = _roles(C, o)
 
@@ -126,39 +127,39 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
     fid = mix(mix(fid, (K[:, K_PROTO] << 32) | (K[:, K_VLAN] << 16) | K[:, K_IVLAN]), ts0.view(np.uint64))
 
     cols = {
-        "flow_id": pa.array(fid, pa.uint64()),
+        "flow_id": _arrow.array(fid, pa.uint64()),
         "ts_start": _ts(ts0),
         "ts_end": _ts(tsend),
-        "duration": pa.array((tsend - ts0) / 1e9, pa.float64()),
-        "proto": pa.array(np.where(tcp, "tcp", "udp"), pa.string()),
-        "ip_version": pa.array(K[:, K_IPVER], pa.uint8()),
+        "duration": _arrow.array((tsend - ts0) / 1e9, pa.float64()),
+        "proto": _arrow.texts(np.where(tcp, "tcp", "udp")),
+        "ip_version": _arrow.array(K[:, K_IPVER], pa.uint8()),
         "src_ip": _addr(ohi, olo),
-        "src_port": pa.array(oport, pa.uint16()),
+        "src_port": _arrow.array(oport, pa.uint16()),
         "dst_ip": _addr(rhi, rlo),
-        "dst_port": pa.array(rport, pa.uint16()),
-        "src_pkts": pa.array(O[:, k.S_PKTS], pa.uint64()),
-        "dst_pkts": pa.array(R[:, k.S_PKTS], pa.uint64()),
-        "src_ip_bytes": pa.array(O[:, k.S_IPB], pa.uint64()),
-        "dst_ip_bytes": pa.array(R[:, k.S_IPB], pa.uint64()),
-        "src_payload_bytes": pa.array(osize, pa.uint64()),
-        "dst_payload_bytes": pa.array(rsize, pa.uint64()),
-        "conn_state": pa.array(_conn_state(C, O, R, hist, osize, rsize), pa.string()),
+        "dst_port": _arrow.array(rport, pa.uint16()),
+        "src_pkts": _arrow.array(O[:, k.S_PKTS], pa.uint64()),
+        "dst_pkts": _arrow.array(R[:, k.S_PKTS], pa.uint64()),
+        "src_ip_bytes": _arrow.array(O[:, k.S_IPB], pa.uint64()),
+        "dst_ip_bytes": _arrow.array(R[:, k.S_IPB], pa.uint64()),
+        "src_payload_bytes": _arrow.array(osize, pa.uint64()),
+        "dst_payload_bytes": _arrow.array(rsize, pa.uint64()),
+        "conn_state": _arrow.texts(_conn_state(C, O, R, hist, osize, rsize)),
         "history": hist,
     }
     for prefix, E in (("src", O), ("dst", R)):
         for j, name in enumerate(FLAG_NAMES):
-            cols[f"{prefix}_{name}"] = pa.array(E[:, k.S_FL + j], pa.uint32())
+            cols[f"{prefix}_{name}"] = _arrow.array(E[:, k.S_FL + j], pa.uint32())
     syn_ts = O[:, k.S_SYNTS]
     cols["syn_ts"] = _ts(syn_ts)
     cols["syn_last_ts"] = _ts(O[:, k.S_SYNLAST])
     cols["synack_ts"] = _ts(R[:, k.S_SYNACKTS])
     cols["ack_ts"] = _ts(O[:, k.S_ACKTS])
-    cols["syn_count"] = pa.array(O[:, k.S_SYNCNT], pa.uint32())
+    cols["syn_count"] = _arrow.array(O[:, k.S_SYNCNT], pa.uint32())
     cols["community_id"] = community_ids(
         K[:, K_AHI], K[:, K_ALO], K[:, K_BHI], K[:, K_BLO], K[:, K_APORT], K[:, K_BPORT], K[:, K_PROTO], K[:, K_IPVER]
     )
-    cols["vlan"] = pa.array(K[:, K_VLAN], pa.uint16())
-    cols["inner_vlan"] = pa.array(K[:, K_IVLAN], pa.uint16())
-    cols["_key"] = pa.array(K[:, K_HASH].view(np.uint64), pa.uint64())
-    cols["_prefix"] = pa.array(C[:, k.F_PREFIX] != 0, pa.bool_())
+    cols["vlan"] = _arrow.array(K[:, K_VLAN], pa.uint16())
+    cols["inner_vlan"] = _arrow.array(K[:, K_IVLAN], pa.uint16())
+    cols["_key"] = _arrow.array(K[:, K_HASH].view(np.uint64), pa.uint64())
+    cols["_prefix"] = _arrow.array(C[:, k.F_PREFIX] != 0, pa.bool_())
     return pa.table(cols, schema=STATE_SCHEMA)

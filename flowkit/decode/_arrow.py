@@ -1,0 +1,101 @@
+"""numpy columns into Arrow arrays without ``pa.array``.
+
+Why: ``pa.array`` asks pandas whether its input is a pandas object, which imports
+pandas on first use (~0.2 s and ~50 MB of RSS). The capture -> flows -> Parquet path
+never needs pandas, so its hot spots build arrays from buffers instead: the same
+values and types as ``pa.array`` would give (tests compare the two), and no copy for
+contiguous numeric columns.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def _np_dtype(type: pa.DataType) -> np.dtype:
+    if pa.types.is_integer(type):
+        return np.dtype(f"{'i' if pa.types.is_signed_integer(type) else 'u'}{type.bit_width // 8}")
+    if pa.types.is_floating(type):
+        return np.dtype(f"f{type.bit_width // 8}")
+    if pa.types.is_timestamp(type) or pa.types.is_duration(type):
+        return np.dtype("i8")
+    raise TypeError(f"no numpy layout for {type}")
+
+
+def _bits(flags: np.ndarray) -> pa.Buffer:
+    return pa.py_buffer(np.packbits(np.asarray(flags, bool), bitorder="little"))
+
+
+def array(values, type: pa.DataType, mask: np.ndarray | None = None) -> pa.Array:
+    """``pa.array(values, type, mask=mask)`` for a 1-d numpy column of a fixed-width type."""
+    values = np.asarray(values)
+    n = len(values)
+    validity, nulls = None, 0
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        nulls = int(mask.sum())
+        if nulls:
+            validity = _bits(~mask)
+    if pa.types.is_boolean(type):
+        data = _bits(values)
+    else:
+        dtype = _np_dtype(type)
+        if values.dtype.kind not in "iufb" or (values.dtype.kind == "f") != (dtype.kind == "f"):
+            raise TypeError(f"cannot store {values.dtype} as {type}")
+        data = pa.py_buffer(np.ascontiguousarray(values, dtype=dtype))
+    return pa.Array.from_buffers(type, n, [validity, data], null_count=nulls)
+
+
+def strings(texts) -> pa.Array:
+    """``pa.array(texts, pa.string())`` for a list of Python strings (no nulls)."""
+    encoded = [t.encode() for t in texts]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def fixed_strings(matrix: np.ndarray, type: pa.DataType = pa.string()) -> pa.Array:
+    """Rows of a (n, width) uint8 matrix as strings ending at the first NUL.
+
+    The same as ``pa.array(matrix.view(f"S{width}").ravel(), pa.binary()).cast(type)``.
+    """
+    matrix = np.ascontiguousarray(matrix, np.uint8)
+    n, width = matrix.shape
+    zero = matrix == 0
+    length = np.where(zero.any(axis=1), zero.argmax(axis=1), width).astype(np.int32)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(length, out=offsets[1:])
+    data = matrix[np.arange(width) < length[:, None]]
+    return pa.Array.from_buffers(type, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def texts(values) -> pa.Array:
+    """``pa.array(values, pa.string())`` for a numpy array of few distinct strings (no nulls)."""
+    values = np.asarray(values, dtype=object)
+    if len(values) == 0:
+        return strings([])
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return strings(list(uniq)).take(array(inverse.ravel(), pa.int64()))
+
+
+def to_numpy(arr) -> np.ndarray:
+    """``arr.to_numpy(zero_copy_only=False)`` for a fixed-width column (``.to_numpy`` imports pandas).
+
+    Zero-copy view for numeric and timestamp arrays without nulls; anything else
+    (nulls, booleans, other types) goes through Arrow's own conversion.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    try:
+        dtype = _np_dtype(arr.type)
+    except TypeError:
+        dtype = None
+    if dtype is None or arr.null_count:
+        return arr.to_numpy(zero_copy_only=False)
+    if pa.types.is_timestamp(arr.type):
+        dtype = np.dtype(f"datetime64[{arr.type.unit}]")
+    buf = arr.buffers()[1]
+    if buf is None:
+        return np.zeros(0, dtype)
+    return np.frombuffer(buf, dtype)[arr.offset : arr.offset + len(arr)]
