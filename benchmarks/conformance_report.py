@@ -13,7 +13,8 @@ by design or outside the flow layer:
   checksum   - Zeek ran without -C and discarded the packets for bad checksums
                (history C/c); flowkit does not verify checksums.
   undecoded  - flowkit has no row and the packet layer left packets of the trace
-               undecoded (ledger: unsupported_link or non_ip), e.g. 802.11 or PBB.
+               undecoded (ledger: unsupported_link, non_ip or truncated), e.g. 802.15.4,
+               or a capture cut inside the TCP header (Zeek then logs a zero-packet row).
 """
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def score_entry(test: str, entry: dict) -> Score:
     except Exception as exc:  # reported, counted as all-mismatch
         sc.error = f"{type(exc).__name__}: {exc}"
         return sc
-    undecoded = ft.stats.counts["unsupported_link"] + ft.stats.counts["non_ip"] > 0
+    c = ft.stats.counts
+    undecoded = c["unsupported_link"] + c["non_ip"] + c["truncated"] > 0
     if cut_only and len(raw) == 1 and len(df) == 1:
         # a zeek-cut extract without the five-tuple: comparable only as the single row on both sides
         f = _fk_row(df.to_dict("records")[0])
