@@ -40,7 +40,11 @@ def read_chunks(source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, strict: bool 
             if stream.error:
                 _damage_only(name, 0, stream.error, strict)
                 yield _empty(name, Damage(name, 0, stream.error))
-            return
+                return
+            # no bytes at all is a mistake (a failed download, an empty pipe), not a capture
+            # with no packets: a header-only file is the valid way to say "0 packets"
+            comp = f" ({comp}-compressed)" if comp else ""
+            raise CaptureError(name, 0, f"empty file{comp}, not a capture")
         if fmt.kind == "unknown":
             raise CaptureError(name, 0, fmt.describe())
         if fmt.kind == "pcapng":
