@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import typer
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import CaptureError, FlowkitError
 
 # the click that typer uses (recent typer vendors its own copy): its exceptions module
 click = sys.modules[typer.BadParameter.__module__]
@@ -69,8 +69,10 @@ class Settings:
         if self.captures.count("-") > 1:
             raise click.UsageError("standard input ('-') can be given only once")
         for c in self.captures:
-            if c != "-" and not os.path.exists(c):
-                raise FileNotFoundError(errno.ENOENT, "no such file", c)
+            if c != "-":
+                _check_input(c)
+        if "-" in self.captures:
+            _check_stdin(sys.stdin.buffer)
         return [sys.stdin.buffer if c == "-" else c for c in self.captures]
 
     def flow_options(self) -> dict:
@@ -84,6 +86,41 @@ class Settings:
         if self.active_timeout is not None:
             options["active_timeout"] = self.active_timeout
         return options
+
+
+def _check_input(path: str) -> None:
+    """Fail with one line on what cannot be a capture, before reading anything."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        # a zero-byte file has not even a file header: an error, as for tcpdump -r
+        raise CaptureError(path, 0, "empty file, not a capture")
+
+
+def _check_stdin(stdin) -> None:
+    peek = getattr(stdin, "peek", None)
+    if peek is not None and peek(1) == b"":  # waits for the first bytes, as reading would
+        raise CaptureError("<stdin>", 0, "empty input, not a capture")
+
+
+def _check_output(path: Path, *, directory: bool = False) -> None:
+    """An output that cannot be written fails before any capture is read, naming the path."""
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise FlowkitError(f"{path}: cannot write a dataset here: not a directory")
+        parent = path
+        while not parent.exists():  # batch creates the missing directories
+            parent = parent.parent
+        if not parent.is_dir():
+            raise FlowkitError(f"{path}: cannot create the directory: {parent} is not a directory")
+    else:
+        if path.is_dir():
+            raise FlowkitError(f"{path}: cannot write: is a directory")
+        parent = path.parent
+        if not parent.is_dir():
+            raise FlowkitError(f"{path}: cannot write: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FlowkitError(f"{path}: cannot write: permission denied in {parent}")
 
 
 # ----------------------------------------------------------------------------- shared options
@@ -222,9 +259,8 @@ def load_flows(s: Settings):
     """(flows DataFrame, ledger): from captures, or read from flow Parquet files (ledger None)."""
     if s.captures and all(_is_flow_file(c) for c in s.captures):
         import pandas as pd
-        import pyarrow.parquet as pq
 
-        df = pd.concat([pq.read_table(c).to_pandas() for c in s.captures], ignore_index=True)
+        df = pd.concat([_read_flow_file(c).to_pandas() for c in s.captures], ignore_index=True)
         if s.filter:
             from flowkit.filter import compile_flow_filter
 
@@ -232,6 +268,19 @@ def load_flows(s: Settings):
         return df, None
     table = build_table(s)
     return table.to_pandas(), table.stats
+
+
+def _read_flow_file(path: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).rsplit(": ", 1)[-1].split(". ")[0]  # arrow's message without its file name
+        raise FlowkitError(f"{path}: not a flow Parquet file ({reason})") from exc
 
 
 def _warn_damage(ledger, quiet: bool) -> None:
@@ -290,6 +339,7 @@ def flows(
         raise click.UsageError("--json writes to the terminal; with -o use --format jsonl")
     if output is not None:
         fmt = format or _format_of(output)
+        _check_output(output)
         table = build_table(s)
         table.write(str(output), format=fmt)
         if not s.quiet:
@@ -463,6 +513,9 @@ def report(
     """Write the self-contained HTML report (captures, flow .parquet files, or a batch dataset directory)."""
     from flowkit.report import write_report
 
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise click.BadParameter(f"{output}: the report is an HTML page; name it .html", param_hint="'--output'")
+    _check_output(output)
     if len(captures) == 1 and os.path.isdir(captures[0]):
         if shared["filter"] or shared["packet_filter"]:
             raise click.UsageError("--filter and --packet-filter apply to captures, not to a dataset directory")
@@ -514,6 +567,7 @@ def batch(
     logging.getLogger("flowkit.batch").setLevel(logging.ERROR)
 
     split = None if split_bytes is None else _size(split_bytes, "--split-bytes")
+    _check_output(output, directory=True)
     manifest = flowkit.batch(inputs, str(output), stitch=stitch, workers=workers, scheduler=scheduler,
                              force=force, split_bytes=split, progress=progress, **s.flow_options())
     captures = manifest.get("captures", [])
@@ -585,6 +639,12 @@ def main(argv=None) -> int:
         if debug:
             raise
         print(f"flowkit: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug or an input no check foresaw: still one line, the rest with --debug
+        if debug:
+            raise
+        print(f"flowkit: unexpected error: {type(exc).__name__}: {exc} (--debug shows the traceback)",
+              file=sys.stderr)
         return 1
     return code if isinstance(code, int) else 0
 
