@@ -80,3 +80,16 @@ def test_progress_bar_on_a_terminal_keeps_stdout_clean():
     assert b"Traceback" not in err
     rc, out, err = _run_with_tty_stderr(["flows", SAMPLES / "mixed.pcap", "-n", "2", "--quiet"])
     assert rc == 0 and err == b""
+
+
+HEAVY = ("pandas", "numba", "numpy", "pyarrow", "rich.table", "dask", "flowkit.decode", "flowkit.flows")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["flows", "--help"], ["handshakes", "--help"]])
+def test_version_and_help_stay_light(args):
+    # --version and --help must not pay for the data stack: only the commands that read
+    # captures import it, inside the command
+    code = ("import sys; from flowkit.cli import main; rc = main(%r); "
+            "print(rc, [m for m in %r if m in sys.modules])" % (args, HEAVY))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
