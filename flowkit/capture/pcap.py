@@ -108,6 +108,9 @@ def frame_records(stream: ByteStream, hdr: PcapHeader, chunk_bytes: int, strict:
         if done:
             return
         stream.consume(buf, pos)
+        # drop our references before the next refill: the consumer has had the chunk, so
+        # the old buffer can be freed before the new one is allocated (one buffer alive)
+        buf = arr = cols = None
 
 
 def _caplen_at(arr: np.ndarray, pos: int, big: bool) -> int:

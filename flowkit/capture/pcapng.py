@@ -123,6 +123,7 @@ def frame_blocks(stream: ByteStream, chunk_bytes: int, strict: bool) -> Iterator
         if done:
             return
         stream.consume(buf, pos)
+        buf = arr = cols = None  # free the old buffer before the next refill (see pcap.py)
 
 
 def _u32(arr, p, big) -> int:

@@ -9,7 +9,7 @@ from flowkit.capture.sniff import format_of_head
 from flowkit.capture.stream import ByteStream, open_source
 from flowkit.errors import CaptureError
 
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_BYTES = 4 << 20  # see docs/performance.md: peak RSS vs speed
 
 
 def read_chunks(source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, strict: bool = False,

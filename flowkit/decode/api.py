@@ -29,7 +29,7 @@ ENGINES = {
     "dpkt": "flowkit.decode.dpkt_engine",
     "pyshark": "flowkit.decode.pyshark_engine",
 }
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_BYTES = 4 << 20  # see docs/performance.md: peak RSS vs speed
 
 
 def engine_decoder(engine: str) -> Callable:
@@ -112,6 +112,8 @@ class PacketTable:
                     to_numpy(batch.column("ip_proto")),
                 )
                 ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
+                # the batch holds copies: let the chunk's buffer go before the next one is read
+                chunk = None
                 if self._filter is not None:
                     mask = np.asarray(self._filter(batch), dtype=bool)
                     if mask.shape != (batch.num_rows,):

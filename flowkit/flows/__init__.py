@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from flowkit._callable import make_callable
 from flowkit.decode._arrow import to_numpy
+from flowkit.flows._pool import system_pool
 from flowkit.flows.keys import packet_columns
 from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
 from flowkit.flows.state import FlowOptions, FlowState
@@ -95,12 +96,13 @@ def flows(
     so memory follows the number of concurrently active connections.
     """
     options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes)
-    it, ledger_of = _batches(source, options)
-    state = FlowState(options, track_prefix=False)  # one pass: no later merge needs the prefix
-    for batch in it:
-        state.advance(packet_columns(batch))
-    state.ledger = ledger_of()
-    return state.finalize()
+    with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
+        it, ledger_of = _batches(source, options)
+        state = FlowState(options, track_prefix=False)  # one pass: no later merge needs the prefix
+        for batch in it:
+            state.advance(packet_columns(batch))
+        state.ledger = ledger_of()
+        return state.finalize(release=True)
 
 
 make_callable(__name__, "flows")

@@ -39,6 +39,7 @@ ZEEK_FIELDS = [
     ("tunnel_parents", "set[string]", None),
     ("community_id", "string", "community_id"),
 ]
+ROW_GROUP = 65536
 
 
 class FlowTable:
@@ -75,7 +76,11 @@ class FlowTable:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pq.write_table(self._table, path)
+            from flowkit.flows._pool import system_pool
+
+            # row groups of 64k flows: the writer buffers one row group, not the whole table
+            with system_pool():
+                pq.write_table(self._table, path, row_group_size=ROW_GROUP)
         elif fmt == "csv":
             import pyarrow.csv as pcsv
 
