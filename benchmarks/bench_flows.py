@@ -1,13 +1,14 @@
 """Time flow building end to end: flowkit vs nfstream vs argus on the same capture.
 
-    python benchmarks/bench_flows.py [CAPTURE]     (default benchmarks/data/mix.pcap,
-                                                    built by benchmarks/make_mix.py)
+    python benchmarks/bench_flows.py [CAPTURE] [--runs 3]   (default benchmarks/data/mix.pcap,
+                                                             built by benchmarks/make_mix.py)
 
 Each tool runs in its own process (so peak RSS is its own), one after the other:
-  flowkit  flowkit.flows(CAPTURE).write(out.parquet)   (decode included)
+  flowkit API  flowkit.flows(CAPTURE).write(out.parquet)   (decode included)
+  flowkit CLI  python -m flowkit flows CAPTURE -o out.parquet (start-up and imports included)
   nfstream NFStreamer(source=CAPTURE).to_pandas()       (if the package is installed)
   argus    argus -r CAPTURE -w out.argus                (if the binary is installed)
-Prints packets/s, peak RSS and the ratios to flowkit. Run it alone: the machine is shared.
+Prints median and min-max of packets/s and peak RSS, and wall-time ratios to the CLI. Run it alone: the machine is shared.
 """
 from __future__ import annotations
 
@@ -75,42 +76,68 @@ def timed(cmd: list[str]) -> tuple[dict, float, int]:
         return info, wall, int(rss.read().strip().splitlines()[-1]) * 1024
 
 
-def count_packets(path: Path) -> int:
-    import flowkit
-
-    return flowkit.packets(str(path)).stats.packets
+def summary(values: list[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    v = sorted(values)
+    mid = len(v) // 2
+    med = v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+    return med, v[0], v[-1]
 
 
 def main(argv: list[str]) -> int:
+    runs = 3
+    if "--runs" in argv:
+        i = argv.index("--runs")
+        runs = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     capture = Path(argv[0]) if argv else HERE / "data" / "mix.pcap"
     if not capture.exists():
         print(f"{capture} not found: run python benchmarks/make_mix.py first")
         return 1
     out = Path(tempfile.mkdtemp())
     size = capture.stat().st_size
+    # children import this checkout's flowkit, whatever is installed
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
     subprocess.run([sys.executable, "-c", FLOWKIT_WARM, str(capture)], check=True)
-    rows = []
-    info, wall, rss = timed([sys.executable, "-c", FLOWKIT, str(capture), str(out / "flows.parquet")])
-    packets = info["packets"]
-    rows.append(("flowkit", info["seconds"], rss, info["flows"]))
+    tools = [
+        # (name, command, seconds from the child's own clock (True) or wall time of the process)
+        ("flowkit API", [sys.executable, "-c", FLOWKIT, str(capture), str(out / "flows.parquet")], True),
+        ("flowkit CLI", [sys.executable, "-m", "flowkit", "flows", str(capture), "-o", str(out / "cli.parquet"),
+                         "--quiet"], False),
+    ]
     try:
         import nfstream  # noqa: F401
 
-        info, wall, rss = timed([sys.executable, "-c", NFSTREAM, str(capture)])
-        rows.append(("nfstream", info["seconds"], rss, info["flows"]))
+        tools.append(("nfstream", [sys.executable, "-c", NFSTREAM, str(capture)], True))
     except ImportError:
         print("nfstream not installed (pip install nfstream): skipped")
     if shutil.which("argus"):
-        info, wall, rss = timed(["argus", "-r", str(capture), "-w", str(out / "out.argus")])
-        rows.append(("argus", wall, rss, None))
+        tools.append(("argus", ["argus", "-r", str(capture), "-w", str(out / "out.argus")], False))
     else:
         print("argus not installed (Debian argus-server): skipped")
-    print(f"capture {capture}: {packets} packets, {size / 1e6:.0f} MB")
-    base = rows[0][1]
-    print(f"{'tool':10s} {'seconds':>8s} {'Mpkt/s':>8s} {'peak RSS MB':>12s} {'flows':>8s} {'time vs flowkit':>16s}")
-    for name, secs, rss, flows in rows:
-        print(f"{name:10s} {secs:8.2f} {packets / secs / 1e6:8.2f} {rss / 1e6:12.0f} {flows if flows is not None else '-':>8} "
-              f"{secs / base:15.2f}x")
+    packets = None
+    results = {name: ([], [], []) for name, _, _ in tools}  # seconds, wall, rss
+    for _ in range(runs):  # interleaved, so a busy moment hits every tool alike
+        for name, cmd, own_clock in tools:
+            if name == "argus":
+                (out / "out.argus").unlink(missing_ok=True)
+            info, wall, rss = timed(cmd)
+            if name == "flowkit API":
+                packets = info["packets"]
+            secs, walls, rsss = results[name]
+            secs.append(info["seconds"] if own_clock else wall)
+            walls.append(wall)
+            rsss.append(rss)
+    print(f"capture {capture}: {packets} packets, {size / 1e6:.0f} MB; median of {runs} runs (min-max)")
+    print("flowkit API and nfstream: time inside the process (imports excluded); CLI and argus: whole process")
+    base = summary(results["flowkit CLI"][1])[0]
+    print(f"{'tool':12s} {'seconds':>18s} {'M packets/s':>18s} {'wall s':>6s} {'peak RSS MB':>16s} {'wall vs CLI':>11s}")
+    for name, (secs, walls, rsss) in results.items():
+        s, s0, s1 = summary(secs)
+        w = summary(walls)[0]
+        r, r0, r1 = summary(rsss)
+        print(f"{name:12s} {s:6.2f} ({s0:.2f}-{s1:.2f}) {packets / s / 1e6:6.2f} ({packets / s1 / 1e6:.2f}-{packets / s0 / 1e6:.2f}) "
+              f"{w:6.2f} {r / 1e6:5.0f} ({r0 / 1e6:.0f}-{r1 / 1e6:.0f}) {w / base:10.2f}x")
     shutil.rmtree(out, ignore_errors=True)
     return 0
 
