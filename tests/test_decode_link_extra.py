@@ -116,8 +116,7 @@ def both(packets: list[bytes], linktype, wirelen=None) -> list[dict]:
 IP4_TCP = dict(status=Status.OK, ip_version=4, src_ip=mapped(A4), dst_ip=mapped(B4), ip_proto=6, ttl=61,
                ip_id=4242, ip_len=45, seq=7000, payload_len=5)
 IP6_UDP = dict(status=Status.OK, ip_version=6, src_ip=socket.inet_pton(socket.AF_INET6, A6), ip_proto=17,
-               hlim=None, ttl=9, ip_len=53, udp_len=13, payload_len=5)
-IP6_UDP.pop("hlim")
+               ttl=9, ip_len=53, udp_len=13, payload_len=5)
 
 ETH_PBB_HDR = 14 + 4 + 18 + 4  # outer Ethernet, B-VLAN, PBB, inner C-VLAN
 LLC_ETH = MACS + struct.pack(">H", 8 + 45) + SNAP_IP4  # 802.3 length field: LLC/SNAP follows
@@ -132,15 +131,20 @@ TEMPLATES = [
     ("vlan-vntag-vlan", 1, MACS + b"\x81\x00" + vlan(250, 0x8926) + vntag(0x8100) + vlan(251, 0x0800) + tcp4(443, 56000),
      14 + 4 + 6 + 4, dict(IP4_TCP, vlan=250, inner_vlan=251, src_port=443, dst_port=56000)),
     ("llc-snap-ipv4", 1, LLC_ETH + tcp4(2000, 25), 22, dict(IP4_TCP, src_port=2000, dst_port=25)),
-    ("vlan-llc-snap-ipv6", 1, MACS + b"\x81\x00" + vlan(7, 61) + SNAP_IP6 + udp6(1, 2), 26, dict(IP6_UDP, vlan=7, src_port=1, dst_port=2)),
-    ("c-hdlc-ipv4", 104, b"\x0f\x00\x08\x00" + tcp4(3000, 22), 4, dict(IP4_TCP, src_port=3000, dst_port=22)),
-    ("c-hdlc-ipv6", 104, b"\x8f\x00\x86\xdd" + udp6(3001, 23), 4, dict(IP6_UDP, src_port=3001, dst_port=23)),
-    ("wlan-data-tods", 105, wlan(0x08, 0x01) + SNAP_IP4 + tcp4(4000, 80), 32, dict(IP4_TCP, src_port=4000, dst_port=80)),
+    ("vlan-llc-snap-ipv6", 1, MACS + b"\x81\x00" + vlan(7, 61) + SNAP_IP6 + udp6(1, 2), 26,
+     dict(IP6_UDP, vlan=7, src_port=1, dst_port=2)),
+    ("c-hdlc-ipv4", 104, b"\x0f\x00\x08\x00" + tcp4(3000, 22), 4,
+     dict(IP4_TCP, src_port=3000, dst_port=22)),
+    ("c-hdlc-ipv6", 104, b"\x8f\x00\x86\xdd" + udp6(3001, 23), 4,
+     dict(IP6_UDP, src_port=3001, dst_port=23)),
+    ("wlan-data-tods", 105, wlan(0x08, 0x01) + SNAP_IP4 + tcp4(4000, 80), 32,
+     dict(IP4_TCP, src_port=4000, dst_port=80)),
     ("wlan-qos-fromds", 105, wlan(0x88, 0x02, qos=b"\x05\x00") + SNAP_IP6 + udp6(4001, 53), 34,
      dict(IP6_UDP, src_port=4001, dst_port=53)),
     ("wlan-qos-htc", 105, wlan(0x88, 0x82, qos=b"\x00\x00", htc=b"\x01\x02\x03\x04") + SNAP_IP4 + tcp4(4002, 80),
      38, dict(IP4_TCP, src_port=4002, dst_port=80)),
-    ("wlan-4addr", 105, wlan(0x08, 0x03) + SNAP_IP4 + tcp4(4003, 80), 38, dict(IP4_TCP, src_port=4003, dst_port=80)),
+    ("wlan-4addr", 105, wlan(0x08, 0x03) + SNAP_IP4 + tcp4(4003, 80), 38,
+     dict(IP4_TCP, src_port=4003, dst_port=80)),
     ("wlan-4addr-qos-htc", 105, wlan(0x88, 0x83, qos=b"\x00\x00", htc=bytes(4)) + SNAP_IP4 + tcp4(4004, 80),
      44, dict(IP4_TCP, src_port=4004, dst_port=80)),
     # the order bit without QoS means no HT control field
@@ -177,7 +181,8 @@ NOT_DECODED = [
     ("pbb-arp", 1, MACS + b"\x88\xe7" + pbb(0x0806) + bytes(28), Status.NON_IP),
     ("vntag-arp", 1, MACS + b"\x89\x26" + vntag(0x0806) + bytes(28), Status.NON_IP),
     ("llc-stp", 1, MACS + struct.pack(">H", 38) + b"\x42\x42\x03" + bytes(35), Status.NON_IP),
-    ("snap-cisco-oui", 1, MACS + struct.pack(">H", 40) + b"\xaa\xaa\x03\x00\x00\x0c\x20\x00" + bytes(32), Status.NON_IP),
+    ("snap-cisco-oui", 1, MACS + struct.pack(">H", 40) + b"\xaa\xaa\x03\x00\x00\x0c\x20\x00" + bytes(32),
+     Status.NON_IP),
     ("type-1501", 1, MACS + struct.pack(">H", 1501) + SNAP_IP4 + tcp4(1, 2), Status.NON_IP),
     ("c-hdlc-slarp", 104, b"\x8f\x00\x80\x35" + bytes(20), Status.NON_IP),
     ("c-hdlc-length", 104, b"\x0f\x00\x00\x30" + SNAP_IP4 + tcp4(1, 2), Status.NON_IP),
@@ -192,7 +197,8 @@ NOT_DECODED = [
      Status.MALFORMED),
     ("nflog-other-family", 239, nflog(7, tcp4(1, 2)), Status.NON_IP),
     ("nflog-version-1", 239, nflog(2, tcp4(1, 2), version=1), Status.MALFORMED),
-    ("nflog-tlv-shorter-than-header", 239, b"\x02\x00\x00\x00" + struct.pack("<HH", 2, 10) + bytes(40), Status.MALFORMED),
+    ("nflog-tlv-shorter-than-header", 239, b"\x02\x00\x00\x00" + struct.pack("<HH", 2, 10) + bytes(40),
+     Status.MALFORMED),
     ("nflog-no-payload-tlv", 239, b"\x02\x00\x00\x00" + struct.pack("<HH", 8, 10) + b"abcd", Status.TRUNCATED),
     # Zeek's nflog-bad-tlv-len.pcap: a TLV claiming 256 bytes in a 12-byte record
     ("nflog-tlv-past-end", 239, bytes.fromhex("020000000001010000000000"), Status.TRUNCATED),
@@ -284,8 +290,8 @@ def test_zeek_traces_match_wireshark(corpus, trace, ip_packets):
     for line in out.stdout.splitlines():
         v = line.split("\t")
         src, dst = v[0] or v[1], v[2] or v[3]
-        port = lambda a, b: int(a or b or 0)  # noqa: E731
-        want.append((src, dst, port(v[4], v[5]), port(v[6], v[7])) if src else None)
+        sport, dport = int(v[4] or v[5] or 0), int(v[6] or v[7] or 0)
+        want.append((src, dst, sport, dport) if src else None)
     rows = [r for c in read_chunks(str(path)) for r in both_chunk(c)]
     assert len(rows) == len(want)
     got = []
@@ -293,11 +299,14 @@ def test_zeek_traces_match_wireshark(corpus, trace, ip_packets):
         if r["ip_version"] == 0:
             got.append(None)
             continue
-        to_text = (lambda b: socket.inet_ntop(socket.AF_INET, b[12:])) if r["ip_version"] == 4 else (
-            lambda b: socket.inet_ntop(socket.AF_INET6, b))
-        got.append((to_text(r["src_ip"]), to_text(r["dst_ip"]), r["src_port"], r["dst_port"]))
+        got.append((_text(r["src_ip"], r["ip_version"]), _text(r["dst_ip"], r["ip_version"]),
+                    r["src_port"], r["dst_port"]))
     assert got == want
     assert sum(g is not None for g in got) == ip_packets
+
+
+def _text(addr: bytes, version: int) -> str:
+    return socket.inet_ntop(socket.AF_INET, addr[12:]) if version == 4 else socket.inet_ntop(socket.AF_INET6, addr)
 
 
 def both_chunk(c: RecordChunk) -> list[dict]:
