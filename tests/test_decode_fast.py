@@ -490,7 +490,7 @@ def test_ppp(linktype):
 
 def test_unsupported_link_types_mixed_in_one_chunk():
     frame = eth(ip4(6, tcp(sport=9)))
-    chunk = make_chunk([frame, frame, frame[14:], frame], linktype=[1, 127, 101, 105])
+    chunk = make_chunk([frame, frame, frame[14:], frame], linktype=[1, 10, 101, 230])  # FDDI, 802.15.4: not decoded
     rows = decode_chunk(chunk).to_pylist()
     assert [r["status"] for r in rows] == [Status.OK, Status.UNSUPPORTED_LINK, Status.OK, Status.UNSUPPORTED_LINK]
     assert [r["src_port"] for r in rows] == [9, 0, 9, 0]

@@ -216,8 +216,8 @@ def _link_cases() -> list[Case]:
         Case("ppp-compressed-ipv4", 9, b"\x21" + p4, t4),
         Case("ppp-hdlc-ipv4", 50, b"\xff\x03\x00\x21" + p4, t4),
         Case("ppp-lcp", 9, b"\xff\x03\xc0\x21" + bytes(10), dict(status=Status.NON_IP)),
-        Case("unsupported-link", 105, b"\x08\x00" + p4, dict(status=Status.UNSUPPORTED_LINK, ip_version=0)),
-        Case("unsupported-link-radiotap", 127, bytes(40), dict(status=Status.UNSUPPORTED_LINK)),
+        Case("unsupported-link", 10, b"\x08\x00" + p4, dict(status=Status.UNSUPPORTED_LINK, ip_version=0)),
+        Case("unsupported-link-802.15.4", 230, bytes(40), dict(status=Status.UNSUPPORTED_LINK)),
     ]
     return cases
 
@@ -579,7 +579,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from flowkit.decode import dpkt_engine, fast as fast_engine  # noqa: E402
 
-LINKS = (0, 1, 9, 12, 14, 50, 101, 105, 108, 113, 127, 228, 229, 276)
+LINKS = (0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 228, 229, 239, 276)
 
 
 def chunk_of(packets: list[tuple[int, bytes, int]]) -> RecordChunk:
