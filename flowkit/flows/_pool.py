@@ -27,3 +27,36 @@ def system_pool():
         yield
     finally:
         pa.set_memory_pool(previous)
+
+
+def _load_trim():
+    """glibc's ``malloc_trim``, or None (other C libraries, other systems)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn
+
+
+_trim = _load_trim()
+
+
+def release_freed_memory() -> None:
+    """Give the pages of freed heap memory back to the system (glibc ``malloc_trim(0)``).
+
+    Why: the finished flows are freed in pieces of ~128 KB (one column of one group of
+    rows) while their sorted copy is allocated a whole column at a time; glibc cannot
+    reuse the scattered holes for the larger blocks and keeps them resident, so without
+    this the sort costs a full extra copy of the table in RSS (+110 MB at 319k flows).
+    A no-op where glibc is not the allocator.
+    """
+    if _trim is not None:
+        _trim(0)

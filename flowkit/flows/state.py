@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowkit.flows import kernel as k
+from flowkit.flows._pool import release_freed_memory
 from flowkit.flows.keys import (
     K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, key_matrix, take_columns,
 )
@@ -424,6 +425,8 @@ class FlowState:
         for name in schema.names:
             columns.append(tab.column(name).take(order).combine_chunks())
             tab = tab.drop_columns([name])  # the unsorted column goes as soon as it is copied
+            if release:
+                release_freed_memory()
         return FlowTable(pa.Table.from_arrays(columns, schema=schema), self.ledger)
 
     # ------------------------------------------------------------------ serialisation
