@@ -12,7 +12,6 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
@@ -32,6 +31,8 @@ def stderr_console() -> Console:
 
 
 def format_value(value) -> str:
+    import pandas as pd  # tables only: `flows -o` never loads pandas
+
     if value is None or value is pd.NaT:
         return "-"
     if isinstance(value, float):
@@ -87,6 +88,8 @@ def print_table(
 
 def write_json_lines(df: pd.DataFrame, stream=None, *, limit: int | None = None) -> None:
     """One JSON object per row; timestamps as ISO 8601 UTC strings, missing values as null."""
+    import pandas as pd
+
     stream = stream or sys.stdout
     if limit is not None and limit >= 0:
         df = df.head(limit)
