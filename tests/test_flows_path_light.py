@@ -76,3 +76,11 @@ def test_numba_still_compiles_blas_code_after_the_light_start():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "3.0"
+
+
+def test_choose_and_texts_keep_row_order():
+    codes = np.array([1, 0, 0, 1, 1])
+    assert _arrow.choose(codes, ["tcp", "udp"]).to_pylist() == ["udp", "tcp", "tcp", "udp", "udp"]
+    words = np.array(["S1", "SF", "S1", "OTH", "SF"], dtype=object)
+    assert _arrow.texts(words).to_pylist() == list(words)
+    assert len(_arrow.texts(np.array([], dtype=object))) == 0

@@ -75,8 +75,15 @@ def texts(values) -> pa.Array:
     values = np.asarray(values, dtype=object)
     if len(values) == 0:
         return strings([])
-    uniq, inverse = np.unique(values, return_inverse=True)
-    return strings(list(uniq)).take(array(inverse.ravel(), pa.int64()))
+    # a dict beats np.unique here: sorting Python strings costs ~4x more per row
+    codes: dict = {}
+    index = np.fromiter((codes.setdefault(v, len(codes)) for v in values), np.int64, len(values))
+    return strings(list(codes)).take(array(index, pa.int64()))
+
+
+def choose(codes: np.ndarray, names: list[str]) -> pa.Array:
+    """String column ``names[codes[i]]`` (like ``pa.array(np.array(names)[codes])``)."""
+    return strings(names).take(array(codes, pa.int64()))
 
 
 def to_numpy(arr) -> np.ndarray:

@@ -131,7 +131,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
         "ts_start": _ts(ts0),
         "ts_end": _ts(tsend),
         "duration": _arrow.array((tsend - ts0) / 1e9, pa.float64()),
-        "proto": _arrow.texts(np.where(tcp, "tcp", "udp")),
+        "proto": _arrow.choose(np.where(tcp, 0, 1), ["tcp", "udp"]),
         "ip_version": _arrow.array(K[:, K_IPVER], pa.uint8()),
         "src_ip": _addr(ohi, olo),
         "src_port": _arrow.array(oport, pa.uint16()),
