@@ -516,6 +516,7 @@ def report(
     if output.suffix.lower() not in (".html", ".htm"):
         raise click.BadParameter(f"{output}: the report is an HTML page; name it .html", param_hint="'--output'")
     _check_output(output)
+    names = None  # write_report finds them itself except for a FlowTable
     if len(captures) == 1 and os.path.isdir(captures[0]):
         if shared["filter"] or shared["packet_filter"]:
             raise click.UsageError("--filter and --packet-filter apply to captures, not to a dataset directory")
@@ -526,9 +527,8 @@ def report(
             source, _ = load_flows(s)
         else:
             source = build_table(s)  # a FlowTable: the report shows its ledger too
-            if title is None and len(captures) == 1:
-                title = f"flowkit report: {Path(captures[0]).name}"
-    path = write_report(source, output, title=title)
+            names = ["standard input" if str(c) == "-" else Path(c).name for c in captures]
+    path = write_report(source, output, title=title, sources=names)
     if not shared["quiet"]:
         print(f"wrote {path}", file=sys.stderr)
 

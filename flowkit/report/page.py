@@ -172,14 +172,17 @@ def load(source, **flow_options) -> tuple[pd.DataFrame, object, list[str]]:
     return table.to_pandas(), getattr(table, "stats", None), names
 
 
-def write_report(source, path, *, title: str | None = None, **flow_options) -> Path:
+def write_report(source, path, *, title: str | None = None, sources: list[str] | None = None,
+                 **flow_options) -> Path:
     """Write the HTML report for ``source`` to ``path`` (atomically) and return the path.
 
     ``source``: capture path(s), a FlowTable, a DataFrame of flows, or a batch-mode
     dataset directory (one holding ``manifest.json``). ``flow_options`` go to
-    ``flowkit.flows`` when captures are read.
+    ``flowkit.flows`` when captures are read. ``sources`` names the captures when
+    ``source`` is an already built FlowTable (which does not know its file names).
     """
     df, ledger, names = load(source, **flow_options)
+    names = list(sources) if sources else names
     if title is None:
         title = "flowkit report" + (f": {names[0]}" if len(names) == 1 else "")
     html = render_html(df, ledger=ledger, title=title, sources=names or None)
