@@ -245,6 +245,7 @@ def test_report(run, tmp_path):
     html = out_path.read_text()
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "sample mix" in html and "10.99.0.3" in html
+    assert '<dd class="v-capture">mixed.pcap</dd>' in html  # the capture is named, not "(flow table)"
 
 
 def test_batch(run, tmp_path):
