@@ -88,14 +88,20 @@ def flows(
     filter=None,
     strict: bool = False,
     chunk_bytes: int | None = None,
+    spill_rows: int | None = 50_000,
+    spill_dir: str | None = None,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
 
     Streams: each packet batch advances one state (the same state machine as
     ``accumulate``), connections no later packet can join are finished on the way,
-    so memory follows the number of concurrently active connections.
+    so memory follows the number of concurrently active connections. Past
+    ``spill_rows`` finished connections (None or 0: never), they go to a sorted run
+    in a temporary directory (under ``spill_dir``), so memory is bounded whatever
+    the number of flows; see FlowTable and docs/semantics.md.
     """
-    options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes)
+    options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes,
+                          spill_rows, spill_dir)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
         it, ledger_of = _batches(source, options)
         state = FlowState(options, track_prefix=False)  # one pass: no later merge needs the prefix

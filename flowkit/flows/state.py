@@ -25,10 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flowkit.flows import kernel as k
-from flowkit.flows._pool import release_freed_memory
 from flowkit.flows.keys import (
     K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, key_matrix, take_columns,
 )
@@ -52,6 +50,8 @@ class FlowOptions:
     filter: object = None
     strict: bool = False
     chunk_bytes: int | None = None
+    spill_rows: int | None = 50_000
+    spill_dir: str | None = None
 
     @property
     def tcp_ns(self) -> int:
@@ -88,6 +88,8 @@ class FlowState:
         self.pk_last = np.zeros(0, np.int64)
         self.pk_first = np.zeros(0, np.int64)
         self.pend = empty_columns()
+        self.spill = None  # SpillDir once finished rows went to disk (one-pass streaming only)
+        self._spilled_rows = 0
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -102,7 +104,8 @@ class FlowState:
         if len(C):
             self._done_rows.append((C, H, K))
             self._done_count += len(C)
-            if self._done_count >= FLUSH_ROWS:
+            budget = self.options.spill_rows
+            if self._done_count >= FLUSH_ROWS or (budget and not self.track_prefix and self._done_count >= budget):
                 self._flush()
 
     def _flush(self) -> None:
@@ -112,6 +115,27 @@ class FlowState:
             K = np.concatenate([r[2] for r in self._done_rows])
             self._done_rows, self._done_count = [], 0
             self._finished.append(rows_to_arrow(C, H, K))
+            self._maybe_spill()
+
+    def _maybe_spill(self) -> None:
+        """One-pass streaming: past ``spill_rows`` finished flows, write them as a sorted run.
+
+        Only states that keep no prefix spill: a mergeable state's finished rows are
+        re-tagged by ``merge``, and their internal columns must stay.
+        """
+        budget = self.options.spill_rows
+        if self.track_prefix or not budget:
+            return
+        if sum(t.num_rows for t in self._finished) < budget:
+            return
+        from flowkit.flows.spill import SpillDir
+
+        if self.spill is None:
+            self.spill = SpillDir(self.options.spill_dir)
+        tab = pa.concat_tables(self._finished).drop_columns(["_key", "_prefix"])
+        self._finished = []
+        self._spilled_rows += tab.num_rows
+        self.spill.write_run(tab)
 
     @property
     def finished(self) -> list[pa.Table]:
@@ -409,25 +433,20 @@ class FlowState:
 
         ``release``: the state is not used afterwards (one-pass ``flows``): its rows are
         dropped while the sorted table is built, column by column, so the peak holds one
-        copy of the flows plus one column instead of two or three copies.
+        copy of the flows plus one column instead of two or three copies. When rows were
+        spilled (``spill_rows``), the FlowTable is the sorted runs plus this sorted tail.
         """
+        from flowkit.flows.spill import SpilledRows, sort_table
         from flowkit.flows.table import FlowTable
 
         tab = self.table()
         if release:
             self._finished, self._done_rows, self._done_count = [], [], 0
             self.C, self.H, self.K = _empty_rows()
-        tab = tab.drop_columns(["_key", "_prefix"])
-        if not tab.num_rows:
-            return FlowTable(tab.combine_chunks(), self.ledger)
-        order = pc.sort_indices(tab, sort_keys=[("ts_start", "ascending"), ("flow_id", "ascending")])
-        schema, columns = tab.schema, []
-        for name in schema.names:
-            columns.append(tab.column(name).take(order).combine_chunks())
-            tab = tab.drop_columns([name])  # the unsorted column goes as soon as it is copied
-            if release:
-                release_freed_memory()
-        return FlowTable(pa.Table.from_arrays(columns, schema=schema), self.ledger)
+        tab = sort_table(tab.drop_columns(["_key", "_prefix"]), release=release)
+        if self.spill is not None:
+            return FlowTable(tab, self.ledger, spilled=SpilledRows(self.spill, tab, self._spilled_rows))
+        return FlowTable(tab, self.ledger)
 
     # ------------------------------------------------------------------ serialisation
     def to_arrow(self) -> pa.Table:

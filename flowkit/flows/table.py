@@ -1,4 +1,9 @@
-"""``FlowTable``: the flow table users get, backed by one Arrow table (FLOW_SCHEMA)."""
+"""``FlowTable``: the flow table users get (FLOW_SCHEMA).
+
+Backed by one Arrow table, or, when ``flows()`` spilled (``FlowOptions.spill_rows``),
+by sorted runs on disk plus the in-memory tail (spill.py): ``write`` then streams a
+merge of the runs, ``to_arrow``/``to_pandas`` build the whole table in memory.
+"""
 from __future__ import annotations
 
 import os
@@ -45,26 +50,56 @@ ROW_GROUP = 65536
 class FlowTable:
     """One row per connection (docs/schema.md). ``len()``, ``.stats`` (Ledger), ``.schema``."""
 
-    def __init__(self, table: pa.Table, stats: Ledger | None = None):
+    def __init__(self, table: pa.Table, stats: Ledger | None = None, *, spilled=None):
+        # spilled: a spill.SpilledRows whose tail is ``table``; the whole table is built on demand
         self._table = table
+        self._spilled = spilled
         self.stats = stats if stats is not None else Ledger()
+
+    @property
+    def spilled(self) -> bool:
+        """Whether rows live in sorted runs on disk (removed with the table or by ``close()``)."""
+        return self._spilled is not None
+
+    def close(self) -> None:
+        """Delete the spill files now; the table is empty afterwards (``to_arrow()`` first keeps the rows)."""
+        if self._spilled is not None:
+            self._spilled.spill.close()
+            self._spilled = None
+            self._table = self._table.schema.empty_table()
 
     @property
     def schema(self) -> pa.Schema:
         return self._table.schema
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return self._spilled.num_rows if self._spilled is not None else self._table.num_rows
 
     def __repr__(self) -> str:
         return f"FlowTable({len(self)} flows, {self.stats.packets} packets read)"
 
     def to_arrow(self) -> pa.Table:
+        """The whole table in memory (a spilled table is merged into memory once, then kept)."""
+        if self._spilled is not None:
+            from flowkit.flows.spill import rechunk
+
+            self._table = pa.concat_tables(rechunk(self._spilled.merged(), ROW_GROUP)).combine_chunks()
+            self._spilled.spill.close()
+            self._spilled = None
         return self._table
 
     def to_pandas(self):
         """DataFrame; addresses are strings, timestamps tz-aware UTC datetimes."""
-        return self._table.to_pandas()
+        return self.to_arrow().to_pandas()
+
+    def _chunks(self):
+        """The rows in order as tables of ROW_GROUP rows (one slice when held in memory)."""
+        if self._spilled is None:
+            yield self._table
+            return
+        from flowkit.flows.spill import rechunk
+
+        yield from rechunk(self._spilled.merged(), ROW_GROUP)
 
     def write(self, path, format: str | None = None) -> Path:
         """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``)."""
@@ -79,12 +114,15 @@ class FlowTable:
             from flowkit.flows._pool import system_pool
 
             # row groups of 64k flows: the writer buffers one row group, not the whole table
-            with system_pool():
-                pq.write_table(self._table, path, row_group_size=ROW_GROUP)
+            with system_pool(), pq.ParquetWriter(path, self.schema) as writer:
+                for chunk in self._chunks():
+                    writer.write_table(chunk, row_group_size=ROW_GROUP)
         elif fmt == "csv":
             import pyarrow.csv as pcsv
 
-            pcsv.write_csv(self._table, path)
+            with pcsv.CSVWriter(path, self.schema) as writer:
+                for chunk in self._chunks():
+                    writer.write_table(chunk)
         elif fmt == "jsonl":
             self._write_jsonl(path)
         elif fmt == "zeek":
@@ -94,14 +132,27 @@ class FlowTable:
         return path
 
     def _write_jsonl(self, path: Path) -> None:
-        df = self._table.to_pandas()
-        for name, field in zip(self._table.schema.names, self._table.schema):
-            if pa.types.is_timestamp(field.type):
-                df[name] = df[name].map(lambda v: None if v is None or v != v else v.isoformat())
-        df.to_json(path, orient="records", lines=True, date_format="iso")
+        with open(path, "w", encoding="utf-8") as f:
+            for chunk in self._chunks():
+                df = chunk.to_pandas()
+                for name, field in zip(chunk.schema.names, chunk.schema):
+                    if pa.types.is_timestamp(field.type):
+                        df[name] = df[name].map(lambda v: None if v is None or v != v else v.isoformat())
+                if len(df):
+                    text = df.to_json(orient="records", lines=True, date_format="iso")
+                    f.write(text if text.endswith("\n") else text + "\n")
 
     def _write_zeek(self, path: Path) -> None:
-        t = self._table
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
+            f.write("#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n")
+            f.write("#types\t" + "\t".join(ty for _, ty, _ in ZEEK_FIELDS) + "\n")
+            for chunk in self._chunks():
+                self._write_zeek_rows(f, chunk)
+            f.write("#close\n")
+
+    @staticmethod
+    def _write_zeek_rows(f, t: pa.Table) -> None:
         n = t.num_rows
         cols = []
         for zname, ztype, col in ZEEK_FIELDS:
@@ -116,13 +167,8 @@ class FlowTable:
             else:
                 vals = t.column(col).to_pylist()
                 cols.append(np.array(["-" if v is None or v == "" else str(v) for v in vals], dtype=object))
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
-            f.write("#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n")
-            f.write("#types\t" + "\t".join(ty for _, ty, _ in ZEEK_FIELDS) + "\n")
-            for i in range(n):
-                f.write("\t".join(c[i] for c in cols) + "\n")
-            f.write("#close\n")
+        for i in range(n):
+            f.write("\t".join(c[i] for c in cols) + "\n")
 
 
 def empty_table() -> FlowTable:
