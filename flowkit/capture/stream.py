@@ -151,7 +151,13 @@ class ByteStream:
         with memoryview(buf) as view:
             while filled < len(buf) and not self.eof:
                 filled += self._readinto(view[filled:])
-        del buf[filled:]
+        if filled < len(buf):
+            try:
+                del buf[filled:]
+            except BufferError:
+                # a reader (seen with threaded Dask workers) still holds a slice view of
+                # ``buf``, so it cannot shrink in place: keep a copy of the filled part
+                buf = buf[:filled]
         self.tail = b""
         return buf
 
