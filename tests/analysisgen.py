@@ -34,6 +34,19 @@ KINDS = {
     "midstream": ("OTH", "Dd"),
 }
 
+# the handshake outcome each kind must be classified as (the truth the analysis tests use)
+OUTCOME_OF = {
+    "complete": "complete",
+    "established": "complete",
+    "rejected": "rejected",
+    "unanswered": "unanswered",
+    "syn_fin": "unanswered",
+    "syn_rst": "unanswered",
+    "incomplete": "incomplete",
+    "aborted": "incomplete",
+    "midstream": "midstream",
+}
+
 
 def ns(t: float | None) -> int | None:
     """Seconds (relative to EPOCH) to integer nanoseconds, rounded to the microsecond."""

@@ -31,3 +31,16 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (CI installs it with apt-get)")
     return path
+
+
+@pytest.fixture
+def run(capsys):
+    """Run the flowkit CLI in-process: (exit code, stdout, stderr)."""
+    from flowkit.cli import main
+
+    def _run(*args):
+        rc = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run

@@ -9,19 +9,8 @@ import pytest
 
 import flowkit
 import flowkit.analysis as A
-from analysisgen import Capture
+from analysisgen import OUTCOME_OF, Capture
 
-OUTCOME_OF = {
-    "complete": "complete",
-    "established": "complete",
-    "rejected": "rejected",
-    "unanswered": "unanswered",
-    "syn_fin": "unanswered",
-    "syn_rst": "unanswered",
-    "incomplete": "incomplete",
-    "aborted": "incomplete",
-    "midstream": "midstream",
-}
 
 
 def _flows(cap: Capture, tmp_path, name="t.pcap"):

@@ -9,30 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flowkit.analysis as A
-from analysisgen import frame, tcp, udp
-
-# what each wire exchange (analysisgen.KINDS) must be classified as
-EXPECTED = {
-    "complete": "complete",
-    "established": "complete",
-    "rejected": "rejected",
-    "unanswered": "unanswered",
-    "syn_fin": "unanswered",
-    "syn_rst": "unanswered",
-    "incomplete": "incomplete",
-    "aborted": "incomplete",
-    "midstream": "midstream",
-}
-
+from analysisgen import OUTCOME_OF, frame, tcp, udp
 
 def test_every_outcome_and_udp_ignored():
-    rows = [tcp(f"10.0.0.1:{40000 + i} > 10.0.0.2:80", kind, t=float(i)) for i, kind in enumerate(EXPECTED)]
+    rows = [tcp(f"10.0.0.1:{40000 + i} > 10.0.0.2:80", kind, t=float(i)) for i, kind in enumerate(OUTCOME_OF)]
     rows.append(udp("10.0.0.1:5353 > 10.0.0.2:53"))
     hs = A.handshakes(frame(rows))
-    assert len(hs) == len(EXPECTED)
+    assert len(hs) == len(OUTCOME_OF)
     got = dict(zip(hs["src_port"] - 40000, hs["outcome"].astype(str)))
-    assert got == {i: EXPECTED[k] for i, k in enumerate(EXPECTED)}
-
+    assert got == {i: OUTCOME_OF[k] for i, k in enumerate(OUTCOME_OF)}
 
 def test_rtts_are_microsecond_exact_at_real_epochs():
     # float seconds since 1970 hold only ~0.2 us at today's epoch; exact results need integer ns
@@ -46,7 +31,6 @@ def test_rtts_are_microsecond_exact_at_real_epochs():
     assert hs.loc[0, "rtt_total"] == 0.010130
     assert hs.loc[1, "rtt_server"] == 0.25
     assert np.isnan(hs.loc[1, "rtt_client"]) and np.isnan(hs.loc[1, "rtt_total"])
-
 
 @settings(max_examples=60, deadline=None)
 @given(
@@ -64,14 +48,12 @@ def test_rtt_and_retries_property(rs, rc, retries, t_us):
     assert hs.loc[0, "rtt_client"] == rc / 1e6
     assert hs.loc[0, "rtt_total"] == (rs + rc) / 1e6
 
-
 def test_rejected_needs_a_responder_rst_not_the_conn_state():
     # Zeek files "SYN, then both sides reset" as RSTOS0/RSTR; the responder's RST makes it rejected
     row = tcp("10.0.0.1:40000 > 10.0.0.2:80", "syn_rst", t=0.0)
     row.update(dst_rst=1, dst_pkts=1, history="SRr")
     hs = A.handshakes(frame([row, tcp("10.0.0.1:40001 > 10.0.0.2:80", "syn_rst")]))
     assert list(hs["outcome"].astype(str)) == ["rejected", "unanswered"]
-
 
 def test_summary_counts_and_shares():
     kinds = ["complete"] * 5 + ["rejected"] * 3 + ["unanswered"] * 2
@@ -82,7 +64,6 @@ def test_summary_counts_and_shares():
     assert s.loc["unanswered", "flows"] == 2 and s.loc["midstream", "flows"] == 0
     assert s.loc["complete", "share"] == 0.5
     assert s["syn_retries"].sum() == 10
-
 
 def test_servers_success_rate_and_percentiles():
     rng = np.random.default_rng(3)
@@ -103,7 +84,6 @@ def test_servers_success_rate_and_percentiles():
     assert ssh["attempts"] == 4 and ssh["rejected"] == 4 and ssh["success_rate"] == 0.0
     assert np.isnan(ssh["rtt_server_p50"])
 
-
 def test_accepts_arrow_table_and_flowtable_like_objects():
     df = frame([tcp("10.0.0.1:40000 > 10.0.0.2:80", "complete", rtt_server=0.002)])
 
@@ -114,12 +94,10 @@ def test_accepts_arrow_table_and_flowtable_like_objects():
     for obj in (df, pa.Table.from_pandas(df), FakeTable()):
         assert A.handshakes(obj).loc[0, "rtt_server"] == 0.002
 
-
 def test_missing_column_is_one_clear_error():
     df = frame([tcp("10.0.0.1:40000 > 10.0.0.2:80", "complete")]).drop(columns=["synack_ts"])
     with pytest.raises(A.AnalysisInputError, match="synack_ts"):
         A.handshakes(df)
-
 
 def test_empty_input():
     empty = frame([udp("10.0.0.1:1 > 10.0.0.2:53")]).iloc[0:0]
@@ -127,13 +105,11 @@ def test_empty_input():
     assert A.handshake_summary(empty)["flows"].sum() == 0
     assert len(A.handshake_servers(empty)) == 0
 
-
 def test_input_frame_not_modified():
     df = frame([tcp("10.0.0.1:40000 > 10.0.0.2:80", "complete")])
     before = df.copy()
     A.handshakes(df)
     pd.testing.assert_frame_equal(df, before)
-
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.one_of(st.floats(0, 10), st.just(float("nan")))), max_size=60))
@@ -149,7 +125,6 @@ def test_group_quantiles_match_numpy(pairs):
             assert np.isnan(got[g]).all()
         else:
             np.testing.assert_allclose(got[g], np.percentile(vals, [50, 90, 99]), rtol=1e-12, atol=1e-12)
-
 
 def test_frame_without_flag_counts_uses_history():
     rows = [tcp("10.0.0.1:40000 > 10.0.0.2:80", "rejected"), tcp("10.0.0.1:40001 > 10.0.0.2:80", "unanswered")]

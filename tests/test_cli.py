@@ -11,20 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import flowkit
-from flowkit.cli import main
 from conftest import SAMPLES
 
 MIXED, SCAN, REFUSED, DNS, HTTP = (str(SAMPLES / f"{n}.pcap") for n in ("mixed", "scan", "refused", "dns", "http"))
-
-
-@pytest.fixture
-def run(capsys):
-    def _run(*args):
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def json_lines(text: str) -> list[dict]:

@@ -13,19 +13,8 @@ import pytest
 import flowkit
 from conftest import SAMPLES
 from flowgen import Conversation, write_pcap
-from flowkit.cli import main
 
 REFUSED = str(SAMPLES / "refused.pcap")
-
-
-@pytest.fixture
-def run(capsys):
-    def _run(*args):
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def complete_connections(path, n: int) -> None:
