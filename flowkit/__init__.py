@@ -6,7 +6,7 @@
     >>> flowkit.analysis.handshakes(table)
 
 Submodules load on first use, so ``import flowkit`` (and ``flowkit --version``) stays cheap:
-numba, pandas and Dask are imported only by the parts that need them.
+numpy, pyarrow, pandas and Dask are imported only by the parts that need them.
 """
 from __future__ import annotations
 

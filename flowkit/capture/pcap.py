@@ -1,4 +1,4 @@
-"""Classic pcap: file header and record framing (numba kernel per buffer)."""
+"""Classic pcap: file header and record framing (one C walk per buffer)."""
 from __future__ import annotations
 
 import struct

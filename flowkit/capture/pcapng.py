@@ -1,6 +1,6 @@
 """pcapng: sections, interfaces and packet blocks.
 
-Packet blocks (EPB, SPB, PB) are framed by a numba kernel; Python handles only the
+Packet blocks (EPB, SPB, PB) are framed by a C walk (_framing.c); Python handles only the
 rare other blocks: SHB (new section: byte order, interfaces reset), IDB (link type,
 snaplen, ``if_tsresol``, ``if_tsoffset``) and unknown blocks (skipped after their
 lengths are checked).

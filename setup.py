@@ -1,0 +1,17 @@
+"""Compiled kernels; every other setting is in pyproject.toml."""
+from setuptools import Extension, setup
+
+ARGS = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
+
+
+def kernel(name: str, source: str) -> Extension:
+    return Extension(name, [source], include_dirs=["flowkit"], extra_compile_args=ARGS)
+
+
+setup(
+    ext_modules=[
+        kernel("flowkit.capture._framing", "flowkit/capture/_framing.c"),
+        kernel("flowkit.flows._machine", "flowkit/flows/_machine.c"),
+        kernel("flowkit.flows._sha1", "flowkit/flows/_sha1.c"),
+    ],
+)
