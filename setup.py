@@ -13,5 +13,6 @@ setup(
         kernel("flowkit.capture._framing", "flowkit/capture/_framing.c"),
         kernel("flowkit.flows._machine", "flowkit/flows/_machine.c"),
         kernel("flowkit.flows._sha1", "flowkit/flows/_sha1.c"),
+        kernel("flowkit.flows._rows", "flowkit/flows/_rows.c"),
     ],
 )

@@ -1,0 +1,37 @@
+/* Layout of the connection rows shared by the C kernels of flows/ (kernel.py holds the
+ * Python names and checks them against the values _machine exports). */
+#ifndef FLOWKIT_LAYOUT_H
+#define FLOWKIT_LAYOUT_H
+
+#define INF ((int64_t)1 << 62)
+#define NS_PER_S 1000000000LL
+#define HMAX 48
+#define TOO_LARGE_SEQ_DELTA 1048576
+#define CLOSE_DELAY_NS (5 * NS_PER_S)
+#define ATTEMPT_DELAY_NS (5 * NS_PER_S)
+
+enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
+
+enum {
+    F_TS0, F_TSLAST, F_CLOSE_DL, F_ATT_DL, F_ORIG, F_PROTO, F_PREFIX, F_HLEN, F_HSEEN,
+    F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS, N_CONN
+};
+
+enum {
+    S_PKTS, S_IPB, S_UDPB, S_FL, /* 8 flag counters */
+    S_STATE = 11, S_PREV, S_DIDCLOSE, S_START, S_LASTABS, S_LASTREL, S_ACKABS, S_ACKREL,
+    S_FINCNT, S_HSYN, S_HFIN, S_HRST, S_RXCNT, S_RXTH, S_ZWCNT, S_ZWTH,
+    S_SYNTS, S_SYNCNT, S_SYNLAST, S_SYNACKTS, S_ACKTS, S_INIT, N_SIDE
+};
+
+#define NCOL (N_CONN + 2 * N_SIDE)
+#define N_KEY 11
+#define N_LIKELY 4
+
+enum { H_SYN = 1, H_FIN = 2, H_RST = 4, H_FINRST = 8, H_ACK = 16, H_DATA = 32, H_CORRUPT = 64, H_MULTI = 128 };
+enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_PSH = 8, TH_ACK = 16, TH_URG = 32, TH_ECE = 64, TH_CWR = 128 };
+
+/* columns of the per-key matrix K (keys.py) */
+enum { K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, K_IPVER };
+
+#endif

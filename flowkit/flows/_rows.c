@@ -1,0 +1,221 @@
+/* Connection rows of the state machine into flow-table column values (rows.py wraps
+ * them as Arrow).
+ *
+ * Why C: every output column is a per-row function of one connection row (roles,
+ * Zeek's payload sizes, conn_state, flow_id), and computing ~45 columns with numpy
+ * costs dozens of passes and temporaries over the rows; one pass per row does it all.
+ * The rules are Zeek's, documented in docs/semantics.md; rows.py names the columns.
+ */
+#include "_buffers.h"
+#include "_layout.h"
+
+/* Output columns, in the order of COLUMNS below (int64 each; rows.py casts). */
+enum {
+    O_FLOW_ID, O_TS0, O_TSEND, O_PROTO, O_IPVER, O_OHI, O_OLO, O_OPORT, O_RHI, O_RLO, O_RPORT,
+    O_OPKTS, O_RPKTS, O_OIPB, O_RIPB, O_OSIZE, O_RSIZE, O_STATE,
+    O_OFLAGS, O_RFLAGS = O_OFLAGS + 8,
+    O_SYNTS = O_RFLAGS + 8, O_SYNLAST, O_SYNACKTS, O_ACKTS, O_SYNCNT, O_VLAN, O_IVLAN, O_KEY, O_PREFIX,
+    N_OUT
+};
+
+static const char *COLUMNS[N_OUT] = {
+    "flow_id", "ts_start", "ts_end", "proto", "ip_version", "ohi", "olo", "src_port", "rhi", "rlo", "dst_port",
+    "src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes", "conn_state",
+    "src_syn", "src_fin", "src_rst", "src_ack", "src_psh", "src_urg", "src_ece", "src_cwr",
+    "dst_syn", "dst_fin", "dst_rst", "dst_ack", "dst_psh", "dst_urg", "dst_ece", "dst_cwr",
+    "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "syn_count", "vlan", "inner_vlan", "_key", "_prefix",
+};
+
+/* conn_state codes: index into STATES */
+enum { OTH, REJ, RSTRH, RSTR, RSTOS0, RSTO, SF, SH, S2, SHR, S3, S0, S1, N_STATES };
+static const char *STATES[N_STATES] = {"OTH", "REJ", "RSTRH", "RSTR", "RSTOS0", "RSTO", "SF", "SH", "S2",
+                                       "SHR", "S3", "S0", "S1"};
+
+/* keys.py's mix: fold v into hash h (splitmix64 finaliser), wrapping uint64. */
+static inline uint64_t
+mix(uint64_t h, uint64_t v)
+{
+    uint64_t x = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* Zeek's endpoint size (TCP_Endpoint::Size) as payload bytes; UDP: the summed UDP lengths. */
+static inline int64_t
+payload_size(const int64_t *E, const int64_t *P, int tcp)
+{
+    if (!tcp)
+        return E[S_UDPB];
+    int64_t s = E[S_LASTREL] > E[S_ACKREL] ? E[S_LASTREL] : E[S_ACKREL];
+    if (s != 0)
+        s -= 1;
+    if (E[S_FINCNT] > 0 && s != 0)
+        s -= 1;
+    /* a half-open connection discovered and aborted reports no size */
+    if (E[S_PREV] == SYN_SENT && E[S_STATE] == RESET && P[S_STATE] == INACTIVE)
+        s = 0;
+    return s > 0 ? s : 0;
+}
+
+/* History matches ^?S[^HAFGIQ]*R.* (conn/main.zeek's RSTOS0 test). */
+static int
+rstos0_history(const uint8_t *h)
+{
+    int i = 0;
+    if (h[i] == '^')
+        i++;
+    if (h[i] != 'S')
+        return 0;
+    for (i++; i < HMAX && h[i]; i++) {
+        switch (h[i]) {
+        case 'R': return 1;
+        case 'H': case 'A': case 'F': case 'G': case 'I': case 'Q': return 0;
+        }
+    }
+    return 0;
+}
+
+/* Zeek's conn_state() from conn/main.zeek; UDP's PARTIAL stands for UDP_ACTIVE. */
+static int
+conn_state(int64_t os, int64_t rs, int tcp, int64_t osize, int64_t rsize, const uint8_t *hist)
+{
+    if (!tcp) {
+        int uo = os == PARTIAL, ur = rs == PARTIAL;
+        return uo && ur ? SF : uo ? S0 : ur ? SHR : OTH;
+    }
+    int o_in = os == INACTIVE || os == PARTIAL, r_in = rs == INACTIVE || rs == PARTIAL;
+    if (rs == RESET) {
+        if (os == SYN_SENT || os == SYN_ACK_SENT || (os == RESET && osize == 0 && rsize == 0))
+            return REJ;
+        return o_in ? RSTRH : RSTR;
+    }
+    if (os == RESET)
+        return r_in ? (rstos0_history(hist) ? RSTOS0 : OTH) : RSTO;
+    if (rs == CLOSED && os == CLOSED)
+        return SF;
+    if (os == CLOSED)
+        return r_in ? SH : S2;
+    if (rs == CLOSED)
+        return o_in ? SHR : S3;
+    if (os == SYN_SENT && rs == INACTIVE)
+        return S0;
+    if (os == ESTABLISHED && rs == ESTABLISHED)
+        return S1;
+    return OTH;
+}
+
+static PyObject *
+columns(PyObject *self, PyObject *args)
+{
+    PyObject *oC, *oH, *oK, *oout;
+    if (!PyArg_ParseTuple(args, "OOOO", &oC, &oH, &oK, &oout))
+        return NULL;
+    views_t vs = {.n = 0};
+    Py_ssize_t nc, nh, nk, no;
+    const int64_t *C = view_of(&vs, oC, "l", 0, "C", &nc);
+    const uint8_t *H = C ? view_of(&vs, oH, "B", 0, "H", &nh) : NULL;
+    const int64_t *K = H ? view_of(&vs, oK, "l", 0, "K", &nk) : NULL;
+    int64_t *out = K ? view_of(&vs, oout, "l", 1, "out", &no) : NULL;
+    if (!out) {
+        views_release(&vs);
+        return NULL;
+    }
+    Py_ssize_t n = nc / NCOL;
+    if (nc != n * NCOL || nh != n * HMAX || nk != n * N_KEY || no != n * N_OUT) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "row matrices disagree: %zd connection rows", n);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t *c = C + i * NCOL, *k = K + i * N_KEY;
+        const uint8_t *h = H + i * HMAX;
+        int a_orig = c[F_ORIG] == 0, tcp = c[F_PROTO] == 6;
+        const int64_t *O = c + N_CONN + (a_orig ? 0 : N_SIDE), *R = c + N_CONN + (a_orig ? N_SIDE : 0);
+        int64_t ohi = k[a_orig ? K_AHI : K_BHI], olo = k[a_orig ? K_ALO : K_BLO];
+        int64_t rhi = k[a_orig ? K_BHI : K_AHI], rlo = k[a_orig ? K_BLO : K_ALO];
+        int64_t oport = k[a_orig ? K_APORT : K_BPORT], rport = k[a_orig ? K_BPORT : K_APORT];
+        int64_t osize = payload_size(O, R, tcp), rsize = payload_size(R, O, tcp);
+        uint64_t fid = mix(mix(mix(mix((uint64_t)ohi, (uint64_t)olo), (uint64_t)rhi), (uint64_t)rlo),
+                           (uint64_t)((oport << 16) | rport));
+        fid = mix(fid, ((uint64_t)k[K_PROTO] << 32) | ((uint64_t)k[K_VLAN] << 16) | (uint64_t)k[K_IVLAN]);
+        fid = mix(fid, (uint64_t)c[F_TS0]);
+#define SET(col, value) out[(Py_ssize_t)(col) * n + i] = (int64_t)(value)
+        SET(O_FLOW_ID, fid);
+        SET(O_TS0, c[F_TS0]);
+        SET(O_TSEND, c[F_TSLAST]);
+        SET(O_PROTO, tcp ? 0 : 1);
+        SET(O_IPVER, k[K_IPVER]);
+        SET(O_OHI, ohi);
+        SET(O_OLO, olo);
+        SET(O_OPORT, oport);
+        SET(O_RHI, rhi);
+        SET(O_RLO, rlo);
+        SET(O_RPORT, rport);
+        SET(O_OPKTS, O[S_PKTS]);
+        SET(O_RPKTS, R[S_PKTS]);
+        SET(O_OIPB, O[S_IPB]);
+        SET(O_RIPB, R[S_IPB]);
+        SET(O_OSIZE, osize);
+        SET(O_RSIZE, rsize);
+        SET(O_STATE, conn_state(O[S_STATE], R[S_STATE], tcp, osize, rsize, h));
+        for (int j = 0; j < 8; j++) {
+            SET(O_OFLAGS + j, O[S_FL + j]);
+            SET(O_RFLAGS + j, R[S_FL + j]);
+        }
+        SET(O_SYNTS, O[S_SYNTS]);
+        SET(O_SYNLAST, O[S_SYNLAST]);
+        SET(O_SYNACKTS, R[S_SYNACKTS]);
+        SET(O_ACKTS, O[S_ACKTS]);
+        SET(O_SYNCNT, O[S_SYNCNT]);
+        SET(O_VLAN, k[K_VLAN]);
+        SET(O_IVLAN, k[K_IVLAN]);
+        SET(O_KEY, k[K_HASH]);
+        SET(O_PREFIX, c[F_PREFIX] != 0);
+#undef SET
+    }
+    Py_END_ALLOW_THREADS
+    views_release(&vs);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+names_tuple(const char **names, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (int i = 0; t && i < n; i++) {
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
+static PyMethodDef methods[] = {
+    {"columns", columns, METH_VARARGS,
+     "columns(C, H, K, out): fill out (len(COLUMNS) x n, int64) with the flow columns of n connection rows."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rows", NULL, -1, methods};
+
+PyMODINIT_FUNC
+PyInit__rows(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObject(m, "COLUMNS", names_tuple(COLUMNS, N_OUT)) < 0 ||
+        PyModule_AddObject(m, "STATES", names_tuple(STATES, N_STATES)) < 0 ||
+        PyModule_AddIntConstant(m, "NCOL", NCOL) < 0 || PyModule_AddIntConstant(m, "HMAX", HMAX) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
