@@ -11,6 +11,7 @@ def kernel(name: str, source: str) -> Extension:
 setup(
     ext_modules=[
         kernel("flowkit.capture._framing", "flowkit/capture/_framing.c"),
+        kernel("flowkit.decode._decode", "flowkit/decode/_decode.c"),
         kernel("flowkit.flows._machine", "flowkit/flows/_machine.c"),
         kernel("flowkit.flows._sha1", "flowkit/flows/_sha1.c"),
         kernel("flowkit.flows._rows", "flowkit/flows/_rows.c"),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flowkit.capture.records import RecordChunk
-from flowkit.decode.fast import BLOCK, decode_chunk
+from flowkit.decode.fast import decode_chunk
 from flowkit.decode.schema import (
     ACK,
     CWR,
@@ -551,11 +551,12 @@ def test_caplen_guards_against_neighbouring_bytes():
     assert rows[2]["src_ip"] == bytes(16)
 
 
-def test_chunk_larger_than_one_block():
+def test_large_chunk_of_mixed_versions():
     base = [eth(ip4(6, tcp(sport=s))) for s in (1, 2, 3)] + [eth(ip6(17, udp(sport=4)), 0x86DD)]
-    pkts = base * (BLOCK // 2 + 7)  # over two blocks, not a multiple of the block size
+    repeat = 16_391  # 65,564 packets: every row lands in its own slot of every column
+    pkts = base * repeat
     batch = decode_chunk(make_chunk(pkts))
     ports = batch.column("src_port").to_numpy()
-    assert ports.tolist() == [1, 2, 3, 4] * (BLOCK // 2 + 7)
+    assert ports.tolist() == [1, 2, 3, 4] * repeat
     assert (batch.column("status").to_numpy() == Status.OK).all()
     assert batch.column("index").to_numpy()[-1] == 1000 + len(pkts) - 1
