@@ -1,6 +1,6 @@
 """Differential tests: the decode engines agree packet by packet, column by column.
 
-* ``fast`` (vectorized) and ``dpkt`` (per-packet reference) must be identical on every
+* ``fast`` (C) and ``dpkt`` (per-packet reference) must be identical on every
   column, bit for bit: on a broad mix of packets built here with dpkt (every link type,
   tag stacks, IPv6 extension headers, fragments, TCP options, malformed headers, every
   truncation point, random bytes) and on every capture of ../shared/corpus.

@@ -177,7 +177,7 @@ def packets(
 ) -> PacketTable:
     """Decoded packets of ``source`` (path, list of paths, ``"-"`` for stdin, or binary file).
 
-    ``engine``: ``"fast"`` (vectorized, default), ``"dpkt"`` (per-packet reference) or
+    ``engine``: ``"fast"`` (C, default), ``"dpkt"`` (per-packet reference) or
     ``"pyshark"`` (Wireshark's dissectors via tshark). ``filter``: a callable
     ``batch -> bool mask`` or a tcpdump-style expression string, applied after counting.
     """

@@ -1,8 +1,8 @@
 """The ``dpkt`` engine: a readable, per-packet reference decoder.
 
-It fills exactly ``PACKET_SCHEMA`` with the same values as the vectorized ``fast``
-engine, but one packet at a time, so each rule reads as ordinary code and the two
-engines can be compared bit for bit (tests/test_engines_diff.py). It is slow by design.
+It fills exactly ``PACKET_SCHEMA`` with the same values as the ``fast`` engine (C),
+but in plain Python, one packet at a time, so each rule reads as ordinary code and the
+two engines can be compared bit for bit (tests/test_engines_diff.py). It is slow by design.
 
 Fixed headers are unpacked with dpkt's own header classes (field names, bit fields),
 but without dpkt's payload auto-decoding: dpkt raises on short buffers and guesses
