@@ -82,6 +82,7 @@ def test_progress_bar_on_a_terminal_keeps_stdout_clean():
     assert rc == 0 and err == b""
 
 
+# numba is no longer a dependency; it stays listed because nothing may import it
 HEAVY = ("pandas", "numba", "numpy", "pyarrow", "rich.table", "dask", "flowkit.decode", "flowkit.flows")
 
 
