@@ -6,8 +6,8 @@ Data (git-ignored, built on first use from the nfstream corpus via make_mix.py):
 
 Measures packets/s of the whole flowkit.batch call (discovery, hashing, decode, flows,
 Parquet writes, manifest). Dask runs use a cluster started beforehand (its start-up
-time is reported on its own); every configuration runs once to warm up (numba
-compilation in fresh worker processes) and is then timed --runs times (best kept).
+time is reported on its own); every configuration runs once to warm up (imports in fresh
+worker processes, the page cache) and is then timed --runs times (best kept).
 Usage: python benchmarks/bench_batch.py [--repeat 24] [--files 16] [--runs 2]
 """
 from __future__ import annotations

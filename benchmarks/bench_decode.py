@@ -104,7 +104,7 @@ def main(argv=None) -> int:
 
     from flowkit.decode.fast import decode_chunk
 
-    decode_chunk(first_packets(path, 1000))  # warm up: load numba's cached framing kernels once
+    decode_chunk(first_packets(path, 1000))  # warm up: imports and first allocations stay out of the timings
     rows = []  # (stage, packets, seconds)
     n, s = timed(framing, path)
     rows.append(("framing only (read_chunks)", n, s))

@@ -35,7 +35,7 @@ print(json.dumps({"seconds": dt, "packets": table.stats.packets, "flows": len(ta
 
 FLOWKIT_WARM = """
 import flowkit, sys
-flowkit.flows(sys.argv[1])  # compile the numba kernels into the cache
+flowkit.flows(sys.argv[1])  # warm up: the capture into the page cache, before the timed runs
 """
 
 NFSTREAM = """
