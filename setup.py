@@ -15,5 +15,6 @@ setup(
         kernel("flowkit.flows._machine", "flowkit/flows/_machine.c"),
         kernel("flowkit.flows._sha1", "flowkit/flows/_sha1.c"),
         kernel("flowkit.flows._rows", "flowkit/flows/_rows.c"),
+        kernel("flowkit.flows._stream", "flowkit/flows/_stream.c"),
     ],
 )

@@ -13,11 +13,13 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit._callable import make_callable
+from flowkit._prefetch import prefetch
 from flowkit.decode._arrow import to_numpy
 from flowkit.flows._pool import system_pool
 from flowkit.flows.keys import packet_columns
 from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
 from flowkit.flows.state import FlowOptions, FlowState
+from flowkit.flows.stream import StreamState
 from flowkit.flows.table import FlowTable
 from flowkit.ledger import Ledger
 
@@ -104,9 +106,10 @@ def flows(
                           spill_rows, spill_dir)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
         it, ledger_of = _batches(source, options)
-        state = FlowState(options, track_prefix=False)  # one pass: no later merge needs the prefix
-        for batch in it:
-            state.advance(packet_columns(batch))
+        state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping
+        # the next batches are read and decoded in a thread while this one advances the state
+        for batch in prefetch(it):
+            state.advance_batch(batch)
         state.ledger = ledger_of()
         return state.finalize(release=True)
 

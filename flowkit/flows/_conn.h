@@ -1,0 +1,458 @@
+/* One connection's state machine, shared by the kernels of flows/ (_machine.c runs it
+ * over key slots, _stream.c over a hash table of open connections).
+ *
+ * Arithmetic on packet data wraps (two's complement int64) like numpy's: additions,
+ * subtractions and multiplications go through uint64_t, since signed overflow is
+ * undefined in C and corrupt captures can carry any value.
+ */
+#ifndef FLOWKIT_CONN_H
+#define FLOWKIT_CONN_H
+
+#include "_buffers.h"
+#include "_layout.h"
+
+static const int64_t FLAG_BITS[8] = {TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_PSH, TH_URG, TH_ECE, TH_CWR};
+
+static inline int64_t add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t sub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static inline int64_t mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+
+/* Zeek's seq_delta: signed 32-bit difference of two sequence numbers. */
+static inline int64_t
+sd(int64_t a, int64_t b)
+{
+    int64_t d = sub(a, b) & 0xFFFFFFFF;
+    return d >= 0x80000000LL ? d - 0x100000000LL : d;
+}
+
+/* Row `c` of the matrix; the kernel's 2-D arrays are flat row-major buffers. */
+#define ROW(c) (C + (Py_ssize_t)(c) * NCOL)
+#define HROW(c) (H + (Py_ssize_t)(c) * HMAX)
+
+static inline void
+add_hist(uint8_t *H, int64_t *C, int64_t c, int64_t code)
+{
+    int64_t *r = ROW(c);
+    int64_t n = r[F_HLEN];
+    if (n < HMAX) {
+        HROW(c)[n] = (uint8_t)code;
+        r[F_HLEN] = n + 1;
+    }
+}
+
+/* Zeek's CheckHistory: letter once per role; 1 when it was seen before. */
+static inline int
+check_hist(uint8_t *H, int64_t *C, int64_t c, int is_orig, int64_t mask, int64_t code)
+{
+    if (!is_orig) {
+        mask <<= 16;
+        code += 32; /* lower case */
+    }
+    int64_t *r = ROW(c);
+    if ((r[F_HSEEN] & mask) == 0) {
+        r[F_HSEEN] |= mask;
+        add_hist(H, C, c, code);
+        return 0;
+    }
+    return 1;
+}
+
+/* Zeek's ScaledHistoryEntry: letter at the 1st, 10th, 100th... occurrence. */
+static inline void
+scaled(uint8_t *H, int64_t *C, int64_t c, int64_t b, int cnt_col, int th_col, int64_t code)
+{
+    int64_t *r = ROW(c);
+    r[b + cnt_col] = add(r[b + cnt_col], 1);
+    if (r[b + cnt_col] == r[b + th_col]) {
+        add_hist(H, C, c, code);
+        r[b + th_col] = mul(r[b + th_col], 10);
+    }
+}
+
+static void
+new_conn(int64_t *C, int64_t *K, const int64_t *key, int64_t n, int64_t slot, int64_t t, int64_t proto,
+         int64_t orig_side, int64_t prefix, int64_t active_ns)
+{
+    int64_t *r = ROW(n);
+    memset(r, 0, NCOL * sizeof(int64_t));
+    r[F_TS0] = t;
+    r[F_TSLAST] = t;
+    r[F_TSPKT] = t;
+    r[F_CLOSE_DL] = INF;
+    r[F_ATT_DL] = INF;
+    r[F_ACT_DL] = active_ns > 0 ? add(t, active_ns) : INF;
+    r[F_ORIG] = orig_side;
+    r[F_PROTO] = proto;
+    r[F_PREFIX] = prefix;
+    r[F_SLOT] = slot;
+    for (int s = 0; s < 2; s++) {
+        int64_t *b = r + N_CONN + s * N_SIDE;
+        b[S_RXTH] = 1;
+        b[S_ZWTH] = 1;
+        b[S_HSYN] = INF;
+        b[S_HFIN] = INF;
+        b[S_HRST] = INF;
+        b[S_SYNTS] = -1;
+        b[S_SYNLAST] = -1;
+        b[S_SYNACKTS] = -1;
+        b[S_ACKTS] = -1;
+    }
+    memcpy(K + (Py_ssize_t)n * N_KEY, key, N_KEY * sizeof(int64_t));
+}
+
+/* Zeek's IsReuse: does this SYN start a new connection on the same five-tuple? */
+static int
+is_reuse(const int64_t *r, int64_t flags, int64_t seq)
+{
+    if ((flags & TH_SYN) == 0)
+        return 0;
+    int64_t o = N_CONN + r[F_ORIG] * N_SIDE;
+    int64_t p = N_CONN + (1 - r[F_ORIG]) * N_SIDE;
+    int64_t conn_orig = o;
+    if (flags & TH_ACK) {
+        if (r[o + S_STATE] != INACTIVE)
+            return 0;
+        conn_orig = p;
+    }
+    int closed = r[o + S_DIDCLOSE] != 0 || r[p + S_DIDCLOSE] != 0;
+    if (!closed) {
+        if (seq == r[conn_orig + S_START])
+            return 0;
+        if ((flags & TH_ACK) == 0 && r[conn_orig + S_STATE] == SYN_ACK_SENT && r[p + S_STATE] == INACTIVE &&
+            seq == r[p + S_START])
+            return 0;
+    }
+    return 1;
+}
+
+/* Zeek's ConnectionClosed: mark the side closed; a complete close removes the connection 5 s later. */
+static inline void
+closed(int64_t *r, int64_t e, int64_t p, int64_t t)
+{
+    if (r[e + S_DIDCLOSE])
+        return;
+    r[e + S_DIDCLOSE] = 1;
+    if (r[e + S_STATE] == RESET || r[p + S_DIDCLOSE] || r[p + S_STATE] == INACTIVE) {
+        r[F_CLOSE_DL] = add(t, CLOSE_DELAY_NS);
+        r[F_ATT_DL] = INF; /* CancelTimers */
+    }
+}
+
+static inline void
+set_state(int64_t *r, int64_t e, int64_t st)
+{
+    r[e + S_PREV] = r[e + S_STATE];
+    r[e + S_STATE] = st;
+}
+
+/* Zeek's TCPSessionAdapter::Process for one packet of connection `c`. */
+static void
+tcp_packet(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, int64_t seq, int64_t ack,
+           int64_t win, int64_t plen)
+{
+    int64_t *r = ROW(c);
+    int is_orig = side == r[F_ORIG];
+    int64_t e = N_CONN + side * N_SIDE;
+    int64_t p = N_CONN + (1 - side) * N_SIDE;
+    int syn = (flags & TH_SYN) != 0;
+    int fin = (flags & TH_FIN) != 0;
+    int rst = (flags & TH_RST) != 0;
+    int ackf = (flags & TH_ACK) != 0;
+
+    int64_t seg_len = add(plen, syn + fin);
+    if (rst)
+        seg_len = sub(seg_len, plen);
+    int64_t past = add(seq, seg_len) & 0xFFFFFFFF;
+
+    /* init_endpoint */
+    int64_t st = r[e + S_STATE];
+    if (st == INACTIVE) {
+        if (syn) {
+            r[e + S_START] = seq;
+            r[e + S_ACKABS] = seq;
+            r[e + S_ACKREL] = 0;
+            r[e + S_LASTABS] = past;
+            r[e + S_LASTREL] = sd(past, seq);
+        } else {
+            int64_t start = sub(seq, 1) & 0xFFFFFFFF;
+            r[e + S_START] = start;
+            r[e + S_ACKABS] = start;
+            r[e + S_ACKREL] = 0;
+            r[e + S_LASTABS] = seq;
+            r[e + S_LASTREL] = 1;
+        }
+        r[e + S_INIT] = 1;
+    } else if (syn && (((st == SYN_SENT || st == SYN_ACK_SENT) && seq != r[e + S_START]) || st == ESTABLISHED ||
+                       st == PARTIAL || (st == RESET && r[e + S_PREV] == INACTIVE))) {
+        r[e + S_START] = seq;
+        r[e + S_ACKABS] = seq;
+        r[e + S_ACKREL] = 0;
+        r[e + S_LASTABS] = past;
+        r[e + S_LASTREL] = sd(past, seq);
+    }
+
+    int64_t rel_seq = sd(seq, r[e + S_START]);
+
+    /* update_history */
+    int bits = syn + fin + rst;
+    if (bits > 1) {
+        if (fin && rst)
+            check_hist(H, C, c, is_orig, H_FINRST, 'I');
+        else
+            check_hist(H, C, c, is_orig, H_MULTI, 'Q');
+    } else if (bits == 1) {
+        if (syn) {
+            int64_t code = ackf ? 'H' : 'S';
+            if (check_hist(H, C, c, is_orig, H_SYN, code) && rel_seq != r[e + S_HSYN])
+                add_hist(H, C, c, is_orig ? code : code + 32);
+            r[e + S_HSYN] = rel_seq;
+        }
+        if (fin) {
+            if (check_hist(H, C, c, is_orig, H_FIN, 'F') && add(rel_seq, plen) != r[e + S_HFIN])
+                add_hist(H, C, c, is_orig ? 'F' : 'f');
+            r[e + S_HFIN] = add(rel_seq, plen);
+        }
+        if (rst) {
+            if (check_hist(H, C, c, is_orig, H_RST, 'R') && rel_seq != r[e + S_HRST])
+                add_hist(H, C, c, is_orig ? 'R' : 'r');
+            r[e + S_HRST] = rel_seq;
+        }
+    } else {
+        if (plen)
+            check_hist(H, C, c, is_orig, H_DATA, 'D');
+        else if (ackf)
+            check_hist(H, C, c, is_orig, H_ACK, 'A');
+    }
+
+    /* update_window: zero windows, logarithmically */
+    if (win == 0 && !rst && r[p + S_STATE] != CLOSED && r[e + S_STATE] != RESET)
+        scaled(H, C, c, e, S_ZWCNT, S_ZWTH, is_orig ? 'W' : 'w');
+
+    if (!(r[e + S_DIDCLOSE] && r[p + S_DIDCLOSE]))
+        r[F_TSLAST] = t;
+
+    if (fin)
+        r[e + S_FINCNT] = add(r[e + S_FINCNT], 1);
+
+    if (ackf) {
+        if (r[p + S_STATE] == INACTIVE) {
+            int64_t start = sub(ack, 1) & 0xFFFFFFFF; /* init_peer */
+            r[p + S_START] = start;
+            r[p + S_ACKABS] = start;
+            r[p + S_ACKREL] = 0;
+            r[p + S_LASTABS] = start;
+            r[p + S_LASTREL] = 0;
+            r[p + S_INIT] = 1;
+        } else {
+            int underflow = sd(ack, r[p + S_START]) < 0;
+            if (!underflow && !rst) {
+                int64_t d = sd(ack, r[p + S_ACKABS]);
+                if (ack == 0 && d > TOO_LARGE_SEQ_DELTA) {
+                } else if (d > 0) {
+                    r[p + S_ACKABS] = ack;
+                    r[p + S_ACKREL] = add(r[p + S_ACKREL], d);
+                }
+            }
+        }
+    }
+
+    /* update_last_seq (uses the state before this packet's transition) */
+    int64_t dl = sd(past, r[e + S_LASTABS]);
+    if ((syn || rst) && (dl > TOO_LARGE_SEQ_DELTA || dl < -TOO_LARGE_SEQ_DELTA)) {
+    } else if (fin && r[e + S_LASTREL] == 1) {
+        r[e + S_LASTABS] = past;
+        r[e + S_LASTREL] = add(r[e + S_LASTREL], dl);
+    } else if (r[e + S_STATE] == RESET) {
+    } else if (dl > 0) {
+        r[e + S_LASTABS] = past;
+        r[e + S_LASTREL] = add(r[e + S_LASTREL], dl);
+    } else if (plen > 0) {
+        scaled(H, C, c, e, S_RXCNT, S_RXTH, is_orig ? 'T' : 't');
+    }
+
+    /* UpdateStateMachine */
+    int do_close = 0;
+    st = r[e + S_STATE];
+    int64_t pst = r[p + S_STATE];
+    if (st == INACTIVE) {
+        if (syn) {
+            if (is_orig) {
+                set_state(r, e, ackf ? SYN_ACK_SENT : SYN_SENT);
+                if (r[F_ATT_DL] == INF)
+                    r[F_ATT_DL] = add(t, ATTEMPT_DELAY_NS);
+            } else {
+                if (!ackf && pst == SYN_ACK_SENT && seq == r[e + S_START]) {
+                    /* SYN/SYN-ACK reversal: flip roles and establish */
+                    r[F_ORIG] = side;
+                    r[F_FLIPS] = add(r[F_FLIPS], 1);
+                    add_hist(H, C, c, '^');
+                    set_state(r, p, ESTABLISHED);
+                    pst = ESTABLISHED;
+                }
+                if (pst == SYN_SENT)
+                    set_state(r, p, ESTABLISHED);
+                set_state(r, e, ESTABLISHED);
+            }
+        }
+        if (fin) {
+            set_state(r, e, CLOSED);
+            do_close = 1;
+        }
+        if (rst) {
+            set_state(r, e, RESET);
+            do_close = 1;
+        }
+        if (r[e + S_STATE] == INACTIVE) {
+            int64_t o = N_CONN + r[F_ORIG] * N_SIDE;
+            if (!is_orig && plen == 0 && r[o + S_STATE] == SYN_SENT) {
+                /* an ACK of the SYN before the SYN-ACK does not make a partial connection */
+            } else if (ackf && r[p + S_STATE] == ESTABLISHED) {
+                set_state(r, e, ESTABLISHED);
+            } else {
+                set_state(r, e, PARTIAL);
+            }
+        }
+    } else if (st == SYN_SENT || st == SYN_ACK_SENT) {
+        if (fin) {
+            set_state(r, e, CLOSED);
+            do_close = 1;
+        }
+        if (rst) {
+            set_state(r, e, RESET);
+            do_close = 1;
+        }
+    } else if (st == ESTABLISHED || st == PARTIAL) {
+        if (syn && st == PARTIAL && pst == INACTIVE && !ackf)
+            set_state(r, e, SYN_SENT);
+        if (fin && !rst) {
+            set_state(r, e, CLOSED);
+            if (r[p + S_STATE] == RESET && r[p + S_PREV] == CLOSED)
+                set_state(r, p, CLOSED);
+            do_close = 1;
+        }
+        if (rst) {
+            set_state(r, e, RESET);
+            do_close = 1;
+        }
+    } else if (st == CLOSED) {
+        if (rst && r[p + S_STATE] != CLOSED) {
+            set_state(r, e, RESET);
+            if (!r[e + S_DIDCLOSE])
+                do_close = 1;
+        }
+    }
+    if (do_close)
+        closed(r, e, p, t);
+}
+
+static inline void
+count(int64_t *r, int64_t side, int64_t t, int64_t flags, int64_t ip_len, int64_t plen, int64_t proto)
+{
+    int64_t *b = r + N_CONN + side * N_SIDE;
+    b[S_PKTS] = add(b[S_PKTS], 1);
+    b[S_IPB] = add(b[S_IPB], ip_len);
+    r[F_TSPKT] = t;
+    if (proto == 17) {
+        b[S_UDPB] = add(b[S_UDPB], plen);
+        r[F_TSLAST] = t;
+        return;
+    }
+    for (int k = 0; k < 8; k++)
+        if (flags & FLAG_BITS[k])
+            b[S_FL + k] = add(b[S_FL + k], 1);
+    /* handshake timestamps, per canonical side (the originator is chosen at the end) */
+    int64_t *peer = r + N_CONN + (1 - side) * N_SIDE;
+    int syn = (flags & TH_SYN) != 0;
+    int ack = (flags & TH_ACK) != 0;
+    if (syn && !ack) {
+        b[S_SYNCNT] = add(b[S_SYNCNT], 1);
+        if (b[S_SYNTS] < 0)
+            b[S_SYNTS] = t;
+        if (peer[S_SYNACKTS] < 0)
+            b[S_SYNLAST] = t;
+    } else if (syn && ack) {
+        if (b[S_SYNACKTS] < 0)
+            b[S_SYNACKTS] = t;
+    } else if (ack && peer[S_SYNACKTS] >= 0 && b[S_ACKTS] < 0) {
+        b[S_ACKTS] = t;
+    }
+}
+
+/* Does packet (t, proto, flags, seq) start a new connection instead of joining row r?
+ * Sets *keep_orig to the predecessor's originator when an active timeout cut it. */
+static inline int
+starts_new(const int64_t *r, int64_t t, int64_t proto, int64_t flags, int64_t seq, int64_t tcp_ns, int64_t udp_ns,
+           int64_t *keep_orig)
+{
+    int64_t timeout = proto == 6 ? tcp_ns : udp_ns;
+    int fresh = 0;
+    if (sub(t, r[F_TSPKT]) >= timeout || t >= r[F_CLOSE_DL] || t >= r[F_ACT_DL]) {
+        fresh = 1;
+    } else if (t >= r[F_ATT_DL]) {
+        int64_t o = N_CONN + r[F_ORIG] * N_SIDE;
+        int64_t q = N_CONN + (1 - r[F_ORIG]) * N_SIDE;
+        if ((r[o + S_STATE] == SYN_SENT || r[o + S_STATE] == SYN_ACK_SENT) && r[q + S_STATE] == INACTIVE)
+            fresh = 1;
+    }
+    if (!fresh && proto == 6 && is_reuse(r, flags, seq))
+        fresh = 1;
+    *keep_orig = -1;
+    if (fresh && t >= r[F_ACT_DL] && sub(t, r[F_TSPKT]) < timeout && t < r[F_CLOSE_DL])
+        *keep_orig = r[F_ORIG];
+    return fresh;
+}
+
+/* Orientation of a new connection: the sender of a SYN without ACK originates; otherwise
+ * Zeek's likely-server-port heuristic (WantConnection). lk: likely A, likely B, A group,
+ * B group; key: the K row. Returns 1 when the sender is the responder. */
+static inline int
+flips(const uint8_t *lk, const int64_t *key, int64_t side, int64_t proto, int64_t flags)
+{
+    int src_likely = lk[side] != 0;
+    int dst_likely = lk[1 - side] != 0;
+    if (lk[3 - side])
+        src_likely = 0; /* never flip traffic sent to a broadcast/multicast address */
+    if (proto != 6)
+        return src_likely && !dst_likely;
+    if ((flags & TH_SYN) != 0 && (flags & TH_ACK) != 0)
+        return 1; /* a SYN-ACK comes from the responder (Zeek's baselines flip it) */
+    if ((flags & TH_SYN) != 0 || !src_likely)
+        return 0;
+    return dst_likely ? key[K_APORT + side] < key[K_BPORT - side] : 1;
+}
+
+/* Open connection `n` for a packet: orientation, row, the '^' of a flip. */
+static inline void
+open_conn(int64_t *C, uint8_t *H, int64_t *K, const int64_t *key, const uint8_t *lk, int64_t n, int64_t slot,
+          int64_t t, int64_t side, int64_t proto, int64_t flags, int64_t keep_orig, int64_t prefix, int64_t active_ns)
+{
+    int flip = flips(lk, key, side, proto, flags);
+    int64_t orig = flip ? 1 - side : side;
+    if (keep_orig >= 0) {
+        orig = keep_orig;
+        flip = 0;
+    }
+    new_conn(C, K, key, n, slot, t, proto, orig, prefix, active_ns);
+    memset(HROW(n), 0, HMAX); /* a reused row must not keep its old letters */
+    if (flip) {
+        ROW(n)[F_FLIPS] = 1;
+        add_hist(H, C, n, '^');
+    }
+}
+
+/* One packet of connection c: counters, then Zeek's TCP or UDP logic. */
+static inline void
+feed(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, int64_t seq, int64_t ack,
+     int64_t win, int64_t plen, int64_t iplen, int64_t proto)
+{
+    int64_t *r = ROW(c);
+    count(r, side, t, flags, iplen, plen, proto);
+    if (proto == 6) {
+        tcp_packet(C, H, c, side, t, flags, seq, ack, win, plen);
+    } else {
+        r[N_CONN + side * N_SIDE + S_STATE] = PARTIAL; /* UDP_ACTIVE */
+        check_hist(H, C, c, side == r[F_ORIG], H_DATA, 'D');
+    }
+}
+
+#endif

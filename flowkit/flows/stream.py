@@ -1,0 +1,146 @@
+"""One-pass flow state for ``flowkit.flows``: packet batches straight into open connections.
+
+The mergeable ``FlowState`` re-keys every batch (sorts, set operations, a sorted table
+of open rows) because merging needs per-key bookkeeping. One pass over a capture needs
+none of it: ``StreamState`` keeps open connections in a hash table (``_stream.c``) and
+feeds each batch's decoded columns to it in one call, with the same state machine
+(``_conn.h``), keys and orientation rules. Finished connections leave through the same
+``_finish`` path (Arrow in large groups, spilled past ``spill_rows``), so the FlowTable
+is the one ``FlowState`` would give.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from flowkit.decode._arrow import to_numpy
+from flowkit.flows import _stream
+from flowkit.flows import kernel as k
+from flowkit.flows.keys import N_KEY
+from flowkit.flows.ports import TCP_LIKELY, UDP_LIKELY
+from flowkit.flows.state import FlowOptions, FlowState
+
+_TCP_LIKELY = TCP_LIKELY.view(np.uint8)
+_UDP_LIKELY = UDP_LIKELY.view(np.uint8)
+_INT_COLUMNS = ("src_port", "dst_port", "ip_proto", "vlan", "inner_vlan", "ip_version", "status", "tcp_flags",
+                "seq", "ack", "window", "payload_len", "udp_len", "ip_len")
+M_ROWS, M_FREE, M_FILLED, M_TMAX = range(_stream.N_META)
+
+
+def _addresses(col) -> np.ndarray:
+    """binary(16) column as its raw bytes (n * 16 uint8), zero-copy."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    flat = np.frombuffer(col.buffers()[1], np.uint8)
+    return flat[col.offset * 16 : (col.offset + len(col)) * 16]
+
+
+class StreamState(FlowState):
+    """FlowState for one pass (no merge): see the module docstring."""
+
+    def __init__(self, options: FlowOptions | None = None, capacity: int = 4096):
+        self._rows = None
+        super().__init__(options, track_prefix=False)
+        self._grow(capacity)
+
+    # open rows live in self._rows (C, H, K, used) with a free list and a hash table
+    def _grow(self, capacity: int) -> None:
+        C = np.zeros((capacity, k.NCOL), np.int64)
+        H = np.zeros((capacity, k.HMAX), np.uint8)
+        K = np.zeros((capacity, N_KEY), np.int64)
+        used = np.zeros(capacity, np.uint8)
+        meta = np.array([0, 0, 0, -(2**62)], np.int64)
+        if self._rows is not None:
+            oC, oH, oK, oused, _, ometa = self._rows
+            n = int(ometa[M_ROWS])
+            C[:n], H[:n], K[:n], used[:n] = oC[:n], oH[:n], oK[:n], oused[:n]
+            meta[:] = ometa
+        free = np.zeros(capacity, np.int64)
+        if self._rows is not None:
+            free[: int(meta[M_FREE])] = self._rows[4][: int(meta[M_FREE])]
+        self._rows = (C, H, K, used, free, meta)
+        self._table(capacity)
+
+    def _table(self, rows: int) -> None:
+        size = 1 << max(12, int(2 * rows - 1).bit_length())
+        self._tkeys = np.zeros(size, np.uint64)
+        self._trow = np.full(size, _stream.EMPTY, np.int64)
+        C, H, K, used, free, meta = self._rows
+        _stream.rebuild(K, used, meta, self._tkeys, self._trow)
+
+    def _room(self, n: int) -> None:
+        C, H, K, used, free, meta = self._rows
+        if meta[M_FREE] + len(C) - meta[M_ROWS] < n:
+            self._grow(max(2 * len(C), int(meta[M_ROWS]) + n))
+        elif 2 * (int(meta[M_FILLED]) + n) > len(self._trow):
+            self._table(len(C) + n)  # rebuilding also drops the deleted slots
+
+    @property
+    def C(self) -> np.ndarray:
+        return self._open(0)
+
+    @property
+    def H(self) -> np.ndarray:
+        return self._open(1)
+
+    @property
+    def K(self) -> np.ndarray:
+        return self._open(2)
+
+    @C.setter
+    def C(self, value) -> None:
+        if self._rows is not None and len(value) == 0:  # FlowState.finalize(release=True) drops the rows
+            self._rows = None
+            self._grow(16)
+
+    H = H.setter(lambda self, value: None)
+    K = K.setter(lambda self, value: None)
+
+    def _open(self, j: int) -> np.ndarray:
+        if self._rows is None:
+            return np.zeros((0, (k.NCOL, k.HMAX, N_KEY)[j]), (np.int64, np.uint8, np.int64)[j])
+        used = self._rows[3][: int(self._rows[5][M_ROWS])]
+        return self._rows[j][: len(used)][used != 0]
+
+    def advance(self, cols, evict: bool = True) -> "StreamState":
+        raise TypeError("StreamState takes packet batches: use advance_batch")
+
+    def advance_batch(self, batch: pa.RecordBatch) -> "StreamState":
+        """Feed one decoded packet batch (PACKET_SCHEMA) in capture order."""
+        n = batch.num_rows
+        if n == 0:
+            return self
+        self._room(n)
+        C, H, K, used, free, meta = self._rows
+        ts = to_numpy(batch.column("ts")).view(np.int64)
+        cols = [to_numpy(batch.column(name)) for name in _INT_COLUMNS]
+        done = np.empty(n, np.int64)
+        o = self.options
+        n_done = _stream.stream(
+            C, H, K, used, free, meta, self._tkeys, self._trow, done, _TCP_LIKELY, _UDP_LIKELY,
+            np.ascontiguousarray(ts), _addresses(batch.column("src_ip")), _addresses(batch.column("dst_ip")),
+            *cols, o.tcp_ns, o.udp_ns, o.active_ns,
+        )
+        if n_done < 0:
+            raise RuntimeError("flow rows ran out")  # _room guarantees a row per packet
+        if self.t0 is None:
+            self.t0 = int(ts[0])
+        self.tmax = int(meta[M_TMAX])
+        if n_done:
+            d = done[:n_done]
+            self._finish(C[d], H[d], K[d])
+        self.evict()
+        return self
+
+    def evict(self) -> None:
+        """Finish open connections no later packet can join (time only moves forward)."""
+        C, H, K, used, free, meta = self._rows
+        gone = np.empty(len(C), np.int64)
+        n = _stream.evict(C, K, used, free, meta, self._tkeys, self._trow, gone, self.options.tcp_ns,
+                          self.options.udp_ns)
+        if n:
+            g = gone[:n]
+            self._finish(C[g], H[g], K[g])
+
+    def merge(self, later):
+        raise ValueError("only states from accumulate() can be merged (streaming states keep no prefix)")
