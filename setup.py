@@ -4,8 +4,12 @@ from setuptools import Extension, setup
 ARGS = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
 
 
+HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_conn.h"]
+
+
 def kernel(name: str, source: str) -> Extension:
-    return Extension(name, [source], include_dirs=["flowkit"], extra_compile_args=ARGS)
+    # depends: an edited header rebuilds the kernels that may include it
+    return Extension(name, [source], include_dirs=["flowkit"], depends=HEADERS, extra_compile_args=ARGS)
 
 
 setup(
