@@ -16,6 +16,7 @@ setup(
     ext_modules=[
         kernel("flowkit.capture._framing", "flowkit/capture/_framing.c"),
         kernel("flowkit.decode._decode", "flowkit/decode/_decode.c"),
+        kernel("flowkit.decode._text", "flowkit/decode/_text.c"),
         kernel("flowkit.flows._machine", "flowkit/flows/_machine.c"),
         kernel("flowkit.flows._sha1", "flowkit/flows/_sha1.c"),
         kernel("flowkit.flows._rows", "flowkit/flows/_rows.c"),

@@ -2,9 +2,9 @@
 
 ``to_strings`` turns a binary(16) column into text: IPv4-mapped addresses
 (``::ffff:a.b.c.d``) as a dotted quad, everything else as compressed IPv6 exactly as
-Python's ``ipaddress`` writes it. IPv4 is built with Arrow compute over whole columns;
-IPv6 goes through ``ipaddress`` once per distinct address. ``from_strings`` is the
-inverse (IPv4 text becomes IPv4-mapped); nulls stay null in both directions.
+Python's ``ipaddress`` writes it, formatted in one C call per column (``_text.c``).
+``from_strings`` is the inverse (IPv4 text becomes IPv4-mapped); nulls stay null in
+both directions.
 """
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ import ipaddress
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flowkit.decode import _arrow
+from flowkit.decode._text import format_addresses
 from flowkit.decode.schema import ADDR
-
-_OCTETS = _arrow.strings([str(i) for i in range(256)])
-_DOT = _arrow.strings(["."])[0]  # a scalar without pa.scalar, which imports pandas
 
 
 def _as_matrix(arr: pa.Array) -> np.ndarray:
@@ -45,33 +42,15 @@ def to_strings(addrs) -> pa.Array:
     n = len(addrs)
     if n == 0:
         return _arrow.strings([])
-    m = _as_matrix(addrs)
-    words = np.ascontiguousarray(m).view("<u4")  # k x 4 little-endian words
-    is_v4 = (words[:, 0] == 0) & (words[:, 1] == 0) & (words[:, 2] == 0xFFFF0000)
-    text = pa.nulls(n, pa.string())
-    if is_v4.any():
-        q = [pc.take(_OCTETS, _arrow.array(m[is_v4, k], pa.uint8())) for k in range(12, 16)]
-        v4 = pc.binary_join_element_wise(*q, _DOT)
-        idx = np.flatnonzero(is_v4)
-        text = _scatter(text, idx, v4)
-    if not is_v4.all():
-        idx = np.flatnonzero(~is_v4)
-        v6 = np.ascontiguousarray(m[idx]).view("V16").ravel()
-        uniq, inverse = np.unique(v6, return_inverse=True)
-        names = _arrow.strings([ipaddress.IPv6Address(u.tobytes()).compressed for u in uniq])
-        text = _scatter(text, idx, pc.take(names, _arrow.array(inverse.ravel(), pa.int64())))
-    if addrs.null_count:
-        text = pc.if_else(addrs.is_null(), pa.scalar(None, pa.string()), text)
-    return text
-
-
-def _scatter(base: pa.Array, idx: np.ndarray, values: pa.Array) -> pa.Array:
-    """base with positions ``idx`` replaced by ``values`` (Arrow has no scatter)."""
-    if len(idx) == len(base):
-        return values
-    mask = np.zeros(len(base), bool)
-    mask[idx] = True
-    return pc.replace_with_mask(base, _arrow.array(mask, pa.bool_()), values)
+    m = np.ascontiguousarray(_as_matrix(addrs))
+    offsets = np.empty(n + 1, np.int32)
+    data = np.empty(39 * n, np.uint8)
+    used = format_addresses(m.reshape(-1), offsets, data)
+    validity = None
+    if addrs.null_count:  # the input's validity bitmap, realigned to offset 0
+        validity = pa.array(np.asarray(addrs.is_valid()), pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data[:used])],
+                                 null_count=addrs.null_count)
 
 
 def from_strings(texts) -> pa.Array:
@@ -83,6 +62,8 @@ def from_strings(texts) -> pa.Array:
         texts = texts.combine_chunks()
     if not isinstance(texts, pa.Array):
         texts = pa.array(list(texts), pa.string())
+    import pyarrow.compute as pc  # parsing text is rare; formatting stays free of compute
+
     enc = pc.dictionary_encode(texts)
     packed = []
     for s in enc.dictionary.to_pylist():

@@ -23,11 +23,7 @@ FLAG_NAMES = ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
 def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     words = np.empty((len(hi), 2), dtype=">u8")  # big-endian: byte order of the address
     words[:, 0], words[:, 1] = hi, lo
-    # convert each distinct address once: hosts repeat across flows
-    uniq, inverse = np.unique(words.view("V16").ravel(), return_inverse=True)
-    raw = np.frombuffer(uniq.tobytes(), np.uint8).reshape(-1, 16)
-    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.tobytes())])
-    return to_strings(arr).take(_arrow.array(inverse.ravel(), pa.int64()))
+    return to_strings(words.view(np.uint8))
 
 
 def _ts(values: np.ndarray) -> pa.Array:

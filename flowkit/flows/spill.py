@@ -20,22 +20,28 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from flowkit.decode._arrow import take, to_numpy
 from flowkit.flows._pool import release_freed_memory
 
 BLOCK = 4096  # rows per record batch of a run: what the merge holds per run (~1.5 MB)
-SORT_KEYS = [("ts_start", "ascending"), ("flow_id", "ascending")]
+
+
+def sort_order(tab: pa.Table) -> np.ndarray:
+    """Row order of a stable sort by (ts_start, flow_id)."""
+    ts = to_numpy(tab.column("ts_start")).view(np.int64)
+    fid = to_numpy(tab.column("flow_id"))
+    return np.lexsort((fid, ts))  # lexsort is stable: ties keep the order rows were finished in
 
 
 def sort_table(tab: pa.Table, *, release: bool = False) -> pa.Table:
     """``tab`` stably sorted by (ts_start, flow_id), one column at a time (peak: one copy plus a column)."""
     if not tab.num_rows:
         return tab.combine_chunks()
-    order = pc.sort_indices(tab, sort_keys=SORT_KEYS)
+    order = sort_order(tab)
     schema, columns = tab.schema, []
     for name in schema.names:
-        columns.append(tab.column(name).take(order).combine_chunks())
+        columns.append(take(tab.column(name), order))
         tab = tab.drop_columns([name])  # the unsorted column goes as soon as it is copied
         if release:
             release_freed_memory()
@@ -144,7 +150,7 @@ class SpilledRows:
             piece = pa.concat_tables([p for p in parts if p.num_rows])
             cursors = [c for c in cursors if c.buf is not None]
             if piece.num_rows:
-                yield piece.take(pc.sort_indices(piece, sort_keys=SORT_KEYS))
+                yield sort_table(piece)
 
 
 def rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
