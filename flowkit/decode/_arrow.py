@@ -78,12 +78,12 @@ def texts(values) -> pa.Array:
     # a dict beats np.unique here: sorting Python strings costs ~4x more per row
     codes: dict = {}
     index = np.fromiter((codes.setdefault(v, len(codes)) for v in values), np.int64, len(values))
-    return strings(list(codes)).take(array(index, pa.int64()))
+    return take(strings(list(codes)), index)
 
 
 def choose(codes: np.ndarray, names: list[str]) -> pa.Array:
     """String column ``names[codes[i]]`` (like ``pa.array(np.array(names)[codes])``)."""
-    return strings(names).take(array(codes, pa.int64()))
+    return take(strings(names), codes)
 
 
 def to_numpy(arr) -> np.ndarray:
