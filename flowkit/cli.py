@@ -230,7 +230,7 @@ def build_table(s: Settings):
     """FlowTable of the captures: packet filter while reading, then the flow filter."""
     import flowkit
     from flowkit.flows import FlowTable
-    from flowkit.render import ReadProgress
+    from flowkit.progress import ReadProgress
 
     if any(_is_flow_file(c) for c in s.captures):
         raise click.UsageError("give either captures or flow .parquet files, not both")
