@@ -90,7 +90,7 @@ def flows(
     filter=None,
     strict: bool = False,
     chunk_bytes: int | None = None,
-    spill_rows: int | None = 50_000,
+    spill_rows: int | None = 100_000,
     spill_dir: str | None = None,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.

@@ -50,7 +50,7 @@ class FlowOptions:
     filter: object = None
     strict: bool = False
     chunk_bytes: int | None = None
-    spill_rows: int | None = 50_000
+    spill_rows: int | None = 100_000
     spill_dir: str | None = None
 
     @property
