@@ -24,28 +24,22 @@ sha1_block(const uint8_t *block, uint8_t *out)
         w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999u;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1u;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDCu;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6u;
-        }
-        uint32_t t = rotl(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rotl(b, 30);
-        b = a;
-        a = t;
-    }
+    /* four loops of 20 rounds: no per-round branch on the round number */
+#define ROUND(f, k)                                        \
+    do {                                                   \
+        uint32_t t = rotl(a, 5) + (f) + e + (k) + w[i];    \
+        e = d, d = c, c = rotl(b, 30), b = a, a = t;       \
+    } while (0)
+    int i = 0;
+    for (; i < 20; i++)
+        ROUND((b & c) | (~b & d), 0x5A827999u);
+    for (; i < 40; i++)
+        ROUND(b ^ c ^ d, 0x6ED9EBA1u);
+    for (; i < 60; i++)
+        ROUND((b & c) | (b & d) | (c & d), 0x8F1BBCDCu);
+    for (; i < 80; i++)
+        ROUND(b ^ c ^ d, 0xCA62C1D6u);
+#undef ROUND
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
     for (int j = 0; j < 5; j++)
         for (int m = 0; m < 4; m++)
