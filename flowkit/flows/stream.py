@@ -10,6 +10,8 @@ is the one ``FlowState`` would give.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 
@@ -18,6 +20,7 @@ from flowkit.flows import _stream
 from flowkit.flows import kernel as k
 from flowkit.flows.keys import N_KEY
 from flowkit.flows.ports import TCP_LIKELY, UDP_LIKELY
+from flowkit.flows.rows import rows_to_arrow
 from flowkit.flows.state import FlowOptions, FlowState
 
 _TCP_LIKELY = TCP_LIKELY.view(np.uint8)
@@ -35,13 +38,68 @@ def _addresses(col) -> np.ndarray:
     return flat[col.offset * 16 : (col.offset + len(col)) * 16]
 
 
+class _Converting:
+    """rows_to_arrow running in a thread (its C parts release the GIL), result on demand."""
+
+    def __init__(self, C, H, K):
+        self.rows = len(C)
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(C, H, K), name="flowkit-rows", daemon=True)
+        self._thread.start()
+
+    def _run(self, C, H, K) -> None:
+        try:
+            self._result = rows_to_arrow(C, H, K)
+        except BaseException as error:  # raised again by result()
+            self._error = error
+
+    def result(self) -> pa.Table:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
 class StreamState(FlowState):
     """FlowState for one pass (no merge): see the module docstring."""
 
+    MAX_CONVERTING = 2  # finished-row groups converted in the background at once (bounds memory)
+
     def __init__(self, options: FlowOptions | None = None, capacity: int = 4096):
         self._rows = None
+        self._converting: list[_Converting] = []
         super().__init__(options, track_prefix=False)
         self._grow(capacity)
+
+    # finished rows become Arrow in a background thread while the next batches stream
+    def _flush(self) -> None:
+        if self._done_rows:
+            C, H, K = (np.concatenate([r[j] for r in self._done_rows]) for j in range(3))
+            self._done_rows, self._done_count = [], 0
+            self._converting.append(_Converting(C, H, K))
+            while len(self._converting) > self.MAX_CONVERTING:
+                self._finished.append(self._converting.pop(0).result())
+            budget = self.options.spill_rows
+            if budget and sum(t.num_rows for t in self._finished) + sum(c.rows for c in self._converting) >= budget:
+                self._collect()
+                self._maybe_spill()
+
+    def _collect(self) -> None:
+        for c in self._converting:
+            self._finished.append(c.result())
+        self._converting = []
+
+    @property
+    def finished(self) -> list[pa.Table]:
+        self._flush()
+        self._collect()
+        return self._finished
+
+    @finished.setter
+    def finished(self, tables) -> None:
+        self._done_rows, self._done_count = [], 0
+        self._converting = []
+        self._finished = list(tables)
 
     # open rows live in self._rows (C, H, K, used) with a free list and a hash table
     def _grow(self, capacity: int) -> None:
