@@ -144,10 +144,10 @@ def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None
     """Check the shared options (before any capture is read) and bundle them."""
     if engine not in ENGINES:
         raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
-    from flowkit.filter import compile_filter
-
     for expr in (filter, packet_filter):
         if expr:
+            from flowkit.filter import compile_filter
+
             compile_filter(expr)  # a bad expression fails before any capture is read
     for name, value in (("--idle-timeout", idle_timeout), ("--udp-timeout", udp_timeout)):
         if value is not None and value <= 0:
