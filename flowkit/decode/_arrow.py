@@ -132,14 +132,16 @@ def take(arr, indices: np.ndarray) -> pa.Array:
         bits = np.unpackbits(np.frombuffer(arr.buffers()[1], np.uint8), bitorder="little")
         return array(bits[arr.offset : arr.offset + len(arr)][indices].astype(bool), t, mask=mask)
     if pa.types.is_string(t) or pa.types.is_binary(t):
+        from flowkit.decode._text import take_strings
+
         offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
         data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
-        starts, lengths = offsets[:-1][indices], np.diff(offsets)[indices]
-        out_off = np.zeros(len(indices) + 1, np.int32)
-        np.cumsum(lengths, out=out_off[1:])
-        gather = np.repeat(starts.astype(np.int64) - out_off[:-1], lengths) + np.arange(int(out_off[-1]))
+        lengths = np.diff(offsets)[indices]
+        out_off = np.empty(len(indices) + 1, np.int32)
+        out_data = np.empty(int(lengths.sum()), np.uint8)
+        take_strings(np.ascontiguousarray(offsets), data, np.ascontiguousarray(indices), out_off, out_data)
         validity = None if mask is None else _bits(~mask)
-        return pa.Array.from_buffers(t, len(indices), [validity, pa.py_buffer(out_off), pa.py_buffer(data[gather])],
+        return pa.Array.from_buffers(t, len(indices), [validity, pa.py_buffer(out_off), pa.py_buffer(out_data)],
                                      null_count=0 if mask is None else int(mask.sum()))
     try:
         _np_dtype(t)

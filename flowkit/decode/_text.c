@@ -1,4 +1,6 @@
-/* Address text for binary(16) columns: dotted quad for IPv4-mapped addresses, otherwise
+/* Text columns in C: address text for binary(16) columns, and gathering string rows.
+ *
+ * Address text: dotted quad for IPv4-mapped addresses, otherwise
  * compressed IPv6 exactly as Python's ipaddress writes it (lower-case hextets without
  * leading zeros; the first longest run of two or more zero hextets becomes "::").
  * Why C: one call formats a whole column into Arrow string buffers (offsets + data)
@@ -123,8 +125,58 @@ format_addresses(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(pos);
 }
 
+PyDoc_STRVAR(take_doc,
+"take_strings(offsets, data, indices, out_offsets, out_data) -> None\n"
+"--\n\n"
+"Gather string rows: out row i is row indices[i] of (offsets int32 (n+1), data uint8).\n"
+"out_offsets int32 (k+1); out_data uint8 sized by the caller to the gathered total.");
+
+static PyObject *
+take_strings(PyObject *self, PyObject *args)
+{
+    PyObject *oo, *od, *oi, *ooo, *ood;
+    if (!PyArg_ParseTuple(args, "OOOOO", &oo, &od, &oi, &ooo, &ood))
+        return NULL;
+    views_t vs = {.n = 0};
+    Py_ssize_t no, nd, ni, nno, nnd;
+    const int32_t *off = view_of(&vs, oo, "i", 0, "offsets", &no);
+    const uint8_t *data = off ? view_of(&vs, od, "B", 0, "data", &nd) : NULL;
+    const int64_t *idx = data ? view_of(&vs, oi, "l", 0, "indices", &ni) : NULL;
+    int32_t *out_off = idx ? view_of(&vs, ooo, "i", 1, "out_offsets", &nno) : NULL;
+    uint8_t *out = out_off ? view_of(&vs, ood, "B", 1, "out_data", &nnd) : NULL;
+    if (!out) {
+        views_release(&vs);
+        return NULL;
+    }
+    int ok = nno == ni + 1 && no >= 1;
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; ok && i < ni; i++) {
+        int64_t r = idx[i];
+        ok = r >= 0 && r < no - 1 && off[r] <= off[r + 1] && off[r + 1] <= nd;
+        if (ok)
+            total += off[r + 1] - off[r];
+    }
+    if (!ok || total > nnd || total > INT32_MAX) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "take_strings: index or buffer out of range");
+    }
+    Py_BEGIN_ALLOW_THREADS
+    int64_t pos = 0;
+    out_off[0] = 0;
+    for (Py_ssize_t i = 0; i < ni; i++) {
+        int64_t r = idx[i], len = off[r + 1] - off[r];
+        memcpy(out + pos, data + off[r], (size_t)len);
+        pos += len;
+        out_off[i + 1] = (int32_t)pos;
+    }
+    Py_END_ALLOW_THREADS
+    views_release(&vs);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"format_addresses", format_addresses, METH_VARARGS, format_doc},
+    {"take_strings", take_strings, METH_VARARGS, take_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 from flowkit.decode._arrow import take, to_numpy
 from flowkit.flows._pool import release_freed_memory
 
+TRIM_BYTES = 64 << 20  # below this a sort's freed columns are not worth handing back one by one
 BLOCK = 4096  # rows per record batch of a run: what the merge holds per run (~1.5 MB)
 
 
@@ -40,10 +41,11 @@ def sort_table(tab: pa.Table, *, release: bool = False) -> pa.Table:
         return tab.combine_chunks()
     order = sort_order(tab)
     schema, columns = tab.schema, []
+    trim = release and tab.nbytes > TRIM_BYTES
     for name in schema.names:
         columns.append(take(tab.column(name), order))
         tab = tab.drop_columns([name])  # the unsorted column goes as soon as it is copied
-        if release:
+        if trim:
             release_freed_memory()
     return pa.Table.from_arrays(columns, schema=schema)
 
