@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import flowkit
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 
 
 def json_lines(text: str) -> list[dict]:
@@ -94,3 +94,17 @@ def test_version_and_help_stay_light(args):
             "print(rc, [m for m in %r if m in sys.modules])" % (args, HEAVY))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+
+
+def test_console_script_exit_runs_exit_handlers_and_flushes():
+    """run() skips interpreter teardown but still flushes output and runs atexit handlers."""
+    code = ("import atexit, sys; from flowkit import cli; "
+            "atexit.register(lambda: print('exit handler ran')); "
+            "sys.argv = ['flowkit', 'flows', sys.argv[1], '--quiet', '--limit', '3']; cli.run()")
+    proc = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "dns.pcap")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "src_ip" in proc.stdout and proc.stdout.rstrip().endswith("exit handler ran")
+    bad = subprocess.run([sys.executable, "-c", code, "/nonexistent.pcap"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "no such file" in bad.stderr
