@@ -6,10 +6,12 @@ what was wrong`` (no traceback unless --debug); 2 usage error.
 from __future__ import annotations
 
 import errno
+import importlib
 import inspect
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -340,6 +342,8 @@ def flows(
     if output is not None:
         fmt = format or _format_of(output)
         _check_output(output)
+        if fmt == "parquet":  # load the writer while the capture is read (the readers release the GIL)
+            threading.Thread(target=importlib.import_module, args=("pyarrow.parquet",), daemon=True).start()
         table = build_table(s)
         table.write(str(output), format=fmt)
         if not s.quiet:
