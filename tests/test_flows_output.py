@@ -66,3 +66,16 @@ def test_flow_id_is_stable_across_chunking():
     ids = {tuple(flowkit.flows(batches(c.packets, cuts)).to_arrow().column("flow_id").to_pylist())
            for cuts in ([], [1], [2, 4], list(range(1, 7)))}
     assert len(ids) == 1
+
+
+def test_parquet_is_zstd_with_dictionaries_only_for_repeating_columns(table, tmp_path):
+    path = table.write(tmp_path / "f.parquet")
+    meta = pq.ParquetFile(path).metadata
+    names = meta.schema.to_arrow_schema().names
+    chunks = {names[j]: meta.row_group(0).column(j) for j in range(meta.num_columns)}
+    assert {c.compression for c in chunks.values()} == {"ZSTD"}
+    for name in ("proto", "conn_state", "src_ip", "dst_port"):
+        assert chunks[name].dictionary_page_offset is not None, name
+    for name in ("flow_id", "ts_start", "community_id", "src_pkts"):
+        assert chunks[name].dictionary_page_offset is None, name
+    assert pq.read_table(path).equals(table.to_arrow())
