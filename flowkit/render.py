@@ -16,9 +16,20 @@ from rich.table import Table
 NUMERIC_KINDS = "iufb"
 
 
+class _PipeConsole(Console):
+    """A Console that lets a closed pipe (``| head``) reach the CLI's handler (exit 0).
+
+    rich's default exits with status 1 itself, so ``flowkit flows x.pcap | head`` failed.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     # soft_wrap off and a wide default: piping a table to a file keeps every column
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200, highlight=False)
+    return _PipeConsole(file=sys.stdout, width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
 def stderr_console() -> Console:

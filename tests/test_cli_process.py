@@ -108,3 +108,15 @@ def test_console_script_exit_runs_exit_handlers_and_flushes():
     bad = subprocess.run([sys.executable, "-c", code, "/nonexistent.pcap"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "no such file" in bad.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_output_into_a_closed_pipe_exits_0_without_traceback(extra):
+    """``flowkit flows x.pcap | head -1``: the reader goes away, flowkit ends quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "flowkit", "flows", str(SAMPLES / "mixed.pcap"), "-n", "400",
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like head(1) exiting after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert b"Traceback" not in err and b"Error" not in err
