@@ -106,6 +106,7 @@ def RangePackets(path, start, end, **kwargs):
 def run_piece(piece: Piece, options) -> PieceResult:
     """Accumulate one piece into flow state (or flows). Bad input becomes ``error``, not a crash."""
     from flowkit.flows import accumulate
+    from flowkit.flows.stream import StreamState
 
     t0 = time.perf_counter()
     result = PieceResult(piece)
@@ -116,7 +117,12 @@ def run_piece(piece: Piece, options) -> PieceResult:
             result.sha256 = sha256_file(piece.path)
         table = _packets(piece, options)
         batches = _FirstTimestamp(table)
-        state = accumulate(batches, options)
+        if piece.finalize:  # a whole unit: one pass, nothing merges into it
+            state = StreamState(options)
+            for batch in batches:
+                state.advance_batch(batch)
+        else:
+            state = accumulate(batches, options)
         result.first_ts = batches.first_ts
         result.last_ts = state.tmax if batches.first_ts is not None else None
         result.ledger = table.stats.to_dict()  # every packet read, also those a filter dropped
