@@ -546,7 +546,7 @@ def batch(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="run on a local Dask cluster of N processes"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDR", help="address of a running Dask scheduler"),
     force: bool = typer.Option(False, "--force", help="reprocess captures the manifest lists as done"),
-    split_bytes: Optional[str] = typer.Option(None, "--split-bytes", metavar="SIZE", help="read uncompressed classic pcaps larger than SIZE (bytes, or with K, M, G) as byte ranges in parallel (default 256M; 0 never splits)"),
+    split_bytes: Optional[str] = typer.Option(None, "--split-bytes", metavar="SIZE", help="read uncompressed classic pcaps larger than SIZE (bytes, or with K, M, G) as byte ranges in parallel (default 256M with --workers or --scheduler, no split in-process; 0 never splits)"),
     **shared,
 ) -> None:
     """Many captures into a partitioned Parquet flow dataset (in-process or on Dask).

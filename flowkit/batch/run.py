@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from flowkit.batch import manifest as mf
 from flowkit.batch.atomic import remove_stale_temps
-from flowkit.batch.executor import check_arguments, make_executor
+from flowkit.batch.executor import InProcess, check_arguments, make_executor
 from flowkit.batch.inputs import CaptureInput, discover, sha256_file
 from flowkit.batch.units import LEDGERS_DIR, finish_unit as _finish_unit, now_utc, plan_pieces, plan_units
 from flowkit.batch.work import PieceResult, run_piece
@@ -63,7 +63,7 @@ def batch(
                  default ``DASK_SCHEDULER_ADDRESS`` from the environment, else in-process
     force        reprocess captures even when the manifest says they are done
     split_bytes  read uncompressed classic pcaps larger than this as byte ranges in
-                 parallel (default 256 MiB; 0 never splits)
+                 parallel (default 256 MiB on Dask, no split in-process; 0 never splits)
     progress     called with each capture's manifest entry as it is written (captures
                  skipped as already done: a copy with status "skipped")
     flow_options FlowOptions fields (tcp_timeout, udp_timeout, engine, filter, strict, ...)
@@ -146,6 +146,8 @@ def batch(
 
     executor = make_executor(workers, scheduler)
     try:
+        if split_bytes is None and isinstance(executor, InProcess):
+            split_bytes = 0  # in one process byte ranges only add merges: one pass is faster
         plans = {u.key: (u, plan_pieces(u, split_bytes, hashed=hashes)) for u in todo}
         waiting = {key: len(pieces) for key, (_u, pieces) in plans.items()}
         arrived: dict[str, list[PieceResult]] = defaultdict(list)
