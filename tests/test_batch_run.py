@@ -368,6 +368,18 @@ def test_byte_range_split_equals_one_pass(tmp_path):
     assert m["captures"][0]["packets"] == one["captures"][0]["packets"] == 8 * len(pkts)
 
 
+def test_in_process_default_reads_big_files_in_one_pass(tmp_path, monkeypatch):
+    """The automatic split is for Dask: in one process, ranges would only add merges."""
+    from flowkit.batch import units
+
+    monkeypatch.setattr(units, "AUTO_SPLIT_BYTES", 16 << 10)
+    big = tmp_path / "big.pcap"
+    write_pcap(str(big), [(ts + 600 * r, b) for r in range(8) for ts, b in all_packets()])
+    m = flowkit.batch(str(big), tmp_path / "auto")
+    assert m["captures"][0]["pieces"] == 1
+    assert flowkit.batch(str(big), tmp_path / "forced", split_bytes=16 << 10)["captures"][0]["pieces"] > 4
+
+
 def test_stitching_files_that_overlap_in_time_is_flagged(tmp_path):
     pkts = all_packets()
     caps = tmp_path / "caps"
