@@ -107,3 +107,13 @@ def test_keys_match_packet_columns():
         if cols is not None:
             hashes.update(cols["hash"].tolist())
     assert open_keys | set(finished) == hashes
+
+
+def test_wider_integer_columns_and_sliced_tables_give_the_same_flows():
+    table = packets(str(SAMPLES / "mixed.pcap")).to_arrow()
+    want = streamed(table.to_batches())
+    wide = pa.table([c.cast(pa.int64()) if pa.types.is_integer(c.type) else c for c in table.columns],
+                    names=table.schema.names)
+    assert streamed(wide.to_batches()).equals(want)
+    sliced = table.slice(7)  # arrays with a non-zero offset
+    assert streamed(sliced.to_batches()).equals(reference(sliced.to_batches()))

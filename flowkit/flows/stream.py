@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.decode._arrow import to_numpy
+from flowkit.decode.schema import PACKET_SCHEMA
 from flowkit.flows import _stream
 from flowkit.flows import kernel as k
 from flowkit.flows.keys import N_KEY
@@ -27,6 +28,7 @@ _TCP_LIKELY = TCP_LIKELY.view(np.uint8)
 _UDP_LIKELY = UDP_LIKELY.view(np.uint8)
 _INT_COLUMNS = ("src_port", "dst_port", "ip_proto", "vlan", "inner_vlan", "ip_version", "status", "tcp_flags",
                 "seq", "ack", "window", "payload_len", "udp_len", "ip_len")
+_DTYPES = {name: np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype()) for name in _INT_COLUMNS}
 M_ROWS, M_FREE, M_FILLED, M_TMAX = range(_stream.N_META)
 
 
@@ -171,7 +173,8 @@ class StreamState(FlowState):
         self._room(n)
         C, H, K, used, free, meta = self._rows
         ts = to_numpy(batch.column("ts")).view(np.int64)
-        cols = [to_numpy(batch.column(name)) for name in _INT_COLUMNS]
+        # the kernel reads PACKET_SCHEMA's exact types; other integer types are converted
+        cols = [np.ascontiguousarray(to_numpy(batch.column(name)), _DTYPES[name]) for name in _INT_COLUMNS]
         done = np.empty(n, np.int64)
         o = self.options
         n_done = _stream.stream(
