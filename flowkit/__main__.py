@@ -1,4 +1,4 @@
 """``python -m flowkit``: the same as the ``flowkit`` command."""
-from flowkit.cli import run
+from flowkit._console import run
 
 run()

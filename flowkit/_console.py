@@ -1,0 +1,17 @@
+"""Entry point of the ``flowkit`` command (console script and ``python -m flowkit``).
+
+Why a module of its own: it relaxes Python's cyclic garbage collector *before* the CLI and
+its libraries are imported. A command is one short process that allocates many objects
+while importing numpy, pyarrow and typer and very few cycles; with the default thresholds
+the collector runs hundreds of times for nothing (~0.015-0.02 s of a 0.45 s
+``flows -o`` run). Collections still happen, 70x less often, so a long ``batch`` run keeps
+freeing cyclic garbage.
+"""
+import gc
+
+
+def run() -> None:
+    gc.set_threshold(50_000, 20, 20)
+    from flowkit.cli import run as cli_run
+
+    cli_run()
