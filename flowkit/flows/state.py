@@ -80,7 +80,7 @@ class FlowState:
         self.t0: int | None = None  # first packet time of the part (ns)
         self.tmax: int = -(2**62)
         self.finished = []  # property: finished Arrow tables plus queued rows
-        self.C, self.H, self.K = _empty_rows()  # open connections, one per key, sorted by key
+        self._drop_open_rows()  # open connections (C, H, K), one per key, sorted by key
         self.seen = np.zeros(0, np.uint64)  # every key with a packet in the part
         # prefix bookkeeping per key: state 1 = prefix still open, 2 = closed; last prefix packet time
         self.pk_key = np.zeros(0, np.uint64)
@@ -92,6 +92,9 @@ class FlowState:
         self._spilled_rows = 0
 
     # ------------------------------------------------------------------ helpers
+    def _drop_open_rows(self) -> None:
+        self.C, self.H, self.K = _empty_rows()
+
     @property
     def open_keys(self) -> np.ndarray:
         return self.K[:, 0].view(np.uint64)
@@ -442,7 +445,7 @@ class FlowState:
         tab = self.table()
         if release:
             self._finished, self._done_rows, self._done_count = [], [], 0
-            self.C, self.H, self.K = _empty_rows()
+            self._drop_open_rows()
         tab = sort_table(tab.drop_columns(["_key", "_prefix"]), release=release)
         if self.spill is not None:
             return FlowTable(tab, self.ledger, spilled=SpilledRows(self.spill, tab, self._spilled_rows))

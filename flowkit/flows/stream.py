@@ -68,9 +68,9 @@ class StreamState(FlowState):
     MAX_CONVERTING = 2  # finished-row groups converted in the background at once (bounds memory)
 
     def __init__(self, options: FlowOptions | None = None, capacity: int = 4096):
-        self._rows = None
         self._converting: list[_Converting] = []
         super().__init__(options, track_prefix=False)
+        self._rows = None
         self._grow(capacity)
 
     # finished rows become Arrow in a background thread while the next batches stream
@@ -135,30 +135,16 @@ class StreamState(FlowState):
         elif 2 * (int(meta[M_FILLED]) + n) > len(self._trow):
             self._table(len(C) + n)  # rebuilding also drops the deleted slots
 
-    @property
-    def C(self) -> np.ndarray:
-        return self._open(0)
+    # FlowState's open-row matrices, as read-only views of the open rows
+    C = property(lambda self: self._open(0))
+    H = property(lambda self: self._open(1))
+    K = property(lambda self: self._open(2))
 
-    @property
-    def H(self) -> np.ndarray:
-        return self._open(1)
-
-    @property
-    def K(self) -> np.ndarray:
-        return self._open(2)
-
-    @C.setter
-    def C(self, value) -> None:
-        if self._rows is not None and len(value) == 0:  # FlowState.finalize(release=True) drops the rows
-            self._rows = None
-            self._grow(16)
-
-    H = H.setter(lambda self, value: None)
-    K = K.setter(lambda self, value: None)
+    def _drop_open_rows(self) -> None:
+        self._rows = None
+        self._grow(16)
 
     def _open(self, j: int) -> np.ndarray:
-        if self._rows is None:
-            return np.zeros((0, (k.NCOL, k.HMAX, N_KEY)[j]), (np.int64, np.uint8, np.int64)[j])
         used = self._rows[3][: int(self._rows[5][M_ROWS])]
         return self._rows[j][: len(used)][used != 0]
 
