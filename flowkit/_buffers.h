@@ -61,4 +61,25 @@ views_release(views_t *vs)
     vs->n = 0;
 }
 
+/* Integer constants a kernel module exports (statuses, layouts), set in one place. */
+typedef struct {
+    const char *name;
+    long long value;
+} int_const_t;
+
+/* Add every constant to module m; on failure drops m and returns NULL. */
+static PyObject *
+with_int_constants(PyObject *m, const int_const_t *consts, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(consts[i].value);
+        if (!v || PyModule_AddObject(m, consts[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
 #endif

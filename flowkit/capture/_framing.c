@@ -1,9 +1,10 @@
-/* Record-header walks over a capture buffer, one call per buffer (see _kernels.py).
+/* Record-header walks over a capture buffer, one call per buffer (pcap.py, pcapng.py, ranges.py).
  *
  * Each walk fills caller-allocated columns and returns (n, pos, status, ...). Python
  * only looks at the status: it never touches individual records. Walks never raise
  * on bad data: every bad value becomes a status the caller turns into a Damage.
- * The GIL is released while walking, so framing overlaps other threads' work.
+ * The GIL is released while walking, so framing overlaps other threads' work. Why C: each
+ * header's length says where the next one starts, so the walk cannot be vectorized.
  */
 #include "_buffers.h"
 
@@ -326,18 +327,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_framing", NULL, -1,
 PyMODINIT_FUNC
 PyInit__framing(void)
 {
-    static const struct { const char *name; int value; } consts[] = {
+    static const int_const_t consts[] = {
         {"MAX_CAPLEN", MAX_CAPLEN}, {"MAX_PACKET_BLOCK", MAX_PACKET_BLOCK}, {"NEED", NEED}, {"FULL", FULL},
         {"STOP", STOP}, {"OTHER_BLOCK", OTHER_BLOCK}, {"BAD_CAPLEN", BAD_CAPLEN}, {"BAD_BLOCK_LEN", BAD_BLOCK_LEN},
         {"ABSURD_BLOCK_LEN", ABSURD_BLOCK_LEN}, {"BAD_TRAILER", BAD_TRAILER}, {"BAD_IFACE", BAD_IFACE},
         {"BAD_BLOCK_CAPLEN", BAD_BLOCK_CAPLEN},
     };
-    PyObject *m = PyModule_Create(&module);
-    for (size_t i = 0; m && i < sizeof consts / sizeof consts[0]; i++) {
-        if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) < 0) {
-            Py_DECREF(m);
-            return NULL;
-        }
-    }
-    return m;
+    return with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
 }

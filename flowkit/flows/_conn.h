@@ -146,6 +146,18 @@ set_state(int64_t *r, int64_t e, int64_t st)
 }
 
 /* Zeek's TCPSessionAdapter::Process for one packet of connection `c`. */
+/* (Re)start endpoint e's sequence space at `start`: nothing acknowledged yet, last byte at
+ * `last_abs` (`last_rel` relative to start). Zeek's TCP_Endpoint::InitStartSeq and friends. */
+static inline void
+seq_space(int64_t *r, int64_t e, int64_t start, int64_t last_abs, int64_t last_rel)
+{
+    r[e + S_START] = start;
+    r[e + S_ACKABS] = start;
+    r[e + S_ACKREL] = 0;
+    r[e + S_LASTABS] = last_abs;
+    r[e + S_LASTREL] = last_rel;
+}
+
 static void
 tcp_packet(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, int64_t seq, int64_t ack,
            int64_t win, int64_t plen)
@@ -167,28 +179,14 @@ tcp_packet(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t f
     /* init_endpoint */
     int64_t st = r[e + S_STATE];
     if (st == INACTIVE) {
-        if (syn) {
-            r[e + S_START] = seq;
-            r[e + S_ACKABS] = seq;
-            r[e + S_ACKREL] = 0;
-            r[e + S_LASTABS] = past;
-            r[e + S_LASTREL] = sd(past, seq);
-        } else {
-            int64_t start = sub(seq, 1) & 0xFFFFFFFF;
-            r[e + S_START] = start;
-            r[e + S_ACKABS] = start;
-            r[e + S_ACKREL] = 0;
-            r[e + S_LASTABS] = seq;
-            r[e + S_LASTREL] = 1;
-        }
+        if (syn)
+            seq_space(r, e, seq, past, sd(past, seq));
+        else
+            seq_space(r, e, sub(seq, 1) & 0xFFFFFFFF, seq, 1);
         r[e + S_INIT] = 1;
     } else if (syn && (((st == SYN_SENT || st == SYN_ACK_SENT) && seq != r[e + S_START]) || st == ESTABLISHED ||
                        st == PARTIAL || (st == RESET && r[e + S_PREV] == INACTIVE))) {
-        r[e + S_START] = seq;
-        r[e + S_ACKABS] = seq;
-        r[e + S_ACKREL] = 0;
-        r[e + S_LASTABS] = past;
-        r[e + S_LASTREL] = sd(past, seq);
+        seq_space(r, e, seq, past, sd(past, seq));
     }
 
     int64_t rel_seq = sd(seq, r[e + S_START]);
@@ -237,11 +235,7 @@ tcp_packet(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t f
     if (ackf) {
         if (r[p + S_STATE] == INACTIVE) {
             int64_t start = sub(ack, 1) & 0xFFFFFFFF; /* init_peer */
-            r[p + S_START] = start;
-            r[p + S_ACKABS] = start;
-            r[p + S_ACKREL] = 0;
-            r[p + S_LASTABS] = start;
-            r[p + S_LASTREL] = 0;
+            seq_space(r, p, start, start, 0);
             r[p + S_INIT] = 1;
         } else {
             int underflow = sd(ack, r[p + S_START]) < 0;
@@ -400,6 +394,22 @@ starts_new(const int64_t *r, int64_t t, int64_t proto, int64_t flags, int64_t se
     if (fresh && t >= r[F_ACT_DL] && sub(t, r[F_TSPKT]) < timeout && t < r[F_CLOSE_DL])
         *keep_orig = r[F_ORIG];
     return fresh;
+}
+
+/* Deadline of open row r: from then on a packet on its key starts a new connection (the
+ * time rules of starts_new above); rows past it are finished by eviction. */
+static inline int64_t
+deadline(const int64_t *r, int64_t tcp_ns, int64_t udp_ns)
+{
+    int64_t dl = add(r[F_TSPKT], r[F_PROTO] == 6 ? tcp_ns : udp_ns);
+    if (r[F_CLOSE_DL] < dl)
+        dl = r[F_CLOSE_DL];
+    if (r[F_ACT_DL] < dl)
+        dl = r[F_ACT_DL];
+    int64_t ost = r[N_CONN + r[F_ORIG] * N_SIDE + S_STATE], rst = r[N_CONN + (1 - r[F_ORIG]) * N_SIDE + S_STATE];
+    if ((ost == SYN_SENT || ost == SYN_ACK_SENT) && rst == INACTIVE && r[F_ATT_DL] < dl)
+        dl = r[F_ATT_DL];
+    return dl;
 }
 
 /* Orientation of a new connection: the sender of a SYN without ACK originates; otherwise

@@ -1,7 +1,9 @@
 /* Layout of the connection rows shared by the C kernels of flows/ (kernel.py holds the
- * Python names and checks them against the values _machine exports). */
+ * Python names and checks them against the values _machine exports), and the key hash. */
 #ifndef FLOWKIT_LAYOUT_H
 #define FLOWKIT_LAYOUT_H
+
+#include <stdint.h>
 
 #define INF ((int64_t)1 << 62)
 #define NS_PER_S 1000000000LL
@@ -33,5 +35,18 @@ enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_PSH = 8, TH_ACK = 16, TH_URG = 32,
 
 /* columns of the per-key matrix K (keys.py) */
 enum { K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, K_IPVER };
+
+/* keys.py's mix: fold v into hash h (splitmix64 finaliser), wrapping uint64. */
+static inline uint64_t
+mix(uint64_t h, uint64_t v)
+{
+    uint64_t x = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return x;
+}
 
 #endif

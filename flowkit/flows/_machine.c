@@ -181,8 +181,39 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(deadlines_doc,
+"deadlines(C, tcp_ns, udp_ns, out) -> None\n"
+"--\n\n"
+"out[i] = the time from which a packet on row i's key starts a new connection.");
+
+static PyObject *
+deadlines(PyObject *self, PyObject *args)
+{
+    PyObject *oC, *oout;
+    long long tcp_ns, udp_ns;
+    if (!PyArg_ParseTuple(args, "OLLO", &oC, &tcp_ns, &udp_ns, &oout))
+        return NULL;
+    views_t vs = {.n = 0};
+    Py_ssize_t nC, nout;
+    const int64_t *C = view_of(&vs, oC, "l", 0, "C", &nC);
+    int64_t *out = C ? view_of(&vs, oout, "l", 1, "out", &nout) : NULL;
+    if (!out) {
+        views_release(&vs);
+        return NULL;
+    }
+    if (nC != nout * NCOL) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "deadlines: out has %zd rows, C %zd items", nout, nC);
+    }
+    for (Py_ssize_t i = 0; i < nout; i++)
+        out[i] = deadline(ROW(i), tcp_ns, udp_ns);
+    views_release(&vs);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"advance", (PyCFunction)(void (*)(void))advance, METH_FASTCALL, advance_doc},
+    {"deadlines", deadlines, METH_VARARGS, deadlines_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -194,11 +225,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__machine(void)
 {
-    PyObject *mod = PyModule_Create(&module);
-    if (!mod)
-        return NULL;
     /* the layout the C code hard-codes; kernel.py compares each with its own value */
-    static const struct { const char *name; long long value; } consts[] = {
+    static const int_const_t consts[] = {
         {"NCOL", NCOL}, {"N_CONN", N_CONN}, {"N_SIDE", N_SIDE}, {"HMAX", HMAX}, {"N_KEY", N_KEY},
         {"INF", INF}, {"TOO_LARGE_SEQ_DELTA", TOO_LARGE_SEQ_DELTA},
         {"CLOSE_DELAY_NS", CLOSE_DELAY_NS}, {"ATTEMPT_DELAY_NS", ATTEMPT_DELAY_NS},
@@ -219,14 +247,9 @@ PyInit__machine(void)
         {"TH_FIN", TH_FIN}, {"TH_SYN", TH_SYN}, {"TH_RST", TH_RST}, {"TH_PSH", TH_PSH}, {"TH_ACK", TH_ACK},
         {"TH_URG", TH_URG}, {"TH_ECE", TH_ECE}, {"TH_CWR", TH_CWR},
     };
-    for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
-        PyObject *v = PyLong_FromLongLong(consts[i].value);
-        if (!v || PyModule_AddObject(mod, consts[i].name, v) < 0) {
-            Py_XDECREF(v);
-            Py_DECREF(mod);
-            return NULL;
-        }
-    }
+    PyObject *mod = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
+    if (!mod)
+        return NULL;
     PyObject *bits = PyTuple_New(8);
     for (int k = 0; bits && k < 8; k++)
         PyTuple_SET_ITEM(bits, k, PyLong_FromLongLong(FLAG_BITS[k]));

@@ -31,19 +31,6 @@ enum { OTH, REJ, RSTRH, RSTR, RSTOS0, RSTO, SF, SH, S2, SHR, S3, S0, S1, N_STATE
 static const char *STATES[N_STATES] = {"OTH", "REJ", "RSTRH", "RSTR", "RSTOS0", "RSTO", "SF", "SH", "S2",
                                        "SHR", "S3", "S0", "S1"};
 
-/* keys.py's mix: fold v into hash h (splitmix64 finaliser), wrapping uint64. */
-static inline uint64_t
-mix(uint64_t h, uint64_t v)
-{
-    uint64_t x = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    x ^= x >> 31;
-    return x;
-}
-
 /* Zeek's endpoint size (TCP_Endpoint::Size) as payload bytes; UDP: the summed UDP lengths. */
 static inline int64_t
 payload_size(const int64_t *E, const int64_t *P, int tcp)
@@ -212,8 +199,7 @@ PyInit__rows(void)
     if (!m)
         return NULL;
     if (PyModule_AddObject(m, "COLUMNS", names_tuple(COLUMNS, N_OUT)) < 0 ||
-        PyModule_AddObject(m, "STATES", names_tuple(STATES, N_STATES)) < 0 ||
-        PyModule_AddIntConstant(m, "NCOL", NCOL) < 0 || PyModule_AddIntConstant(m, "HMAX", HMAX) < 0) {
+        PyModule_AddObject(m, "STATES", names_tuple(STATES, N_STATES)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -20,19 +20,6 @@
 #define DELETED (-2)
 enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, N_META };
 
-/* keys.py's mix: fold v into hash h (splitmix64 finaliser), wrapping uint64. */
-static inline uint64_t
-mix(uint64_t h, uint64_t v)
-{
-    uint64_t x = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static inline uint64_t
 be64(const uint8_t *p)
 {
@@ -157,22 +144,6 @@ run_stream(stream_t *s)
         feed(C, s->H, c, side, t, flags, seq, s->ack[i], s->win[i], plen, s->iplen[i], proto);
     }
     return n_done;
-}
-
-/* Deadline of open row r: from then on a packet on its key starts a new connection
- * (state.py's FlowState.deadlines). */
-static inline int64_t
-deadline(const int64_t *r, int64_t tcp_ns, int64_t udp_ns)
-{
-    int64_t dl = add(r[F_TSPKT], r[F_PROTO] == 6 ? tcp_ns : udp_ns);
-    if (r[F_CLOSE_DL] < dl)
-        dl = r[F_CLOSE_DL];
-    if (r[F_ACT_DL] < dl)
-        dl = r[F_ACT_DL];
-    int64_t ost = r[N_CONN + r[F_ORIG] * N_SIDE + S_STATE], rst = r[N_CONN + (1 - r[F_ORIG]) * N_SIDE + S_STATE];
-    if ((ost == SYN_SENT || ost == SYN_ACK_SENT) && rst == INACTIVE && r[F_ATT_DL] < dl)
-        dl = r[F_ATT_DL];
-    return dl;
 }
 
 /* Argument list of a call: (object, format, writable, name, pointer, item count). */
@@ -401,10 +372,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__stream(void)
 {
-    PyObject *mod = PyModule_Create(&module);
-    if (mod && (PyModule_AddIntConstant(mod, "N_META", N_META) < 0 || PyModule_AddIntConstant(mod, "EMPTY", EMPTY) < 0)) {
-        Py_DECREF(mod);
-        return NULL;
-    }
-    return mod;
+    static const int_const_t consts[] = {{"N_META", N_META}, {"EMPTY", EMPTY}};
+    return with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
 }

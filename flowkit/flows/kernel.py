@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowkit.flows import _machine
-from flowkit.flows._machine import advance  # noqa: F401  (the state machine; see _machine.c)
+from flowkit.flows._machine import advance, deadlines  # noqa: F401  (the state machine; see _machine.c)
 from flowkit.flows.keys import N_KEY  # noqa: F401  (columns of K and SK, checked below)
 
 INF = np.int64(2**62)

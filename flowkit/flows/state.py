@@ -111,13 +111,15 @@ class FlowState:
             if self._done_count >= FLUSH_ROWS or (budget and not self.track_prefix and self._done_count >= budget):
                 self._flush()
 
+    def _take_done(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The queued finished rows as one (C, H, K); the queue is emptied."""
+        C, H, K = (np.concatenate([r[j] for r in self._done_rows]) for j in range(3))
+        self._done_rows, self._done_count = [], 0
+        return C, H, K
+
     def _flush(self) -> None:
         if self._done_rows:
-            C = np.concatenate([r[0] for r in self._done_rows])
-            H = np.concatenate([r[1] for r in self._done_rows])
-            K = np.concatenate([r[2] for r in self._done_rows])
-            self._done_rows, self._done_count = [], 0
-            self._finished.append(rows_to_arrow(C, H, K))
+            self._finished.append(rows_to_arrow(*self._take_done()))
             self._maybe_spill()
 
     def _maybe_spill(self) -> None:
@@ -262,17 +264,10 @@ class FlowState:
 
     def deadlines(self) -> np.ndarray:
         """Per open connection: the time from which a packet on its key starts a new one."""
-        C = self.C
-        if len(C) == 0:
-            return np.zeros(0, np.int64)
-        idle = C[:, k.F_TSPKT] + self._timeouts(C[:, k.F_PROTO])
-        dl = np.minimum(np.minimum(idle, C[:, k.F_CLOSE_DL]), C[:, k.F_ACT_DL])
-        o = k.N_CONN + C[:, k.F_ORIG] * k.N_SIDE
-        r = k.N_CONN + (1 - C[:, k.F_ORIG]) * k.N_SIDE
-        rows = np.arange(len(C))
-        ost, rst = C[rows, o + k.S_STATE], C[rows, r + k.S_STATE]
-        attempt = ((ost == k.SYN_SENT) | (ost == k.SYN_ACK_SENT)) & (rst == k.INACTIVE)
-        return np.where(attempt, np.minimum(dl, C[:, k.F_ATT_DL]), dl)
+        C = np.ascontiguousarray(self.C)
+        out = np.empty(len(C), np.int64)
+        k.deadlines(C, self.options.tcp_ns, self.options.udp_ns, out)
+        return out
 
     def evict(self) -> None:
         """Finish open connections no later packet can join (time only moves forward)."""
