@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from flowkit.capture import _kernels as K
+from flowkit.capture import _framing as K
 from flowkit.capture._columns import Columns
 from flowkit.capture.records import Damage, RecordChunk
 from flowkit.capture.sniff import PCAP_MAGICS
@@ -55,8 +55,7 @@ def frame_records(stream: ByteStream, hdr: PcapHeader, chunk_bytes: int, strict:
     index = first_index
     want = chunk_bytes
     while True:
-        buf = stream.refill(want)
-        arr = np.frombuffer(buf, np.uint8)
+        arr = stream.refill(want)  # uint8 array
         size = arr.shape[0]
         base = stream.base
         cols = Columns.for_buffer(size)
@@ -107,10 +106,10 @@ def frame_records(stream: ByteStream, hdr: PcapHeader, chunk_bytes: int, strict:
             return
         if done:
             return
-        stream.consume(buf, pos)
+        stream.consume(arr, pos)
         # drop our references before the next refill: the consumer has had the chunk, so
         # the old buffer can be freed before the new one is allocated (one buffer alive)
-        buf = arr = cols = None
+        arr = cols = None
 
 
 def _caplen_at(arr: np.ndarray, pos: int, big: bool) -> int:

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from flowkit.capture import _kernels as K
+from flowkit.capture import _framing as K
 from flowkit.capture._columns import Columns
 from flowkit.capture.records import Damage, RecordChunk
 from flowkit.capture.sniff import PCAPNG_BOM
@@ -64,8 +64,7 @@ def frame_blocks(stream: ByteStream, chunk_bytes: int, strict: bool) -> Iterator
     index = 0
     want = chunk_bytes
     while True:
-        buf = stream.refill(want)
-        arr = np.frombuffer(buf, np.uint8)
+        arr = stream.refill(want)  # uint8 array
         size = arr.shape[0]
         base = stream.base
         cols = Columns.for_buffer(size)
@@ -122,8 +121,8 @@ def frame_blocks(stream: ByteStream, chunk_bytes: int, strict: bool) -> Iterator
             return
         if done:
             return
-        stream.consume(buf, pos)
-        buf = arr = cols = None  # free the old buffer before the next refill (see pcap.py)
+        stream.consume(arr, pos)
+        arr = cols = None  # free the old buffer before the next refill (see pcap.py)
 
 
 def _u32(arr, p, big) -> int:

@@ -3,7 +3,7 @@
 ``split_ranges(path, n)`` cuts the file into ``n`` byte ranges; ``read_chunks(path,
 start=, end=)`` yields exactly the records whose header begins in ``[start, end)``.
 The first record boundary at or after ``start`` is found by resynchronising
-(``_kernels.resync_pcap``): a candidate offset is accepted when the chain of record
+(``_framing.resync_pcap``, C): a candidate offset is accepted when the chain of record
 headers from it is plausible (caplen within limits, sub-second field in range,
 wirelen consistent, timestamps not going back more than a day, nor more than a day
 before the file's first record) for at least 8 records
@@ -24,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from flowkit.capture import _kernels as K
+from flowkit.capture import _framing as K
 from flowkit.capture import pcap
 from flowkit.capture.records import RecordChunk
 from flowkit.capture.sniff import format_of_head
