@@ -18,7 +18,7 @@ from flowkit.decode._text import format_addresses
 from flowkit.decode.schema import ADDR
 
 
-def _as_matrix(arr: pa.Array) -> np.ndarray:
+def address_matrix(arr: pa.Array) -> np.ndarray:
     """k x 16 uint8 view of a binary(16) array (null slots read as zeros)."""
     arr = arr.cast(ADDR) if arr.type != ADDR else arr
     buf = arr.buffers()[1]
@@ -42,7 +42,7 @@ def to_strings(addrs) -> pa.Array:
     n = len(addrs)
     if n == 0:
         return _arrow.strings([])
-    m = np.ascontiguousarray(_as_matrix(addrs))
+    m = np.ascontiguousarray(address_matrix(addrs))
     offsets = np.empty(n + 1, np.int32)
     data = np.empty(39 * n, np.uint8)
     used = format_addresses(m.reshape(-1), offsets, data)

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.decode._arrow import to_numpy
+from flowkit.decode.addresses import address_matrix
 from flowkit.decode.schema import Status
 
 M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -43,9 +44,7 @@ def _addr_words(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """binary(16) column -> (high, low) big-endian uint64 words, so integer order is byte order."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
-    buf = col.buffers()[1]
-    flat = np.frombuffer(buf, np.uint8)[col.offset * 16 : (col.offset + len(col)) * 16]
-    words = flat.view(">u8").reshape(-1, 2).astype(np.uint64)
+    words = address_matrix(col).view(">u8").astype(np.uint64)
     return words[:, 0], words[:, 1]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.decode._arrow import to_numpy
+from flowkit.decode.addresses import address_matrix
 from flowkit.decode.schema import PACKET_SCHEMA
 from flowkit.flows import _stream
 from flowkit.flows import kernel as k
@@ -30,14 +31,6 @@ _INT_COLUMNS = ("src_port", "dst_port", "ip_proto", "vlan", "inner_vlan", "ip_ve
                 "seq", "ack", "window", "payload_len", "udp_len", "ip_len")
 _DTYPES = {name: np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype()) for name in _INT_COLUMNS}
 M_ROWS, M_FREE, M_FILLED, M_TMAX = range(_stream.N_META)
-
-
-def _addresses(col) -> np.ndarray:
-    """binary(16) column as its raw bytes (n * 16 uint8), zero-copy."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    flat = np.frombuffer(col.buffers()[1], np.uint8)
-    return flat[col.offset * 16 : (col.offset + len(col)) * 16]
 
 
 class _Converting:
@@ -76,9 +69,7 @@ class StreamState(FlowState):
     # finished rows become Arrow in a background thread while the next batches stream
     def _flush(self) -> None:
         if self._done_rows:
-            C, H, K = (np.concatenate([r[j] for r in self._done_rows]) for j in range(3))
-            self._done_rows, self._done_count = [], 0
-            self._converting.append(_Converting(C, H, K))
+            self._converting.append(_Converting(*self._take_done()))
             while len(self._converting) > self.MAX_CONVERTING:
                 self._finished.append(self._converting.pop(0).result())
             budget = self.options.spill_rows
@@ -165,7 +156,7 @@ class StreamState(FlowState):
         o = self.options
         n_done = _stream.stream(
             C, H, K, used, free, meta, self._tkeys, self._trow, done, _TCP_LIKELY, _UDP_LIKELY,
-            np.ascontiguousarray(ts), _addresses(batch.column("src_ip")), _addresses(batch.column("dst_ip")),
+            np.ascontiguousarray(ts), address_matrix(batch.column("src_ip")), address_matrix(batch.column("dst_ip")),
             *cols, o.tcp_ns, o.udp_ns, o.active_ns,
         )
         if n_done < 0:
