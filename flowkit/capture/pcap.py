@@ -98,7 +98,7 @@ def frame_records(stream: ByteStream, hdr: PcapHeader, chunk_bytes: int, strict:
             elif rem >= RECORD_HEADER_LEN:
                 need = RECORD_HEADER_LEN + _caplen_at(arr, pos, hdr.big_endian)
                 want = max(chunk_bytes, need - rem)
-        if n or (damage and not strict):
+        if cols.n or (damage and not strict):
             yield cols.chunk(arr, name, [damage] if damage and not strict else [], hdr.linktype)
         if damage:
             if strict:
