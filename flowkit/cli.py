@@ -540,21 +540,32 @@ def report(
 @app.command()
 @_with_options(_engine_option, _packet_filter_option, _timeout_options, _common_options)
 def batch(
-    inputs: List[str] = typer.Argument(..., metavar="INPUT", help="captures, directories (searched recursively) or globs"),
+    inputs: Optional[List[str]] = typer.Argument(None, metavar="INPUT", help="captures, directories (searched recursively) or globs"),
     output: Path = typer.Option(..., "--output", "-o", help="dataset directory (Hive-partitioned Parquet + manifest.json)"),
     stitch: bool = typer.Option(False, "--stitch", help="treat each directory's captures as one rotated sequence"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="run on a local Dask cluster of N processes"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDR", help="address of a running Dask scheduler"),
     force: bool = typer.Option(False, "--force", help="reprocess captures the manifest lists as done"),
     split_bytes: Optional[str] = typer.Option(None, "--split-bytes", metavar="SIZE", help="read uncompressed classic pcaps larger than SIZE (bytes, or with K, M, G) as byte ranges in parallel (default 256M with --workers or --scheduler, no split in-process; 0 never splits)"),
+    forget: Optional[List[str]] = typer.Option(None, "--forget", metavar="CAPTURE", help="drop this capture (or every capture under this directory) from the dataset and its manifest, then stop; repeatable"),
     **shared,
 ) -> None:
     """Many captures into a partitioned Parquet flow dataset (in-process or on Dask).
 
-    Exits 1 when any capture failed (one line per failed capture on stderr); the others
-    are in the dataset, and running again retries only what failed."""
+    Exits 1 when a capture of this run failed (one line each on stderr); the others are in
+    the dataset, and the next run retries what failed."""
     import flowkit
 
+    if forget:
+        if inputs:
+            raise click.UsageError("--forget takes no INPUT: it only edits the dataset")
+        manifest = flowkit.batch.forget(str(output), forget)
+        if not shared["quiet"]:
+            n = manifest["totals"]["captures"]
+            print(f"{n} capture{'' if n == 1 else 's'} left in {output}", file=sys.stderr)
+        return
+    if not inputs:
+        raise click.UsageError("give the captures to read (INPUT...), or --forget CAPTURE")
     if any(os.path.isfile(i) and _is_flow_file(i) for i in inputs):
         raise click.UsageError("batch reads captures, not flow .parquet files")
     s = _settings(inputs, **shared)
@@ -562,7 +573,9 @@ def batch(
         raise click.BadParameter("must be at least 1", param_hint="'--workers'")
 
     def progress(entry: dict) -> None:
-        if not s.quiet:
+        if entry.get("status") == "failed":  # the failure line names the capture; no status line before it
+            print(f"flowkit: failed: {_failure(entry)}", file=sys.stderr)
+        elif not s.quiet:
             print(f"{entry.get('status', 'done')}: {entry.get('source', '?')}", file=sys.stderr)
         if entry.get("warning"):
             print(f"flowkit: warning: {entry['warning']}", file=sys.stderr)
@@ -575,17 +588,21 @@ def batch(
     manifest = flowkit.batch(inputs, str(output), stitch=stitch, workers=workers, scheduler=scheduler,
                              force=force, split_bytes=split, progress=progress, **s.flow_options())
     captures = manifest.get("captures", [])
+    failed_now = manifest["run"].get("failed", [])
+    older = [e["source"] for e in captures if e.get("status") != "done" and e["source"] not in failed_now]
     if not s.quiet:
-        print(f"{len(captures)} capture{'' if len(captures) == 1 else 's'} in {output}", file=sys.stderr)
-    if manifest["totals"]["failed"] > 0:
-        for entry in captures:
-            if entry.get("status") != "done":
-                print(f"flowkit: failed: {_failure(entry)}", file=sys.stderr)
+        print(f"{len(captures)} capture{'' if len(captures) == 1 else 's'} in {output}"
+              + (f", {len(failed_now)} failed in this run" if failed_now else ""), file=sys.stderr)
+        if older:
+            print(f"flowkit: note: {len(older)} capture{'' if len(older) == 1 else 's'} that failed before "
+                  f"{'is' if len(older) == 1 else 'are'} not among these inputs ({older[0]}{', ...' if len(older) > 1 else ''}); "
+                  f"'flowkit batch -o {output} --forget CAPTURE' drops an entry", file=sys.stderr)
+    if failed_now:
         raise typer.Exit(1)
 
 
 def _failure(entry: dict) -> str:
-    """A failed manifest entry as one line that names the capture."""
+    """A failed manifest entry as one line that names the capture once."""
     source, error = entry.get("source", "?"), entry.get("error") or "no reason recorded"
     return error if error.startswith(source) or error.startswith(entry.get("path", source)) else f"{source}: {error}"
 

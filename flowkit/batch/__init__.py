@@ -8,8 +8,9 @@ Documented in docs/batch.md.
 """
 from flowkit._callable import make_callable
 from flowkit.batch.dataset import open_dataset, read_dataset
+from flowkit.batch.forget import forget
 from flowkit.batch.run import batch
 
-__all__ = ["batch", "read_dataset", "open_dataset"]
+__all__ = ["batch", "forget", "read_dataset", "open_dataset"]
 
 make_callable(__name__, "batch")

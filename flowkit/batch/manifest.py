@@ -69,3 +69,15 @@ def is_current(entry: dict | None, sha256: str, digest: str, unit: str, out: str
         and entry.get("unit") == unit
         and all(os.path.exists(os.path.join(out, p)) for p in [*entry.get("outputs", []), entry.get("ledger", "")])
     )
+
+
+def totals(entries: list[dict]) -> dict:
+    """``totals`` of a manifest listing ``entries``."""
+    done = [e for e in entries if e.get("status") == "done"]
+    return {
+        "captures": len(entries),
+        "done": len(done),
+        "failed": len(entries) - len(done),
+        "packets": sum(e.get("packets", 0) for e in done),
+        "flows": sum(e.get("flows", 0) for e in done),
+    }

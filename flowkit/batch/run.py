@@ -88,6 +88,7 @@ def batch(
     previous = mf.load(out) or {}
     entries: dict[str, dict] = {e["source"]: e for e in previous.get("captures", [])}
     _forget_other_spellings(out, entries, captures)
+    _forget_vanished_failures(entries, {c.source for c in captures})
     record = mf.options_record(options, stitch)
     digest = mf.options_digest(record)
     # Hash here only what might be skipped (listed as done before); the other captures are
@@ -118,20 +119,14 @@ def batch(
         given = [entries[c.source] for c in captures if c.source in entries]
         others = [e for s, e in entries.items() if s not in given_sources]  # earlier runs' inputs stay in the dataset
         listed = given + others
-        done = [e for e in listed if e["status"] == "done"]
+        failed_now = [e["source"] for e in given if e["status"] != "done"]
         return {
             "format": mf.FORMAT,
             "flowkit_version": __version__,
             "options": record,
             "options_sha256": digest,
             "dataset": {"flows": "flows", "partitioning": "hive", "partition_column": "date", "ledgers": LEDGERS_DIR},
-            "totals": {
-                "captures": len(listed),
-                "done": len(done),
-                "failed": len(listed) - len(done),
-                "packets": sum(e.get("packets", 0) for e in done),
-                "flows": sum(e.get("flows", 0) for e in done),
-            },
+            "totals": mf.totals(listed),
             "run": {
                 "started": started,
                 "finished": now_utc() if run_done else None,
@@ -139,6 +134,7 @@ def batch(
                 "executor": executor.description,
                 "units": len(units),
                 "units_skipped": skipped,
+                "failed": failed_now,
                 "complete": run_done,
             },
             "captures": listed,
@@ -185,6 +181,13 @@ def _forget_other_spellings(out: str, entries: dict, captures: list[CaptureInput
             for rel in [*e.get("outputs", []), e.get("ledger")]:
                 if rel and os.path.exists(os.path.join(out, rel)):
                     os.unlink(os.path.join(out, rel))
+            del entries[source]
+
+
+def _forget_vanished_failures(entries: dict, given: set) -> None:
+    """A failed capture wrote nothing: once its file is gone (and it is not an input) its entry goes too."""
+    for source, e in list(entries.items()):
+        if e.get("status") != "done" and source not in given and not os.path.exists(e.get("path") or source):
             del entries[source]
 
 
