@@ -125,3 +125,31 @@ def test_ks_pvalue_matches_the_exact_distribution():
     for n in (20, 100, 300, 5000):
         d = np.linspace(0.2 / np.sqrt(n), 2.5 / np.sqrt(n), 25)
         np.testing.assert_allclose(_ks_pvalue(d, np.full(len(d), float(n))), stats.kstwo.sf(d, n), rtol=0.05, atol=2e-3)
+
+
+def test_fixed_source_ports_are_flagged_not_classified():
+    """nmap's SYN scan sends its probes from a handful of source ports it picks itself (e.g.
+    36050-36061 over ~2,000 probes): no operating-system allocator is at work."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    ports = 36050 + rng.integers(0, 12, n)
+    dsts = [f"192.0.2.9:{1 + i % 1000}" for i in range(n)]
+    times = np.arange(n) * 0.001
+    rows = client_flows("10.9.9.9", ports, dsts, times, kind="rejected")
+    # a Linux client beside it keeps its classification
+    lports, di = linux_per_destination(rng, 300, 4)
+    rows += client_flows("10.0.0.2", lports, [SERVERS[i] for i in di], np.sort(rng.random(300)) * 600)
+    e = A.ephemeral(frame(rows)).set_index("client_ip")
+    scanner = e.loc["10.9.9.9"]
+    assert (scanner["allocation"], scanner["range"], bool(scanner["nat_hint"])) == ("fixed", "unknown", False)
+    assert scanner["distinct_ports"] == 12 and scanner["connections"] == n
+    assert np.isnan(scanner["headroom"]) and np.isnan(scanner["uniformity_p"])
+    assert (e.loc["10.0.0.2", "allocation"], e.loc["10.0.0.2", "range"]) == ("per-destination", "linux")
+
+
+@pytest.mark.parametrize("distinct, fixed", [(3, True), (4, False)])
+def test_fixed_means_ten_connections_per_port(distinct, fixed):
+    # 30 connections to 30 destinations: 3 ports reused 10 times each are fixed; 4 ports are not
+    ports = 49152 + 4000 * (np.arange(30) % distinct)
+    rows = client_flows("10.0.0.8", ports, [f"192.0.2.{1 + i}:443" for i in range(30)], np.arange(30.0))
+    assert (A.ephemeral(frame(rows)).iloc[0]["allocation"] == "fixed") is fixed

@@ -25,6 +25,7 @@ UNIFORM_ALPHA = 0.001  # KS p-value below this rejects "uniform over the range"
 NAT_LAGS = 8  # how many earlier connections may hold the counter a port continues
 NAT_STEP = 16  # a continuation is +1..+16 from one of those
 NAT_SHARE = 0.5
+FIXED_REUSE = 10  # connections per distinct source port (on average) that make the ports fixed, not allocated
 
 _REQUIRED = ("proto", "src_ip", "src_port", "dst_ip", "dst_port", "ts_start", "ts_end")
 
@@ -190,6 +191,9 @@ def ephemeral(
         }
     )
     enough = n >= min_connections
+    # A scanner's raw packets (nmap: a handful of ports, each over hundreds of probes) or a client
+    # bound to one port: no allocator of the OS chose these ports, so no range or scheme is inferred.
+    fixed = enough & (out["distinct_ports"] * FIXED_REUSE <= n)
 
     # Steps in time order over all destinations: one global counter gives +1 (+2 on Linux-like even ports).
     step = gc["src_port"].diff()
@@ -209,20 +213,22 @@ def ephemeral(
     perdst = ~seq & (out["share_small_steps_per_dst"].fillna(0) >= PER_DST_SHARE)
     contained, pvals = _range_fits(c)
     rname, pval = _choose_range(contained.reindex(n.index), pvals.reindex(n.index), perdst)
-    out["range"] = rname.where(enough, "unknown")
-    out["uniformity_p"] = pval.where(enough)
+    rname = rname.where(enough & ~fixed, "unknown")
+    out["range"] = rname
+    out["uniformity_p"] = pval.where(enough & ~fixed)
     uniform = out["uniformity_p"] >= UNIFORM_ALPHA
     out["allocation"] = np.select(
-        [~enough, seq, perdst, uniform], ["unknown", "sequential", "per-destination", "random"], default="unknown"
+        [~enough, fixed, seq, perdst, uniform], ["unknown", "fixed", "sequential", "per-destination", "random"],
+        default="unknown",
     )
 
     out["reuse_count"] = _reuse(c, reuse_window).reindex(n.index, fill_value=0).astype(np.int64)
     out["peak_concurrent"] = _peak_concurrent(c).reindex(n.index).astype(np.int64)
     sizes = {name: b - a + 1 for name, (a, b) in {**RANGES, "wide": WIDE}.items()}
-    out["headroom"] = rname.map(sizes).where(enough) - out["peak_concurrent"]
+    out["headroom"] = rname.map(sizes) - out["peak_concurrent"]
 
     hint, reason = _nat_hints(c, n, out)
-    out["nat_hint"] = hint & enough
+    out["nat_hint"] = hint & enough & ~fixed
     out["nat_reason"] = reason.where(out["nat_hint"], "")
     out.index = names[out.index.to_numpy()]
     return out.rename_axis("client_ip").reset_index()[cols]
