@@ -20,41 +20,37 @@ TCP_SERVER_PORTS = frozenset(
         25, 587,  # smtp
         53,  # dns
         80, 81, 631, 1080, 3128, 8000, 8080, 8888,  # http
+        79,  # finger
         88,  # kerberos
-        110,  # pop3
         135,  # dce-rpc endpoint mapper
         139, 445,  # smb
         143,  # imap
-        194, 6666, 6667, 6668, 6669,  # irc
+        6666, 6667, 6668, 6669,  # irc
         389, 3268,  # ldap
         443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223,  # ssl/tls
         502,  # modbus
         1883,  # mqtt
-        3306,  # mysql
+        1434, 3306,  # mysql
+        514,  # syslog over tcp
         3389,  # rdp
         5222, 5269,  # xmpp
         5432,  # postgresql
         6379,  # redis
         20000,  # dnp3
-        111, 2049,  # sun rpc, nfs
-        1723,  # pptp / gre control
     }
 )
 
 UDP_SERVER_PORTS = frozenset(
     {
         53, 137, 5353, 5355,  # dns, netbios-ns, mdns, llmnr
-        67,  # dhcp server (Zeek's baselines show 68 is not treated as a server port)
-        69,  # tftp
+        67, 4011,  # dhcp server ports (68 is registered as a client port: not likely)
         88,  # kerberos
-        111, 2049,  # sun rpc, nfs
         123,  # ntp
         161, 162,  # snmp
         389,  # ldap (cldap)
         443,  # quic
-        500, 4500,  # ike
         514,  # syslog
-        1812, 1813,  # radius
+        1812,  # radius
         3389,  # rdp over udp
         3544,  # teredo
         4789,  # vxlan
@@ -63,7 +59,6 @@ UDP_SERVER_PORTS = frozenset(
         6081,  # geneve
         2123, 2152,  # gtp
         20000,  # dnp3
-        47808,  # bacnet
     }
 )
 
