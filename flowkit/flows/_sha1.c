@@ -72,12 +72,17 @@ fill(const columns_t *c)
                     block[n++] = (uint8_t)(xs[x] >> (56 - 8 * m));
         }
         uint64_t ap = (uint64_t)c->aport[r], bp = (uint64_t)c->bport[r];
-        block[n] = (uint8_t)c->proto[r];
-        block[n + 2] = (uint8_t)(ap >> 8);
-        block[n + 3] = (uint8_t)ap;
-        block[n + 4] = (uint8_t)(bp >> 8);
-        block[n + 5] = (uint8_t)bp;
-        n += 6;
+        int64_t proto = c->proto[r];
+        block[n] = (uint8_t)proto;
+        n += 2; /* proto, padding */
+        /* the spec hashes ports only for protocols that have them (ICMP: type/code) */
+        if (proto == 1 || proto == 6 || proto == 17 || proto == 58 || proto == 132) {
+            block[n] = (uint8_t)(ap >> 8);
+            block[n + 1] = (uint8_t)ap;
+            block[n + 2] = (uint8_t)(bp >> 8);
+            block[n + 3] = (uint8_t)bp;
+            n += 4;
+        }
         block[n] = 0x80;
         int bits = n * 8;
         block[62] = (uint8_t)(bits >> 8);
