@@ -12,7 +12,8 @@ reads it; parentheses group):
 
     expr      := unary (("and" | "&&" | "or" | "||") unary)*
     unary     := ("not" | "!") unary | "(" expr ")" | primitive
-    primitive := "tcp" | "udp" | "icmp" | "icmp6" | "ip" | "ip6" | "vlan" [N]
+    primitive := "tcp" | "udp" | "icmp" | "icmp6" | "sctp" | "ip" | "ip6" | "vlan" [N]
+               | ["ip" | "ip6"] "proto" (N | NAME | "\\"NAME)
                | [proto] [dir] ("host" ADDR | "net" CIDR | "net" ADDR "mask" MASK
                                 | "port" N | "portrange" N "-" N)
                | VALUE          (repeats the previous primitive's qualifiers: "port 80 or 443")
@@ -22,7 +23,7 @@ reads it; parentheses group):
 Where flowkit and tcpdump differ (both on purpose: flowkit filters what it decoded):
 ``host``/``net`` match IP packets only (tcpdump also matches ARP addresses); every
 primitive sees through VLAN and MPLS tags (tcpdump needs ``vlan``/``mpls`` first);
-``tcp``/``udp``/``icmp6`` use the protocol after IPv6 extension headers; packets flowkit
+``tcp``/``udp``/``icmp6``/``proto N`` use the protocol after IPv6 extension headers; packets flowkit
 marks malformed or truncated before the ports carry no ports. ``vlan N`` compares the
 outer tag and does not shift later primitives, unlike tcpdump's ``vlan``.
 
@@ -45,8 +46,11 @@ from flowkit.errors import FilterError
 
 __all__ = ["compile_filter", "compile_flow_filter", "parse", "FilterError"]
 
-PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
-PROTO_WORDS = ("tcp", "udp", "icmp", "icmp6", "ip", "ip6")
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58, "sctp": 132}
+PROTO_WORDS = ("tcp", "udp", "icmp", "icmp6", "sctp", "ip", "ip6")
+# names ``proto`` accepts (pcap-filter(7)'s list), besides numbers
+PROTO_NAMES = {"icmp": 1, "igmp": 2, "igrp": 9, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47, "esp": 50,
+               "ah": 51, "icmp6": 58, "pim": 103, "vrrp": 112, "sctp": 132, "ospf": 89}
 KIND_WORDS = ("host", "net", "port", "portrange")
 DIR_WORDS = ("src", "dst")
 STATUS_FRAGMENT = 5  # decode.schema.Status.FRAGMENT: no ports in non-first fragments
@@ -81,6 +85,12 @@ class Or:
 @dataclass(frozen=True)
 class Proto:
     name: str  # tcp, udp, icmp, icmp6, ip, ip6
+
+
+@dataclass(frozen=True)
+class IpProto:
+    number: int  # IP protocol (after IPv6 extension headers)
+    version: int | None = None  # "ip proto" 4, "ip6 proto" 6, "proto" either
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,13 @@ class _Parser:
                 return Vlan(vid)
             return Vlan(None)
 
+        if w == "proto" or (w in ("ip", "ip6") and self.word(1) == "proto"):
+            version = {"ip": 4, "ip6": 6}.get(w)
+            if version:
+                self.take()
+            self.take()
+            return IpProto(self.parse_proto_number(), version)
+
         proto = None
         if w in PROTO_WORDS:
             nxt = self.word(1)
@@ -280,6 +297,18 @@ class _Parser:
             lo, hi = hi, lo  # tcpdump accepts a reversed range
         return Port(direction, lo, hi, proto)
 
+    def parse_proto_number(self) -> int:
+        t = self.peek()
+        if t is None:
+            raise self.error_at_end("'proto' needs a protocol number or name")
+        self.take()
+        text = t.text.lower().lstrip("\\")
+        if text.isdigit() and int(text) <= 255:
+            return int(text)
+        if text in PROTO_NAMES:
+            return PROTO_NAMES[text]
+        raise self.error(t, f"{t.text!r} is not an IP protocol number (0-255) or name")
+
     def parse_port(self, token: Token, text: str, pos: int) -> int:
         if not text.isdigit() or int(text) > 65535:
             raise _error(self.expr, pos, f"{text!r} is not a port number (0-65535)")
@@ -318,7 +347,7 @@ def _looks_like_value(word: str) -> bool:
 
 
 def parse(expr: str):
-    """Parse ``expr`` into the syntax tree (``Or``/``And``/``Not``/``Proto``/``Net``/``Port``/``Vlan``)."""
+    """Parse ``expr`` into the syntax tree (``Or``/``And``/``Not``/``Proto``/``IpProto``/``Net``/``Port``/``Vlan``)."""
     if not isinstance(expr, str):
         raise TypeError(f"filter expression must be a string, not {type(expr).__name__}")
     return _Parser(expr).parse()
@@ -406,6 +435,9 @@ class _PacketColumns(_Columns):
             mask &= self.ip_version() != 0
         return mask
 
+    def ip_proto(self) -> np.ndarray:
+        return self.get("ip_proto")
+
     def has_ports(self, proto: str | None) -> np.ndarray:
         ip_proto = self.get("ip_proto")
         ok = self.get("status") != STATUS_FRAGMENT
@@ -424,10 +456,22 @@ class _FlowColumns(_Columns):
     """Flow tables (schema in flows/schema.py, Arrow or pandas): protocol names, text addresses."""
 
     def transport(self, name: str) -> np.ndarray:
-        mask = self.get("proto").astype(object) == name
-        if name == "icmp":  # flow tables may hold ICMPv6 as "icmp" with ip_version 6
-            mask &= self.ip_version() == 4
-        return np.asarray(mask, dtype=bool)
+        return self.ip_proto() == PROTO_NUMBERS[name]
+
+    def ip_proto(self) -> np.ndarray:
+        """Protocol numbers: the ``ip_proto`` column, or from ``proto`` names in older tables.
+
+        ``proto`` says "icmp" for ICMPv6 too (as Zeek writes it): the IP version tells them apart.
+        """
+        def make():
+            if "ip_proto" in _names(self.data):
+                return np.asarray(self.get("ip_proto"), np.int64)
+            p = self.get("proto").astype(object)
+            icmp = np.where(self.ip_version() == 6, 58, 1)
+            return np.select([p == "tcp", p == "udp", p == "icmp", p == "icmp6", p == "sctp"],
+                             [6, 17, icmp, 58, 132], -1)
+
+        return self.cached("ip_proto", make)
 
     def has_ports(self, proto: str | None) -> np.ndarray:
         p = self.get("proto").astype(object)
@@ -454,6 +498,12 @@ class _FlowColumns(_Columns):
         return uniques, codes
 
 
+def _names(data) -> list[str]:
+    if isinstance(data, (pa.RecordBatch, pa.Table)):
+        return data.schema.names
+    return list(data.keys()) if isinstance(data, dict) else list(data.columns)
+
+
 def _evaluate(node, cols) -> np.ndarray:
     if isinstance(node, Or):
         return _evaluate(node.left, cols) | _evaluate(node.right, cols)
@@ -463,6 +513,10 @@ def _evaluate(node, cols) -> np.ndarray:
         return ~_evaluate(node.arg, cols)
     if isinstance(node, Proto):
         return cols.proto(node.name)
+    if isinstance(node, IpProto):
+        mask = cols.ip_proto() == node.number
+        version = cols.ip_version()
+        return mask & ((version != 0) if node.version is None else (version == node.version))
     if isinstance(node, Vlan):
         vlan = cols.get("vlan")
         return vlan != 0 if node.vid is None else vlan == node.vid

@@ -39,6 +39,11 @@ EXPRESSIONS = [
     "port 80 or 8080",
     "udp or tcp and port 80",  # equal precedence: (udp or tcp) and port 80
     "tcp and port 8081 or udp and port 53",
+    "proto 17",
+    "ip proto 6",
+    "ip6 proto 17",
+    "proto \\tcp and not ip6",
+    "ip proto 1 or ip6 proto 58",
 ]
 
 
@@ -109,6 +114,7 @@ CORPUS_EXPRESSIONS = [
     "tcp", "udp", "icmp", "icmp6", "ip", "ip6", "port 53", "portrange 1-1023",
     "tcp and not port 80", "udp or icmp", "net 10.0.0.0/8", "src net 192.168.0.0/16",
     "dst portrange 1024-65535", "ip6 and net 2000::/3", "not (tcp or udp) and ip",
+    "proto 1", "ip proto 17", "ip6 proto 58", "proto 41", "ip6 proto 6",
 ]
 
 
