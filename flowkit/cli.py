@@ -126,7 +126,7 @@ def _check_output(path: Path, *, directory: bool = False) -> None:
 
 
 # ----------------------------------------------------------------------------- shared options
-CapturesArg = typer.Argument(..., metavar="CAPTURE", help="pcap/pcapng files (compressed too); '-' reads standard input; analyses also accept a flows .parquet file")
+CapturesArg = typer.Argument(..., metavar="CAPTURE", help="pcap/pcapng files (compressed too); '-' reads standard input; or saved flows: a flows .parquet file, a batch dataset directory, a Zeek conn.log (TSV or JSON)")
 EngineOpt = typer.Option("fast", "--engine", "-e", help="decode engine: fast, dpkt or pyshark")
 FilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="keep flows matching a tcpdump-style expression (src = originator, dst = responder), e.g. 'tcp and dst port 80'")
 PacketFilterOpt = typer.Option(None, "--packet-filter", metavar="EXPR", help="keep only packets matching EXPR before building flows (tcpdump semantics, packet by packet)")
@@ -210,7 +210,10 @@ def _with_options(*groups):
 
 
 def _is_flow_file(path: str) -> bool:
-    return path != "-" and Path(path).suffix.lower() in (".parquet", ".pq")
+    """Saved flows (Parquet, a batch dataset directory, a Zeek conn.log) rather than a capture."""
+    from flowkit.saved import is_saved
+
+    return is_saved(path)
 
 
 def _CountingPackets(*args, **kwargs):
@@ -234,8 +237,11 @@ def build_table(s: Settings):
     from flowkit.flows import FlowTable
     from flowkit.progress import ReadProgress
 
-    if any(_is_flow_file(c) for c in s.captures):
-        raise click.UsageError("give either captures or flow .parquet files, not both")
+    saved = [_is_flow_file(c) for c in s.captures]
+    if any(saved) and not all(saved):
+        raise click.UsageError("give either captures or saved flows (.parquet, dataset directory, Zeek conn.log), not both")
+    if saved and all(saved):
+        return _saved_table(s)
     sources = s.sources()
     source = sources if len(sources) > 1 else sources[0]
     options = s.flow_options()
@@ -258,31 +264,28 @@ def build_table(s: Settings):
 
 
 def load_flows(s: Settings):
-    """(flows DataFrame, ledger): from captures, or read from flow Parquet files (ledger None)."""
-    if s.captures and all(_is_flow_file(c) for c in s.captures):
-        import pandas as pd
-
-        df = pd.concat([_read_flow_file(c).to_pandas() for c in s.captures], ignore_index=True)
-        if s.filter:
-            from flowkit.filter import compile_flow_filter
-
-            df = df[compile_flow_filter(s.filter)(df)].reset_index(drop=True)
-        return df, None
+    """(flows DataFrame, ledger): from captures, or from saved flows (ledger None)."""
     table = build_table(s)
-    return table.to_pandas(), table.stats
+    return table.to_pandas(), (None if getattr(table, "saved", False) else table.stats)
 
 
-def _read_flow_file(path: str):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _saved_table(s: Settings):
+    """FlowTable of saved flows (no packet ledger), flow filter applied; notes on stderr."""
+    from flowkit.flows import FlowTable
+    from flowkit.saved import read_saved
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "no such file", path)
-    try:
-        return pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        reason = str(exc).rsplit(": ", 1)[-1].split(". ")[0]  # arrow's message without its file name
-        raise FlowkitError(f"{path}: not a flow Parquet file ({reason})") from exc
+    saved = read_saved(s.captures)
+    if not s.quiet:
+        for note in saved.notes:
+            print(f"flowkit: note: {note}", file=sys.stderr)
+    arrow = saved.table
+    if s.filter:
+        from flowkit.filter import compile_flow_filter
+
+        arrow = arrow.filter(compile_flow_filter(s.filter)(arrow))
+    table = FlowTable(arrow)
+    table.saved = True  # no packets were read: there is no ledger to show
+    return table
 
 
 def _warn_damage(ledger, quiet: bool) -> None:
@@ -333,8 +336,6 @@ def flows(
         if active_timeout <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
         s.active_timeout = active_timeout
-    if any(_is_flow_file(c) for c in captures):
-        raise click.UsageError("'flows' reads captures; analyses accept flow .parquet files")
     if format is not None and format not in FORMATS:
         raise click.BadParameter(f"{format!r} is not one of {', '.join(FORMATS)}", param_hint="'--format'")
     if output is not None and json:

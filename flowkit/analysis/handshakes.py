@@ -19,14 +19,23 @@ def handshakes(flows) -> pd.DataFrame:
     df = tcp_only(_frame(flows, _REQUIRED))
     syn_count = df["syn_count"].fillna(0).astype(np.int64).to_numpy()
     has_syn = (syn_count > 0) | df["syn_ts"].notna().to_numpy()
-    has_synack = df["synack_ts"].notna().to_numpy()
-    has_ack = df["ack_ts"].notna().to_numpy()
+    has_synack = df["synack_ts"].notna().to_numpy().copy()
+    has_ack = df["ack_ts"].notna().to_numpy().copy()
     # A responder RST to a SYN that got no SYN-ACK: Zeek's REJ, and also what Zeek files as
     # RSTOS0/RSTR when both sides reset; the count column is authoritative, history the fallback.
+    history = col_or(df, "history", "").fillna("").astype(str)
     if "dst_rst" in df.columns:
-        responder_rst = df["dst_rst"].fillna(0).to_numpy() > 0
+        responder_rst = df["dst_rst"].fillna(0).to_numpy().astype(np.int64) > 0
     else:  # a frame without flag counts: Zeek's history letter r is a responder RST
-        responder_rst = col_or(df, "history", "").fillna("").astype(str).str.contains("r", regex=False).to_numpy()
+        responder_rst = history.str.contains("r", regex=False).to_numpy().copy()
+    if "src_syn" in df.columns and df["src_syn"].isna().any():
+        # rows read from a Zeek conn.log carry no flag counts and no handshake times: its history
+        # letters say what was seen (S originator SYN, h responder SYN-ACK, then A/D/F from the originator)
+        z = df["src_syn"].isna().to_numpy()
+        has_syn[z] = history[z].str.contains("S", regex=False).to_numpy()
+        has_synack[z] = history[z].str.contains("h", regex=False).to_numpy()
+        has_ack[z] = history[z].str.contains("h.*[ADF]", regex=True).to_numpy()
+        responder_rst[z] = history[z].str.contains("r", regex=False).to_numpy()
 
     outcome = np.select(
         [

@@ -1,0 +1,276 @@
+"""Zeek conn.log (TSV or JSON, plain or gzip) into a flow table in flowkit's schema.
+
+Columns follow ``flowkit.flows.table.ZEEK_FIELDS`` (the names flowkit writes Zeek logs with);
+what a conn.log does not hold is derived from ``history`` where Zeek's letters say it, else
+left null. Reference: docs/cli.md ("Saved flows as input").
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowkit.errors import FlowkitError
+from flowkit.flows.schema import FLOW_SCHEMA
+from flowkit.saved import tsv_start
+
+REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
+COUNTS = {"orig_pkts": "src_pkts", "resp_pkts": "dst_pkts", "orig_ip_bytes": "src_ip_bytes",
+          "resp_ip_bytes": "dst_ip_bytes", "orig_bytes": "src_payload_bytes", "resp_bytes": "dst_payload_bytes"}  # fmt: skip
+PROTO_NUMBERS = {"tcp": 6, "udp": 17}
+_HEADER = re.compile(rb"^#[^\n]*(?:\n|$)", re.M)
+_NUMBER = r"^-?[0-9]+(\.[0-9]*)?$"
+LINE = "\0line"  # row -> line in the file, beside the fields
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise FlowkitError(f"{path}: damaged gzip data ({exc})") from exc
+    return data
+
+
+def read_conn_log(path) -> tuple[pa.Table, dict]:
+    """(flows in FLOW_SCHEMA, {proto: rows left out}) from a conn.log; only TCP and UDP rows are kept,
+    as in flowkit's own flow tables."""
+    path = str(path)
+    data = _read_bytes(path)
+    if data.lstrip()[:1] == b"{":
+        cols = _json_columns(path, data)
+    else:
+        cols = _tsv_columns(path, data)
+    return _to_flows(path, cols)
+
+
+# ---------------------------------------------------------------- the two encodings
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _tsv_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
+    """Every data block under its own ``#fields`` header (rotated logs concatenated keep theirs)."""
+    import pyarrow.csv as csv
+
+    first = tsv_start(data)
+    if first < 0:
+        raise FlowkitError(f"{path}: line 1: not a Zeek log: no '#separator' header "
+                           "(a zeek-cut extract without Zeek's headers cannot be read)")
+    sep, unset, empty, fields = "\t", "-", "(empty)", None
+    parts: dict[str, list] = {}
+    headers = list(_HEADER.finditer(data, first))
+    for i, h in enumerate(headers):
+        line = h.group().decode("utf-8", "replace").rstrip("\n")
+        if line.startswith("#separator "):
+            sep = _unescape(line.split(" ", 1)[1])
+            continue
+        key, _, value = line.partition(sep)
+        if key == "#unset_field":
+            unset = value
+        elif key == "#empty_field":
+            empty = value
+        elif key == "#fields":
+            fields = value.split(sep)
+        start = h.end()
+        stop = headers[i + 1].start() if i + 1 < len(headers) else len(data)
+        block = data[start:stop]
+        if not block.strip():
+            continue
+        if fields is None:
+            line = data.count(b"\n", 0, start) + 1
+            raise FlowkitError(f"{path}: line {line}: data before any '#fields' header")
+        try:
+            table = csv.read_csv(
+                io.BytesIO(block),
+                read_options=csv.ReadOptions(column_names=fields),
+                parse_options=csv.ParseOptions(delimiter=sep, quote_char=False, escape_char=False, double_quote=False),
+                convert_options=csv.ConvertOptions(column_types={f: pa.string() for f in fields},
+                                                   null_values=[unset], strings_can_be_null=True),
+            )
+        except pa.ArrowInvalid as exc:
+            first = data.count(b"\n", 0, start) + 1
+            raise FlowkitError(f"{path}: lines from {first}: not a Zeek log row ({exc})") from exc
+        line0 = data.count(b"\n", 0, start) + 1
+        for f in fields:
+            col = table.column(f)
+            if empty is not None:
+                col = pc.if_else(pc.equal(col, empty), "", col)
+            parts.setdefault(f, []).append((line0, col))
+    if fields is None:
+        raise FlowkitError(f"{path}: not a Zeek log: no '#fields' header")
+    return _join(parts)
+
+
+def _json_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
+    """Zeek's JSON logs: one object per line, dotted names (``id.orig_h``), unset fields left out."""
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(io.BytesIO(data))
+    except pa.ArrowInvalid as exc:
+        raise FlowkitError(f"{path}: not a Zeek JSON log ({exc})") from exc
+    table = table.flatten() if "id" in table.column_names else table  # {"id": {"orig_h": ...}} as some shippers write
+    cols = {name: table.column(name) for name in table.column_names}
+    cols[LINE] = np.arange(1, table.num_rows + 1)  # one object per line
+    return cols
+
+
+def _join(parts: dict) -> dict:
+    """Blocks with different ``#fields`` (logs concatenated): a field a block lacks is null there.
+    ``LINE`` holds each row's line number in the file, for messages."""
+    size = {line0: len(c) for pieces in parts.values() for line0, c in pieces}
+    starts = sorted(size)
+    out = {}
+    for name, pieces in parts.items():
+        have = dict(pieces)
+        out[name] = pa.chunked_array([have.get(s, pa.nulls(size[s], pa.string())) for s in starts], pa.string())
+    out[LINE] = np.concatenate([s + np.arange(size[s]) for s in starts]) if starts else np.zeros(0, np.int64)
+    return out
+
+
+# ---------------------------------------------------------------- to flowkit's columns
+
+
+def _column(cols: dict, name: str, n: int) -> pa.ChunkedArray:
+    if name in cols:
+        c = cols[name]
+        return c if isinstance(c, pa.ChunkedArray) else pa.chunked_array([c])
+    return pa.chunked_array([pa.nulls(n)], pa.null())
+
+
+def _numbers(path: str, cols: dict, name: str, n: int, kind) -> pa.ChunkedArray:
+    """A numeric Zeek field as ``kind`` (strings are checked first, so a bad value is named)."""
+    c = _column(cols, name, n)
+    if pa.types.is_string(c.type):
+        ok = pc.or_kleene(pc.match_substring_regex(c, _NUMBER), pc.is_null(c))
+        if len(c) and not pc.all(ok).as_py():
+            i = pc.index(ok, False).as_py()
+            raise FlowkitError(f"{path}: line {cols[LINE][i]}: {name} {c[i].as_py()!r} is not a number")
+        c = pc.cast(c, pa.float64() if kind in ("float", "time") else pa.int64())
+    if pa.types.is_null(c.type):
+        c = c.cast(pa.float64() if kind in ("float", "time") else pa.int64())
+    return c
+
+
+def _ts_ns(path: str, cols: dict, n: int) -> np.ndarray:
+    """Zeek ``ts``: epoch seconds (TSV, JSON::TS_EPOCH), integer milliseconds (JSON::TS_MILLIS)
+    or ISO 8601 text (JSON::TS_ISO8601), as int64 nanoseconds."""
+    c = cols["ts"]
+    if pa.types.is_string(c.type) and n and not pc.all(pc.match_substring_regex(c, _NUMBER)).as_py():
+        try:
+            return pc.cast(c, pa.timestamp("ns", "UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            ok = pc.match_substring_regex(c, _NUMBER)
+            i = pc.index(ok, False).as_py()
+            raise FlowkitError(f"{path}: line {cols[LINE][i]}: ts {c[i].as_py()!r} is not a Zeek time") from None
+    if pa.types.is_integer(c.type):
+        v = c.to_numpy().astype(np.int64)
+        return np.where(np.abs(v) >= 10**11, v * 1_000_000, v * 1_000_000_000)  # milliseconds or seconds
+    v = _numbers(path, cols, "ts", n, "time").to_numpy()
+    return np.round(v * 1e6).astype(np.int64) * 1000  # Zeek writes microseconds
+
+
+def _strings(cols: dict, name: str, n: int, default: str | None) -> pa.Array:
+    c = _column(cols, name, n)
+    c = c.cast(pa.string()) if not pa.types.is_string(c.type) else c
+    return pc.fill_null(c, default).combine_chunks() if default is not None else c.combine_chunks()
+
+
+def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
+    missing = [f for f in REQUIRED if f not in cols]
+    if missing:
+        raise FlowkitError(f"{path}: not a conn.log with connections: no {', '.join(missing)} field "
+                           "(flowkit needs ts, the id.* five-tuple and proto)")
+    n = len(cols["ts"])
+    proto = pc.utf8_lower(_strings(cols, "proto", n, ""))
+    keep = pc.is_in(proto, pa.array(list(PROTO_NUMBERS)))
+    left_out = {}
+    if not pc.all(keep).as_py():
+        vc = pc.value_counts(pc.filter(proto, pc.invert(keep)))
+        left_out = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+        mask = keep.to_numpy(zero_copy_only=False)
+        cols = {k: v[mask] if k == LINE else (v if isinstance(v, pa.ChunkedArray) else pa.chunked_array([v])).filter(keep)
+                for k, v in cols.items()}
+        proto = proto.filter(keep)
+        n = len(proto)
+
+    ts = _ts_ns(path, cols, n)
+    duration = np.nan_to_num(_numbers(path, cols, "duration", n, "float").to_numpy(zero_copy_only=False), nan=0.0)
+    out = {
+        "flow_id": _flow_ids(cols, n),
+        "ts_start": pa.array(ts, pa.int64()).cast(pa.timestamp("ns", "UTC")),
+        "ts_end": pa.array(ts + np.round(duration * 1e9).astype(np.int64), pa.int64()).cast(pa.timestamp("ns", "UTC")),
+        "duration": pa.array(duration, pa.float64()),
+        "proto": proto,
+    }
+    src, dst = _strings(cols, "id.orig_h", n, ""), _strings(cols, "id.resp_h", n, "")
+    out["ip_version"] = pc.if_else(pc.match_substring(src, ":"), 6, 4).cast(pa.uint8())
+    out["src_ip"], out["dst_ip"] = src, dst
+    for zeek, name in (("id.orig_p", "src_port"), ("id.resp_p", "dst_port")):
+        out[name] = _numbers(path, cols, zeek, n, "int").cast(pa.uint16())
+    for zeek, name in COUNTS.items():  # unset (Zeek leaves the byte counts unset at duration 0) reads as 0
+        out[name] = pc.fill_null(_numbers(path, cols, zeek, n, "int"), 0).cast(pa.uint64())
+    history = _strings(cols, "history", n, "")
+    out["conn_state"] = _strings(cols, "conn_state", n, None)
+    out["history"] = history
+    # TCP flag counts per direction cannot be told from history (its letters say "at least once")
+    for f in FLOW_SCHEMA.names:
+        if f.startswith(("src_", "dst_")) and f not in out and f not in ("src_payload_bytes", "dst_payload_bytes"):
+            out[f] = pa.nulls(n, pa.uint32())
+    is_tcp = pc.equal(proto, "tcp")
+    first_syn = pc.and_(is_tcp, pc.starts_with(history, "S"))
+    # the originator's first packet was its SYN: ts is the SYN's time; the others' times are not in a conn.log
+    out["syn_ts"] = pc.if_else(first_syn, out["ts_start"], pa.scalar(None, pa.timestamp("ns", "UTC")))
+    for f in ("syn_last_ts", "synack_ts", "ack_ts"):
+        out[f] = pa.nulls(n, pa.timestamp("ns", "UTC"))
+    # Zeek repeats S only for a SYN with a new sequence number: retransmissions of one SYN count once
+    out["syn_count"] = pc.if_else(is_tcp, pc.count_substring(history, "S"), 0).cast(pa.uint32())
+    out["community_id"] = (_strings(cols, "community_id", n, None) if "community_id" in cols
+                           else _community_ids(out, n))
+    for f in ("vlan", "inner_vlan"):
+        out[f] = pc.fill_null(_numbers(path, cols, f, n, "int"), 0).cast(pa.uint16())
+    table = pa.table({f.name: out[f.name] for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
+    return table, left_out
+
+
+def _flow_ids(cols: dict, n: int) -> pa.Array:
+    """flowkit's own Zeek output writes ``uid`` as ``F`` + 16 hex digits of flow_id: read it back;
+    Zeek's random uids map to nothing."""
+    if "uid" not in cols:
+        return pa.nulls(n, pa.uint64())
+    uid = _strings(cols, "uid", n, "")
+    ours = pc.match_substring_regex(uid, r"^F[0-9a-f]{16}$")
+    hexed = pc.if_else(ours, pc.utf8_slice_codeunits(uid, 1), None)
+    values = [None if h is None else int(h, 16) for h in hexed.to_pylist()] if pc.any(ours).as_py() else [None] * n
+    return pa.array(values, pa.uint64())
+
+
+def _community_ids(out: dict, n: int) -> pa.Array:
+    """Community ID v1 from the five-tuple, as flowkit computes it for captures."""
+    from flowkit.decode.addresses import address_matrix, from_strings
+    from flowkit.flows.community import community_ids
+
+    if n == 0:
+        return pa.array([], pa.string())
+    try:
+        a = address_matrix(from_strings(out["src_ip"])).view(">u8").astype(np.uint64)
+        b = address_matrix(from_strings(out["dst_ip"])).view(">u8").astype(np.uint64)
+    except ValueError:
+        return pa.nulls(n, pa.string())  # an address that is not one: no ID rather than a wrong one
+    ap = out["src_port"].to_numpy(zero_copy_only=False).astype(np.int64)
+    bp = out["dst_port"].to_numpy(zero_copy_only=False).astype(np.int64)
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & ((a[:, 1] > b[:, 1]) | ((a[:, 1] == b[:, 1]) & (ap > bp))))
+    lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
+    plo, phi = np.where(swap, bp, ap), np.where(swap, ap, bp)
+    proto = np.where(out["proto"].to_numpy(zero_copy_only=False) == "tcp", 6, 17)
+    version = out["ip_version"].to_numpy(zero_copy_only=False)
+    return community_ids(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1], plo, phi, proto, version)
