@@ -1,8 +1,8 @@
 """Zeek conn.log (TSV or JSON, plain or gzip) into a flow table in flowkit's schema.
 
-Columns follow ``flowkit.flows.table.ZEEK_FIELDS`` (the names flowkit writes Zeek logs with);
-what a conn.log does not hold is derived from ``history`` where Zeek's letters say it, else
-left null. Reference: docs/cli.md ("Saved flows as input").
+Zeek's field names map to flowkit's columns as ``flowkit.flows.table.ZEEK_FIELDS`` says (the
+same table flowkit writes its own Zeek logs with); what a conn.log does not hold is derived from
+``history`` where Zeek's letters say it, else left null. Reference: docs/cli.md ("Saved flows as input").
 """
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import pyarrow.compute as pc
 
 from flowkit.errors import FlowkitError
 from flowkit.flows.schema import FLOW_SCHEMA
+from flowkit.flows.table import ZEEK_FIELDS
 from flowkit.saved import tsv_start
 
 REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
-COUNTS = {"orig_pkts": "src_pkts", "resp_pkts": "dst_pkts", "orig_ip_bytes": "src_ip_bytes",
-          "resp_ip_bytes": "dst_ip_bytes", "orig_bytes": "src_payload_bytes", "resp_bytes": "dst_payload_bytes"}  # fmt: skip
-PROTO_NUMBERS = {"tcp": 6, "udp": 17}
+ADDRS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "addr"}  # id.orig_h -> src_ip, ...
+PORTS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "port"}
+COUNTS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "count" and col}  # orig_pkts -> src_pkts, ...
+FLOW_PROTOS = ("tcp", "udp")
 _HEADER = re.compile(rb"^#[^\n]*(?:\n|$)", re.M)
 _NUMBER = r"^-?[0-9]+(\.[0-9]*)?$"
 LINE = "\0line"  # row -> line in the file, beside the fields
@@ -97,8 +99,8 @@ def _tsv_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
                                                    null_values=[unset], strings_can_be_null=True),
             )
         except pa.ArrowInvalid as exc:
-            first = data.count(b"\n", 0, start) + 1
-            raise FlowkitError(f"{path}: lines from {first}: not a Zeek log row ({exc})") from exc
+            line = data.count(b"\n", 0, start) + 1
+            raise FlowkitError(f"{path}: lines from {line}: not a Zeek log row ({exc})") from exc
         line0 = data.count(b"\n", 0, start) + 1
         for f in fields:
             col = table.column(f)
@@ -192,7 +194,7 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
                            "(flowkit needs ts, the id.* five-tuple and proto)")
     n = len(cols["ts"])
     proto = pc.utf8_lower(_strings(cols, "proto", n, ""))
-    keep = pc.is_in(proto, pa.array(list(PROTO_NUMBERS)))
+    keep = pc.is_in(proto, pa.array(list(FLOW_PROTOS)))
     left_out = {}
     if not pc.all(keep).as_py():
         vc = pc.value_counts(pc.filter(proto, pc.invert(keep)))
@@ -212,10 +214,10 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
         "duration": pa.array(duration, pa.float64()),
         "proto": proto,
     }
-    src, dst = _strings(cols, "id.orig_h", n, ""), _strings(cols, "id.resp_h", n, "")
-    out["ip_version"] = pc.if_else(pc.match_substring(src, ":"), 6, 4).cast(pa.uint8())
-    out["src_ip"], out["dst_ip"] = src, dst
-    for zeek, name in (("id.orig_p", "src_port"), ("id.resp_p", "dst_port")):
+    for zeek, name in ADDRS.items():
+        out[name] = _strings(cols, zeek, n, "")
+    out["ip_version"] = pc.if_else(pc.match_substring(out["src_ip"], ":"), 6, 4).cast(pa.uint8())
+    for zeek, name in PORTS.items():
         out[name] = _numbers(path, cols, zeek, n, "int").cast(pa.uint16())
     for zeek, name in COUNTS.items():  # unset (Zeek leaves the byte counts unset at duration 0) reads as 0
         out[name] = pc.fill_null(_numbers(path, cols, zeek, n, "int"), 0).cast(pa.uint64())
