@@ -513,6 +513,7 @@ def report(
     captures: List[str] = CapturesArg,
     output: Path = typer.Option(..., "--output", "-o", help="HTML file to write"),
     title: Optional[str] = typer.Option(None, "--title", help="page title"),
+    top: int = typer.Option(20, "--top", help="services listed (ranked across protocols, as 'flowkit ports --top') and largest flows shown"),
     **shared,
 ) -> None:
     """Write the self-contained HTML report (captures, flow .parquet files, or a batch dataset directory)."""
@@ -533,7 +534,7 @@ def report(
         else:
             source = build_table(s)  # a FlowTable: the report shows its ledger too
             names = ["standard input" if str(c) == "-" else Path(c).name for c in captures]
-    path = write_report(source, output, title=title, sources=names)
+    path = write_report(source, output, title=title, sources=names, top=top)
     if not shared["quiet"]:
         print(f"wrote {path}", file=sys.stderr)
 

@@ -48,16 +48,21 @@ def test_port_tiers_counts_packets_bytes():
     assert t["share"].sum() == pytest.approx(1.0)
 
 
-def test_services_top_per_protocol_with_names():
-    s = A.services(frame(_mix()), top=2)
-    tcp_rows = s[s["proto"] == "tcp"]
-    assert list(tcp_rows["dst_port"]) == [443, 8080]  # the two busiest; ties would sort by port
-    assert list(tcp_rows["service"]) == ["https", "http-alt"]
-    assert list(tcp_rows["flows"]) == [6, 2]
-    assert tcp_rows.iloc[0]["servers"] == 2 and tcp_rows.iloc[0]["clients"] == 6
-    udp_rows = s[s["proto"] == "udp"]
-    assert udp_rows.iloc[0]["dst_port"] == 53 and udp_rows.iloc[0]["service"] == "domain"
-    assert len(s) == 4
+def test_services_ranked_across_protocols_with_names():
+    s = A.services(frame(_mix()), top=3)
+    # 6 https flows, 3 udp dns, 2 to 8080: one ranking whatever the protocol
+    assert list(zip(s["proto"], s["dst_port"], s["flows"])) == [("tcp", 443, 6), ("udp", 53, 3), ("tcp", 8080, 2)]
+    assert list(s["service"]) == ["https", "domain", "http-alt"]
+    assert s.iloc[0]["servers"] == 2 and s.iloc[0]["clients"] == 6
+
+
+def test_a_busy_udp_service_ranks_above_tcp_ports_seen_once():
+    # a scan of 16 TCP ports (one flow each) beside 13 DNS queries: DNS is the top service
+    rows = [tcp(f"10.0.0.3:{40000 + p} > 10.1.0.1:{p}", "rejected", t=p) for p in range(1, 17)]
+    rows += [udp(f"10.0.0.9:{41000 + i} > 10.1.0.53:53", t=i) for i in range(13)]
+    s = A.services(frame(rows), top=5)
+    assert list(zip(s["proto"], s["dst_port"], s["flows"])) == [
+        ("udp", 53, 13), ("tcp", 1, 1), ("tcp", 2, 1), ("tcp", 3, 1), ("tcp", 4, 1)]
 
 
 def test_service_name_facts():

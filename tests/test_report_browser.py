@@ -1,6 +1,10 @@
 """The report in a real browser: headless Chromium loads it offline, runs its script, draws it."""
 from __future__ import annotations
 
+import csv
+import html as html_lib
+import io
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -78,6 +82,89 @@ def test_clicking_a_header_sorts_the_table_numerically(page, tmp_path):
     assert len(col) == 1 and heads[col[0]]["title"] is None
     cells = dom.find("td", section="topflows")
     ports = [int(float(c["attrs"]["data-v"])) for c in cells[col[0]::len(heads)]]
-    assert len(ports) == min(25, len(flows))
+    assert len(ports) == min(20, len(flows))  # the report's default --top
     assert ports == sorted(ports)
     assert ports != sorted(ports, key=str)  # the check would not notice a text sort otherwise
+
+
+# ---------------------------------------------------------------- row cap, sorting and CSV in the browser
+
+
+def _scan_page(tmp_path) -> str:
+    """Exposure of 60 closed ports with port numbers in a shuffled order, and one open port."""
+    from analysisgen import frame, tcp
+
+    rng = np.random.default_rng(5)
+    ports = rng.permutation(np.arange(1000, 1060))
+    rows = [tcp(f"10.0.0.3:{30000 + i} > 10.1.0.1:{int(p)}", "rejected", t=i) for i, p in enumerate(ports)]
+    rows.append(tcp("10.0.0.9:50000 > 10.1.0.1:5", "complete", t=100))
+    return render_html(frame(rows), title="cap")
+
+
+def _run_in_page(binary, tmp_path, html: str, script: str, *args: str):
+    page = tmp_path / "page.html"
+    page.write_text(html.replace("</body>", f"<script>{script}</script></body>"), encoding="utf-8")
+    run = chromium(binary, tmp_path / "profile", *args, "--dump-dom", page.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    return parse(run.stdout), run.stdout
+
+
+def _exposure_rows(dom):
+    rows = [e for e in dom.find("tr", section="exposure") if e["parent"] and e["parent"]["tag"] == "tbody"]
+    return rows[-61:]  # the per-port table comes after the per-host one
+
+
+def test_sorting_covers_every_row_and_keeps_the_cap(tmp_path):
+    binary = require_tool("chromium")
+    click = ("var th=[...document.querySelectorAll('#exposure table')].pop().querySelectorAll('th');"
+             "[...th].find(h=>h.textContent==='dst_port').click();")  # descending first
+    dom, _ = _run_in_page(binary, tmp_path, _scan_page(tmp_path), click)
+    rows = _exposure_rows(dom)
+    cells = [e for e in dom.find("td", section="exposure")][-61 * 11:]
+    ports = [int(float(c["attrs"]["data-v"])) for c in cells[1::11]]
+    assert ports == sorted(ports, reverse=True) and ports[0] == 1059  # the largest port was past the cap
+    assert [("x" in r["cls"]) for r in rows] == [False] * 25 + [True] * 36
+
+
+def test_show_all_expands_in_place(tmp_path):
+    binary = require_tool("chromium")
+    click = "[...document.querySelectorAll('#exposure button.expand')].pop().click();"
+    dom, out = _run_in_page(binary, tmp_path, _scan_page(tmp_path), click)
+    tables = dom.find("table", section="exposure")
+    assert "expanded" in tables[-1]["cls"]
+    assert "show the first 25" in out and re.search(r'class="shown">61<', out)
+
+
+def test_csv_holds_every_row_with_raw_numbers(tmp_path):
+    binary = require_tool("chromium")
+    grab = ("var t=[...document.querySelectorAll('#exposure table')].pop();"
+            "var pre=document.createElement('pre');pre.id='csv';pre.textContent=window.flowkitReport.csvText(t);"
+            "document.body.appendChild(pre);")
+    _, out = _run_in_page(binary, tmp_path, _scan_page(tmp_path), grab)
+    text = html_lib.unescape(re.search(r'<pre id="csv">(.*?)</pre>', out, re.S).group(1))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 61
+    assert rows[0]["dst_port"] == "5" and rows[0]["state"] == "open"
+    assert sorted(int(r["dst_port"]) for r in rows[1:]) == list(range(1000, 1060))
+    assert {r["attempts"] for r in rows} == {"1"}
+
+
+def test_dataset_page_fits_1400_pixels(tmp_path):
+    """Long capture paths and wide tables: nothing sticks out of the page at 1400 px."""
+    binary = require_tool("chromium")
+    from analysisgen import frame, tcp
+
+    rows = [tcp(f"10.0.0.{1 + i % 7}:{40000 + i} > 10.1.0.{i % 5}:{80 + i % 3}", "complete", t=i) for i in range(200)]
+    flows = frame(rows)
+    flows["source"] = [f"/srv/captures/a-very-long-directory-name-for-the-sensor/eth{i % 4}/rotated-capture-{i % 9:04d}.pcap"
+                       for i in range(200)]
+    html = render_html(flows, title="dataset")
+    measure = ("var w=document.documentElement.clientWidth, bad=[];"
+               "document.querySelectorAll('main *').forEach(function(e){var r=e.getBoundingClientRect();"
+               "if(r.right>w+1&&!e.closest('.tw,.cell'))bad.push(e.tagName+'.'+e.className);});"
+               "document.querySelectorAll('.tw').forEach(function(e){if(e.scrollWidth>e.clientWidth+1)"
+               "bad.push('scroll:'+e.querySelector('table').getAttribute('data-name'));});"
+               "document.documentElement.setAttribute('data-overflow',bad.join(' '));")
+    dom, _ = _run_in_page(binary, tmp_path, html, measure, "--window-size=1400,2000")
+    (root,) = dom.find("html")
+    assert root["attrs"].get("data-overflow") == ""

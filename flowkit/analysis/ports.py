@@ -63,7 +63,7 @@ def port_tiers(flows) -> pd.DataFrame:
 
 
 def services(flows, top: int = 20) -> pd.DataFrame:
-    """Top server ports per protocol by flows.
+    """The ``top`` server ports by flows, ranked across protocols (ties: lower port, then tcp before udp).
 
     Columns: proto, dst_port, service, tier, flows, packets, bytes, servers, clients.
     """
@@ -78,8 +78,9 @@ def services(flows, top: int = 20) -> pd.DataFrame:
             "clients": g["src_ip"].nunique(),
         }
     ).reset_index()
-    out = out.sort_values(["proto", "flows", "dst_port"], ascending=[True, False, True])
-    out = out.groupby("proto", sort=True).head(top).reset_index(drop=True)
+    # one ranking across protocols: a busy UDP service is not listed after TCP ports seen once
+    out = out.sort_values(["flows", "dst_port", "proto"], ascending=[False, True, True], kind="stable")
+    out = out.head(top).reset_index(drop=True)
     out.insert(2, "service", service_names(out["dst_port"], out["proto"]))
     out.insert(3, "tier", tier_of(out["dst_port"]))
     return out

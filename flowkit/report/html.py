@@ -49,41 +49,87 @@ def ms(seconds) -> str:
     return f"{float(seconds) * 1000:.3g} ms"
 
 
-def table(df: pd.DataFrame, columns=None, *, formats=None, headers=None, max_rows: int = 50,
-          cls: str = "", caption: str = "") -> str:
-    """A sortable table (the inline script sorts on header click).
+ROW_CAP = 25  # rows every table shows before "show all": one cap for the whole page
+MAX_EMBED = 10_000  # rows a table writes into the page (the rest: the CLI's --json)
 
-    ``formats``: column -> callable(value) -> str. Cells keep the raw number in
-    ``data-v`` so sorting is numeric, not lexical.
+
+def share(v) -> str:
+    """A share as a percentage that never reads 0% for a non-zero count, nor 100% for less than all."""
+    if v is None or pd.isna(v):
+        return ""
+    v = float(v)
+    if v <= 0:
+        return "0%"
+    if v >= 1:
+        return "100%"
+    if v < 0.001:
+        return "<0.1%"
+    if v > 0.999:
+        return ">99.9%"
+    return f"{v:.1%}"
+
+
+def table(df: pd.DataFrame, columns=None, *, formats=None, headers=None, cls: str = "", caption: str = "",
+          name: str = "table") -> str:
+    """A sortable table showing ROW_CAP rows, with every row (up to MAX_EMBED) in the page: the
+    inline script expands it in place, sorts over all rows and saves them as ``name``.csv.
+
+    ``formats``: column -> callable(value) -> str. Cells keep the raw number in ``data-v`` so
+    sorting is numeric, not lexical, and the CSV holds numbers rather than their display.
     """
     columns = [c for c in (columns or list(df.columns)) if c in df.columns]
     # port numbers read as identifiers, not quantities: no thousands separator
     formats = {**{c: _plain for c in columns if "port" in c and not c.endswith("ports")}, **(formats or {})}
     headers = headers or {}
     total = len(df)
-    df = df.head(max_rows)
-    out = [f'<div class="tw"><table class="sortable {cls}">']
+    df = df.head(MAX_EMBED)
+    capped = " capped" if len(df) > ROW_CAP else ""
+    out = [f'<div class="tw"><table class="sortable{capped} {cls}" data-cap="{ROW_CAP}" data-name="{escape(name)}">']
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
     out.append("<thead><tr>")
     for c in columns:
-        out.append(f'<th scope="col">{escape(headers.get(c, c))}</th>')
+        # long snake_case names may wrap at their underscores, so wide tables fit the page
+        out.append(f'<th scope="col">{escape(headers.get(c, c)).replace("_", "_<wbr>")}</th>')
     out.append("</tr></thead><tbody>")
     cols = {c: df[c].tolist() for c in columns}
     for i in range(len(df)):
-        out.append("<tr>")
+        out.append('<tr class="x">' if i >= ROW_CAP else "<tr>")
         for c in columns:
             v = cols[c][i]
             text = formats[c](v) if c in formats else num(v)
             raw = _sort_key(v)
-            attr = f' data-v="{escape(raw)}"' if raw is not None else ""
-            cls_num = ' class="n"' if raw is not None else ""
-            out.append(f"<td{attr}{cls_num}>{escape(str(text))}</td>")
+            attr = ""
+            if raw is not None:
+                attr = f' data-v="{escape(raw)}" class="n"'
+                plain = _csv_number(v)
+                if plain is not None and plain != text:
+                    attr += f' data-c="{escape(plain)}"'
+            out.append(f"<td{attr}>{escape(str(text))}</td>")
         out.append("</tr>")
     out.append("</tbody></table></div>")
-    if total > max_rows:
-        out.append(f'<p class="more">showing {max_rows:,} of {total:,} rows</p>')
+    if total > ROW_CAP:
+        held = "" if total <= MAX_EMBED else (f" (the page holds the first {MAX_EMBED:,}; the command's "
+                                              "--json output lists every row)")
+        out.append(f'<p class="more">showing <span class="shown">{ROW_CAP:,}</span> of {total:,} rows{held} '
+                   f'<button type="button" class="expand">show all {min(total, MAX_EMBED):,}</button> '
+                   f'<button type="button" class="csv">CSV</button></p>')
+    elif total:
+        out.append('<p class="more"><button type="button" class="csv">CSV</button></p>')
     return "".join(out)
+
+
+def _csv_number(v) -> str | None:
+    """The number as a CSV cell (no separators, no units); None for what is not a plain number."""
+    if isinstance(v, pd.Timestamp) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(f):
+        return None
+    return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
 
 
 def _plain(v) -> str:
@@ -119,6 +165,7 @@ def empty_note(text: str) -> str:
     return f'<p class="empty">{escape(text)}</p>'
 
 
-def grid(*cells: str) -> str:
-    """Side-by-side panels that wrap on narrow screens."""
-    return '<div class="grid">' + "".join(f'<div class="cell">{c}</div>' for c in cells) + "</div>"
+def grid(*cells: str, pair: bool = False) -> str:
+    """Side-by-side panels that wrap on narrow screens; ``pair``: a chart and a wider table beside it."""
+    return (f'<div class="grid{" pair" if pair else ""}">' + "".join(f'<div class="cell">{c}</div>' for c in cells)
+            + "</div>")

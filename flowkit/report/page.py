@@ -14,6 +14,7 @@ from flowkit.ledger import CATEGORIES
 from flowkit.report import sections as S
 
 SECTIONS = (
+    ("findings", "Findings"),
     ("overview", "Overview"),
     ("ledger", "Ledger"),
     ("tiers", "Port tiers"),
@@ -63,8 +64,10 @@ def _run(problems: list[str], name: str, fn, *args, **kwargs):
 
 
 def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit report",
-                sources: list[str] | None = None) -> str:
-    """The whole report as one self-contained HTML string (inline CSS, JS and SVG)."""
+                sources: list[str] | None = None, top: int = 20) -> str:
+    """The whole report as one self-contained HTML string (inline CSS, JS and SVG).
+
+    ``top``: services listed (ranked across protocols, as ``flowkit ports --top``) and largest flows shown."""
     from flowkit import analysis as A
 
     df = flows_df.to_pandas() if hasattr(flows_df, "to_pandas") else flows_df
@@ -73,8 +76,6 @@ def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit repor
     if sources is None and "source" in df.columns and len(df):
         sources = [str(s) for s in pd.unique(df["source"])]
     sources = list(sources or [])
-    if len(sources) > 6:
-        sources = sources[:5] + [f"and {len(sources) - 5} more"]
 
     def run(name, *args, **kw):
         fn = getattr(A, name, None)
@@ -84,19 +85,22 @@ def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit repor
         return _run(problems, name, fn, *args, **kw)
 
     has_tcp = len(df) > 0 and (df["proto"] == "tcp").any()
+    exposure = run("exposure", df) if len(df) else None
+    scans = run("scans", df) if len(df) else None
+    ephemeral = run("ephemeral", df) if len(df) else None
     body = [
+        S.findings(df, led, exposure, scans, ephemeral),
         S.overview(df, led, sources),
         S.ledger_section(led),
         S.tiers_section(run("port_tiers", df) if len(df) else None, _p2p_count(run, df)),
-        S.services_section(run("services", df) if len(df) else None),
+        S.services_section(run("services", df, top=top) if len(df) else None),
         S.handshakes_section(run("handshakes", df) if has_tcp else None,
                              run("handshake_summary", df) if has_tcp else None,
                              run("handshake_servers", df) if has_tcp else None),
-        S.ephemeral_section(run("ephemeral", df) if len(df) else None,
-                            run("ephemeral_points", df) if len(df) else None),
-        S.exposure_section(run("exposure", df) if len(df) else None),
-        S.scans_section(run("scans", df) if len(df) else None),
-        S.top_flows_section(df),
+        S.ephemeral_section(ephemeral, run("ephemeral_points", df) if len(df) else None),
+        S.exposure_section(exposure),
+        S.scans_section(scans),
+        S.top_flows_section(df, n=top),
     ]
     problem_html = ""
     if problems:
@@ -106,7 +110,8 @@ def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit repor
 
     made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     toc = "".join(f'<a href="#{sid}">{escape(name)}</a>' for sid, name in SECTIONS)
-    sub = escape(", ".join(sources)) if sources else "flow table"
+    sub = (escape(", ".join(os.path.basename(str(x)) for x in sources[:6])) + (f" and {len(sources) - 6:,} more" if len(sources) > 6 else "")
+           if sources else "flow table")
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -162,6 +167,10 @@ def load(source, **flow_options) -> tuple[pd.DataFrame, object, list[str]]:
         table = flowkit.flows(source, **flow_options)
         return table.to_pandas(), getattr(table, "stats", None), [getattr(source, "name", "<stream>")]
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    from flowkit.saved import kind_of, read_saved
+
+    if all(kind_of(str(p)) in ("parquet", "zeek") for p in paths):  # saved flows: no ledger
+        return read_saved([str(p) for p in paths]).table.to_pandas(), None, [str(p) for p in paths]
     if len(paths) == 1 and _is_dataset(Path(paths[0])):
         ds = flowkit.read_dataset(str(paths[0]))
         df = ds.to_pandas() if hasattr(ds, "to_pandas") else pd.DataFrame(ds)
@@ -172,20 +181,21 @@ def load(source, **flow_options) -> tuple[pd.DataFrame, object, list[str]]:
     return table.to_pandas(), getattr(table, "stats", None), names
 
 
-def write_report(source, path, *, title: str | None = None, sources: list[str] | None = None,
+def write_report(source, path, *, title: str | None = None, sources: list[str] | None = None, top: int = 20,
                  **flow_options) -> Path:
     """Write the HTML report for ``source`` to ``path`` (atomically) and return the path.
 
     ``source``: capture path(s), a FlowTable, a DataFrame of flows, or a batch-mode
     dataset directory (one holding ``manifest.json``). ``flow_options`` go to
     ``flowkit.flows`` when captures are read. ``sources`` names the captures when
-    ``source`` is an already built FlowTable (which does not know its file names).
+    ``source`` is an already built FlowTable (which does not know its file names). ``top``: see
+    ``render_html``.
     """
     df, ledger, names = load(source, **flow_options)
     names = list(sources) if sources else names
     if title is None:
         title = "flowkit report" + (f": {names[0]}" if len(names) == 1 else "")
-    html = render_html(df, ledger=ledger, title=title, sources=names or None)
+    html = render_html(df, ledger=ledger, title=title, sources=names or None, top=top)
     out = Path(path)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     tmp.write_text(html, encoding="utf-8")

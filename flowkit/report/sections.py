@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from flowkit.report import svg
-from flowkit.report.html import empty_note, grid, human_bytes, ms, num, section, table
+from flowkit.report.html import empty_note, grid, human_bytes, ms, num, section, share, table
 
 TIER_ORDER = ("well-known", "registered", "dynamic")
 OUTCOME_ORDER = ("complete", "rejected", "unanswered", "incomplete", "midstream")
@@ -48,6 +48,9 @@ def _ordered(values, order) -> list:
 # ---------------------------------------------------------------- overview and ledger
 
 
+PLAUSIBLE_FROM = pd.Timestamp("1995-01-01", tz="UTC")  # before this a capture clock was not set (often 0: 1970)
+
+
 def overview(df: pd.DataFrame, ledger: dict | None, sources: list[str]) -> str:
     n_flows = len(df)
     pkts = int(ledger["packets"]) if ledger else int(df.get("src_pkts", pd.Series(dtype=float)).sum()
@@ -55,29 +58,69 @@ def overview(df: pd.DataFrame, ledger: dict | None, sources: list[str]) -> str:
     flow_bytes = 0
     if n_flows and "src_ip_bytes" in df:
         flow_bytes = int(df["src_ip_bytes"].sum() + df["dst_ip_bytes"].sum())
-    if n_flows and "ts_start" in df:
-        t0, t1 = df["ts_start"].min(), df["ts_end"].max() if "ts_end" in df else df["ts_start"].max()
-        end = _ts(t1)
-        if _ts(t0)[:10] == end[:10]:
-            end = end[11:]  # same day: the date once
-        span = f"{_ts(t0)[:-4]} → {end} ({(t1 - t0).total_seconds():,.3f} s)"
-    else:
-        span = "no flows"
     items = [
-        ("capture", ", ".join(sources) if sources else "(flow table)"),
-        ("time span", span),
-        ("packets", f"{pkts:,}" + ("" if ledger else " (in flows)")),
-        ("flows", f"{n_flows:,}"),
-        ("IP bytes in flows", f"{flow_bytes:,} ({human_bytes(flow_bytes)})"),
+        ("capture" if len(sources) <= 1 else f"{len(sources):,} captures", _sources_html(sources)),
+        ("time span", time_span(df)),
+        ("packets", escape(f"{pkts:,}" + ("" if ledger else " (in flows)"))),
+        ("flows", escape(f"{n_flows:,}")),
+        ("IP bytes in flows", escape(f"{flow_bytes:,} ({human_bytes(flow_bytes)})")),
     ]
     if ledger and ledger.get("bytes_read"):
-        items.append(("packet bytes read", f"{int(ledger['bytes_read']):,} ({human_bytes(ledger['bytes_read'])})"))
+        items.append(("packet bytes read", escape(f"{int(ledger['bytes_read']):,} ({human_bytes(ledger['bytes_read'])})")))
     if n_flows and "proto" in df:
         counts = df["proto"].value_counts()
-        items.append(("flows by protocol", ", ".join(f"{k} {v:,}" for k, v in counts.items())))
-    dl = "".join(f'<div class="kv{" wide" if k in ("time span", "capture") else ""}"><dt>{escape(k)}</dt><dd class="v-{escape(k.replace(" ", "-"))}">{escape(v)}</dd></div>'
+        items.append(("flows by protocol", escape(", ".join(f"{k} {v:,}" for k, v in counts.items()))))
+    wide = lambda k: k in ("time span",) or "capture" in k  # noqa: E731
+    dl = "".join(f'<div class="kv{" wide" if wide(k) else ""}"><dt>{escape(k)}</dt>'
+                 f'<dd class="v-{escape(k.split()[-1] if "capture" in k else k.replace(" ", "-"))}">{v}</dd></div>'
                  for k, v in items)
     return section("overview", "Overview", f'<dl class="overview">{dl}</dl>')
+
+
+def _sources_html(sources: list[str]) -> str:
+    """File names whole (never broken mid-word), the directory they share once, full paths on hover."""
+    if not sources:
+        return "(flow table)"
+    import os.path
+
+    names = [str(s) for s in sources]
+    if len(names) == 1:
+        return escape(names[0])
+    paths = [n for n in names if os.sep in n]
+    common = os.path.commonpath(paths) if len(paths) == len(names) and len(names) > 1 else ""
+    shown = names[:12]
+    spans = "".join(f'<span class="path" title="{escape(n)}">{escape(os.path.relpath(n, common) if common else n)}</span>'
+                    for n in shown)
+    more = f"<small>and {len(names) - len(shown):,} more</small>" if len(names) > len(shown) else ""
+    where = f"<small>in {escape(common)}</small>" if common else ""
+    return spans + more + where
+
+
+def time_span(df: pd.DataFrame) -> str:
+    """First flow start to last flow end; flows stamped before 1995 or after the report was made
+    (a capture clock that was not set) are counted apart, not stretched into the span."""
+    if not len(df) or "ts_start" not in df:
+        return "no flows"
+    t0s = pd.to_datetime(df["ts_start"], utc=True)
+    t1s = pd.to_datetime(df["ts_end"], utc=True) if "ts_end" in df else t0s
+    now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)
+    ok = (t0s >= PLAUSIBLE_FROM) & (t1s <= now)
+    odd = ""
+    if not ok.all():
+        bad = t0s[~ok]
+        odd = (f"<small>{int((~ok).sum()):,} flow{'' if (~ok).sum() == 1 else 's'} with implausible timestamps "
+               f"left out of the span ({escape(_ts(bad.min())[:10])} … {escape(_ts(bad.max())[:10])}: "
+               "the capture clock was not set)</small>")
+    if not ok.any():
+        return "no plausible timestamps" + odd
+    t0, t1 = t0s[ok].min(), t1s[ok].max()
+    end = _ts(t1)
+    if _ts(t0)[:10] == end[:10]:
+        end = end[11:]  # same day: the date once
+    seconds = (t1 - t0).total_seconds()
+    length = f"{seconds:,.3f} s" if seconds < 3600 else (f"{seconds / 3600:,.1f} h" if seconds < 172800
+                                                        else f"{seconds / 86400:,.1f} days")
+    return escape(f"{_ts(t0)[:-4]} → {end} ({length})") + odd
 
 
 def _ts(t) -> str:
@@ -99,8 +142,7 @@ def ledger_section(ledger: dict | None) -> str:
                          "share": [c / total if total else 0.0 for c in counts]})
     rows = pd.concat([rows, pd.DataFrame({"category": ["total"], "packets": [sum(counts)],
                                           "share": [1.0 if total else 0.0]})], ignore_index=True)
-    share = lambda v: "<0.1%" if 0 < v < 0.001 else f"{v:.1%}"  # noqa: E731 -- one packet is not 0.0%
-    tbl = table(rows, formats={"share": share}, cls="ledger", max_rows=100)
+    tbl = table(rows, formats={"share": share}, cls="ledger", name="ledger")
     colors = [svg.color(i) if i < 4 else ("#7F7F7F" if c in ("fragment", "non_ip", "unsupported_link") else "#D55E00")
               for i, c in enumerate(cats)]
     chart = svg.bar_chart(cats, counts, title="Packets per ledger category", horizontal=True,
@@ -140,7 +182,7 @@ def tiers_section(tiers: pd.DataFrame, p2p: int | None = None) -> str:
                                        y_label=label, value_fmt=fmt))
     fmts = {c: human_bytes for c in tiers.columns if "bytes" in c}
     if "share" in tiers:
-        fmts["share"] = lambda v: "" if pd.isna(v) else f"{v:.1%}"
+        fmts["share"] = share
     intro = ("Tiers are judged on the responder (server) port, per RFC 6335: well-known 0–1023, "
              "registered 1024–49151, dynamic 49152–65535. Traffic to dynamic ports usually means "
              "peer-to-peer or negotiated data channels.")
@@ -148,7 +190,7 @@ def tiers_section(tiers: pd.DataFrame, p2p: int | None = None) -> str:
     if p2p is not None:
         p2p_line = (f'<p class="p2p">{p2p:,} flow{"" if p2p == 1 else "s"} with both ports dynamic '
                     f"(≥ 49152): peer-to-peer style, no service port on either side.</p>")
-    return section("tiers", "Traffic by IANA port tier", grid(*charts) + p2p_line + table(tiers, formats=fmts), intro)
+    return section("tiers", "Traffic by IANA port tier", grid(*charts) + p2p_line + table(tiers, formats=fmts, name="port-tiers"), intro)
 
 
 def services_section(services: pd.DataFrame) -> str:
@@ -172,9 +214,10 @@ def services_section(services: pd.DataFrame) -> str:
                               title=f"Top {len(order)} server ports by flows (blue TCP, orange UDP)", horizontal=True,
                               x_label="flows", colors=colors)
     fmts = {c: human_bytes for c in services.columns if "bytes" in c}
-    intro = "Server ports by number of flows, with their IANA service name where one is registered."
+    intro = ("Server ports ranked by number of flows across TCP and UDP, with their IANA service name "
+             "where one is registered.")
     cols = [c for c in (proto, port, name, "tier", val, "bytes", "servers", "clients") if c]
-    return section("services", "Top services", grid(chart, table(services, cols, formats=fmts)), intro)
+    return section("services", "Top services", grid(chart, table(services, cols, formats=fmts, name="services"), pair=True), intro)
 
 
 # ---------------------------------------------------------------- handshakes
@@ -210,20 +253,29 @@ def handshakes_section(hs: pd.DataFrame, summary: pd.DataFrame | None = None,
                    f'({int(r.sum()):,} retries in all).</p>')
     srv = ""
     if servers is not None and len(servers):
-        sort = pick(servers, "attempts")
-        s = servers.sort_values(sort, ascending=False) if sort else servers
+        s = answered_first(servers)
         fm = {c: ms for c in s.columns if c.startswith("rtt")}
-        fm.update({c: (lambda v: "" if pd.isna(v) else f"{v:.0%}") for c in s.columns if "rate" in c})
+        fm.update({c: share for c in s.columns if "rate" in c})
         keep = ["dst_ip", "dst_port", "attempts", *OUTCOME_ORDER, "success_rate", "syn_retries",
                 "rtt_server_p50", "rtt_server_p90", "rtt_client_p50", "rtt_client_p90", "clients"]
         cols = [c for c in keep if c in s.columns] or list(s.columns)
-        srv = "<h3>Per server (by attempts)</h3>" + table(s, cols, formats=fm, max_rows=20)
+        srv = ("<h3>Per server (answered first, then by attempts)</h3>"
+               + table(s, cols, formats=fm, name="handshake-servers"))
     intro = ("complete: SYN, SYN-ACK, ACK; rejected: SYN answered by RST; unanswered: no reply; "
              "incomplete: SYN-ACK but no final ACK; midstream: the capture began after the SYN. "
              "Server RTT is measured at the capture point from the SYN the SYN-ACK answers; client RTT "
              "from the SYN-ACK to the ACK. A capture near the client shows the network delay in the "
              "server RTT, near the server in the client RTT.")
     return section("handshakes", "TCP handshakes", grid(bar, *hists) + retries + stat_tbl + srv, intro)
+
+
+def answered_first(servers: pd.DataFrame) -> pd.DataFrame:
+    """Servers that answered (complete or incomplete handshakes) before those that never did,
+    each group by attempts: 3 open ports stay on top of 1,000 scanned ones."""
+    answered = sum(servers[c] for c in ("complete", "incomplete") if c in servers)
+    key = pd.DataFrame({"a": np.asarray(answered, dtype=float) if len(servers) else [],
+                        "n": servers["attempts"].to_numpy(dtype=float)}, index=servers.index)
+    return servers.loc[key.sort_values(["a", "n"], ascending=False, kind="stable").index]
 
 
 def _outcome_counts(hs: pd.DataFrame, summary) -> dict[str, int]:
@@ -241,6 +293,11 @@ def _outcome_counts(hs: pd.DataFrame, summary) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- ephemeral ports
+
+
+def _non_empty(df: pd.DataFrame) -> list[str]:
+    """Columns with something to show (a text column empty on every row is left out)."""
+    return [c for c in df.columns if not (df[c].dtype == object and df[c].fillna("").astype(str).eq("").all())]
 
 
 def ephemeral_section(eph: pd.DataFrame, points: pd.DataFrame | None) -> str:
@@ -277,14 +334,15 @@ def ephemeral_section(eph: pd.DataFrame, points: pd.DataFrame | None) -> str:
                                       x_label="seconds since the client's first connection",
                                       y_label="source port", tips=tips, y_integer=True))
     charts = grid(*panels) if panels else empty_note("no client with two or more connections to plot")
-    fm = {c: (lambda v: "" if pd.isna(v) else f"{v:.2f}") for c in eph.columns
-          if c.startswith("share") or c.endswith("_p")}
+    fm = {c: share for c in eph.columns if c.startswith("share")}
+    fm.update({c: (lambda v: "" if pd.isna(v) else f"{v:.2g}") for c in eph.columns if c.endswith("_p")})
     intro = ("Source port against time for the busiest clients, one colour per destination. "
              "A rising line across all colours is a global counter (sequential); one rising line per "
              "colour with unrelated offsets is per-destination allocation (RFC 6056 algorithm 3/4, Linux); "
              "a uniform cloud is random allocation (RFC 6056 algorithm 1). The table gives the evidence "
-             "for each client's classification.")
-    return section("ephemeral", "Ephemeral ports", charts + table(busy, formats=fm, max_rows=40), intro)
+             "for each client's classification; <code>fixed</code> marks a client that reused a few source ports for "
+             "many connections, as a scanner crafting its own packets does.")
+    return section("ephemeral", "Ephemeral ports", charts + table(busy, _non_empty(busy), formats=fm, name="ephemeral"), intro)
 
 
 # ---------------------------------------------------------------- exposure and scans
@@ -304,31 +362,37 @@ def exposure_section(exp: pd.DataFrame) -> str:
         series = {s: [int(ct.get((h, s), 0)) for h in top] for s in states}
         chart = svg.stacked_bars([str(h) for h in top], series, title="Ports per server host by state",
                                  y_label="ports", colors=[STATE_COLORS.get(s, svg.OTHER_COLOR) for s in states])
-    port = pick(exp, "dst_port", "port")
-    sort_cols = [c for c in (host, state, port) if c]
     per_host = ""
     if state:
         ph = pd.crosstab(exp[host], exp[state].astype(str)).reindex(columns=states, fill_value=0)
         ph["ports"] = ph.sum(axis=1)
-        ph = ph.sort_values("ports", ascending=False).reset_index().rename(columns={host: "host"})
-        per_host = table(ph, ["host", "ports", *states], max_rows=30, caption="ports per host")
-    body = grid(chart, per_host) + "<h3>Per host and port</h3>" + table(
-        exp.sort_values(sort_cols), [c for c in exp.columns if c not in ("first_ts", "last_ts")], max_rows=200)
+        order = [c for c in ("open", "closed") if c in ph] + ["ports"]
+        ph = ph.sort_values(order, ascending=False).reset_index().rename(columns={host: "host"})
+        per_host = table(ph, ["host", "ports", *states], caption="ports per host (open first)", name="exposure-hosts")
+    body = grid(chart, per_host, pair=True) + "<h3>Per host and port (open, then closed, then filtered)</h3>" + table(
+        open_first(exp), [c for c in exp.columns if c not in ("first_ts", "last_ts")], name="exposure")
     intro = ("Per server host and port: open (TCP SYN answered by SYN-ACK; UDP answered), closed (SYN "
              "answered by RST), filtered (no answer), with the tier and service name.")
     return section("exposure", "Exposure", body, intro)
 
 
+def open_first(exp: pd.DataFrame) -> pd.DataFrame:
+    """Open ports, then closed, then filtered; most attempted first within each."""
+    rank = exp["state"].astype(str).map({s: i for i, s in enumerate(STATE_ORDER)}).fillna(len(STATE_ORDER))
+    key = pd.DataFrame({"r": rank.to_numpy(), "n": -exp["attempts"].to_numpy(dtype=float)}, index=exp.index)
+    return exp.loc[key.sort_values(["r", "n"], kind="stable").index]
+
+
 def scans_section(scans: pd.DataFrame) -> str:
     if scans is None or len(scans) == 0:
         return section("scans", "Scans", empty_note("no scans detected in this capture"))
-    fm = {c: (lambda v: "" if pd.isna(v) else f"{v:.0%}") for c in scans.columns if c.startswith("share")}
+    fm = {c: share for c in scans.columns if c.startswith("share")}
     intro = ("Sources with many unanswered or rejected attempts: vertical (many ports of one host) or "
              "horizontal (one port across many hosts), with the evidence.")
     fm["span"] = lambda v: "" if pd.isna(v) else f"{float(v):.3f} s"
     # target_ip/target_port repeat "target"; the table stays narrow enough to read
     cols = [c for c in scans.columns if c not in ("target_ip", "target_port")]
-    return section("scans", "Scans", table(scans, cols, formats=fm, max_rows=100), intro)
+    return section("scans", "Scans", table(scans, cols, formats=fm, name="scans"), intro)
 
 
 # ---------------------------------------------------------------- top flows
@@ -337,7 +401,7 @@ TOP_FLOW_COLUMNS = ("ts_start", "proto", "src_ip", "src_port", "dst_ip", "dst_po
                     "packets", "bytes", "duration")
 
 
-def top_flows_section(df: pd.DataFrame, n: int = 25) -> str:
+def top_flows_section(df: pd.DataFrame, n: int = 20) -> str:
     if len(df) == 0:
         return section("topflows", "Top flows", empty_note("no flows in this capture"))
     f = df.copy()
@@ -346,4 +410,81 @@ def top_flows_section(df: pd.DataFrame, n: int = 25) -> str:
     f = f.nlargest(n, "bytes")
     fm = {"ts_start": _ts, "bytes": human_bytes, "duration": lambda v: "" if pd.isna(v) else f"{v:.3f} s"}
     intro = f"The {min(n, len(df))} largest flows by IP bytes (both directions). Click a header to sort."
-    return section("topflows", "Top flows", table(f, list(TOP_FLOW_COLUMNS), formats=fm, max_rows=n), intro)
+    return section("topflows", "Top flows", table(f, list(TOP_FLOW_COLUMNS), formats=fm, name="top-flows"), intro)
+
+
+# ---------------------------------------------------------------- findings first
+
+MAX_LISTED = 3  # items named per finding; the section below lists every one
+
+
+def top_talkers(df: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """Hosts by IP bytes they sent and received (both roles), with their flows."""
+    if not len(df):
+        return pd.DataFrame(columns=["host", "bytes", "flows"])
+    b = (df["src_ip_bytes"].astype("float64") + df["dst_ip_bytes"].astype("float64")).to_numpy()
+    hosts = pd.concat([df["src_ip"].astype(str), df["dst_ip"].astype(str)], ignore_index=True)
+    g = pd.DataFrame({"host": hosts, "bytes": np.concatenate([b, b]), "flows": 1}).groupby("host")
+    out = g.sum().sort_values(["bytes", "flows"], ascending=False).head(n).reset_index()
+    return out
+
+
+def findings(df: pd.DataFrame, ledger: dict | None, exposure: pd.DataFrame | None, scans: pd.DataFrame | None,
+             ephemeral: pd.DataFrame | None) -> str:
+    """The summary box at the top: what a reader looks for first, each with a link to its section."""
+    items = []
+
+    def add(title: str, text: str, link: str, kind: str = "") -> None:
+        items.append(f'<li class="{kind}"><b>{escape(title)}</b>{text} <a href="#{link}">details ↓</a></li>')
+
+    if scans is not None and len(scans):
+        named = "; ".join(f"{escape(str(r.src_ip))} → {escape(str(r.target))} ({r.kind}, {int(r.attempts):,} attempts, "
+                          f"{int(r.failed):,} failed)" for r in scans.head(MAX_LISTED).itertuples())
+        more = f"; and {len(scans) - MAX_LISTED:,} more" if len(scans) > MAX_LISTED else ""
+        sources = scans["src_ip"].nunique()
+        add("scans", f"{sources:,} scanning source{'' if sources == 1 else 's'}: {named}{more}", "scans", "alert")
+    else:
+        add("scans", "no scanning source", "scans", "ok")
+    if exposure is not None and len(exposure):
+        counts = exposure["state"].astype(str).value_counts()
+        states = ", ".join(f"{int(counts.get(s, 0)):,} {s}" for s in STATE_ORDER)
+        opened = open_first(exposure)
+        opened = opened[opened["state"].astype(str) == "open"].head(MAX_LISTED + 2)
+        named = ", ".join(f"{escape(str(r.dst_ip))}:{int(r.dst_port)}/{r.proto}"
+                          + (f" {escape(str(r.service))}" if isinstance(r.service, str) and r.service else "")
+                          for r in opened.itertuples())
+        add("server ports", f"{states}" + (f"; open: {named}" if named else ""), "exposure")
+        unanswered = int(exposure["unanswered"].sum())
+        rejected = int(exposure["rejected"].sum())
+        attempts = int(exposure["attempts"].sum())
+        ports = int((exposure["unanswered"] > 0).sum())
+        add("unanswered attempts",
+            f"{unanswered:,} of {attempts:,} connection attempts got no answer ({share(unanswered / attempts)}), "
+            f"to {ports:,} server port{'' if ports == 1 else 's'}; {rejected:,} rejected by a RST",
+            "exposure", "alert" if unanswered else "ok")
+    else:
+        add("server ports", "no connection attempts to any server", "exposure")
+    damage = (ledger or {}).get("damage") or []
+    if ledger is None:
+        add("damage", "unknown: no packet ledger (the report was built from saved flows)", "ledger")
+    elif damage:
+        first = escape(str(damage[0]))
+        add("damage", f"{len(damage):,} damaged record{'' if len(damage) == 1 else 's'}: {first}"
+            + (f"; and {len(damage) - 1:,} more" if len(damage) > 1 else ""), "ledger", "alert")
+    else:
+        not_in_flows = int(ledger["packets"]) - int(ledger.get("tcp", 0)) - int(ledger.get("udp", 0))
+        add("damage", f"none: every record was read; {not_in_flows:,} packet{'' if not_in_flows == 1 else 's'} "
+            "outside TCP/UDP flows", "ledger", "ok")
+    talkers = top_talkers(df)
+    if len(talkers):
+        named = ", ".join(f"{escape(str(r.host))} {human_bytes(r.bytes)} ({int(r.flows):,} flow{'' if r.flows == 1 else 's'})"
+                          for r in talkers.itertuples())
+        add("top talkers", f"by IP bytes sent and received: {named}", "topflows")
+    if ephemeral is not None and len(ephemeral) and "allocation" in ephemeral:
+        fixed = ephemeral[ephemeral["allocation"] == "fixed"]
+        if len(fixed):
+            named = ", ".join(f"{escape(str(r.client_ip))} ({int(r.distinct_ports):,} ports for {int(r.connections):,} "
+                              "connections)" for r in fixed.head(MAX_LISTED).itertuples())
+            add("crafted source ports", f"clients reusing a few fixed source ports: {named}", "ephemeral", "alert")
+    return section("findings", "Findings", f'<ul class="findings">{"".join(items)}</ul>').replace(
+        '<section id="findings">', '<section id="findings" class="findings">', 1)
