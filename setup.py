@@ -4,7 +4,8 @@ from setuptools import Extension, setup
 ARGS = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
 
 
-HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_conn.h"]
+HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_columns.h", "flowkit/flows/_rules.h",
+           "flowkit/flows/_conn.h"]
 
 
 def kernel(name: str, source: str) -> Extension:

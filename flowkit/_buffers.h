@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_VIEWS 32
+#define MAX_VIEWS 64
 
 /* The views one call holds; released together by views_release. */
 typedef struct {

@@ -113,13 +113,18 @@ def test_ledger_is_merged():
 def test_idle_connections_are_evicted_while_streaming():
     # 200 short UDP exchanges, one per 2 minutes: at most one can be open at a time
     packets = [pkt(120.0 * i, "10.0.0.1", 2000 + i, "10.0.0.2", 53, proto="udp", payload=1) for i in range(200)]
-    state = FlowState(FlowOptions(), track_prefix=False)
-    from flowkit.flows.keys import packet_columns
+    from flowkit.flows.keys import flow_packets
+    from flowkit.flows.stream import StreamState
 
-    peak = 0
+    peak = peak_stream = 0
+    state, stream = FlowState(FlowOptions()), StreamState(FlowOptions())
     for b in batches(packets, list(range(10, 200, 10))):
-        state.advance(packet_columns(b))
+        state.advance(flow_packets(b))
+        stream.advance_batch(b)
         peak = max(peak, len(state.C))
+        peak_stream = max(peak_stream, len(stream.C))
+    assert peak_stream <= 10
+    assert len(stream.finalize()) == 200
     assert peak <= 10
     assert len(state.finalize()) == 200
 

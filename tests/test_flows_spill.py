@@ -115,5 +115,5 @@ def test_mergeable_states_never_spill(many):
 
     options = flowkit.flows.FlowOptions(udp_timeout=0.5, spill_rows=10)
     state = flowkit.flows.accumulate(packets(many, chunk_bytes=16384), options)
-    assert state.spill is None
+    assert state.done.spill is None
     assert len(state.finalize()) == N_SHORT + N_LONG

@@ -10,7 +10,7 @@ from conftest import SAMPLES, corpus_files
 from flowgen import Conversation, batch, batches, pkt
 from flowkit.decode import packets
 from flowkit.flows import FlowOptions, FlowState, accumulate
-from flowkit.flows.keys import packet_columns
+from flowkit.flows.keys import flow_packets
 from flowkit.flows.stream import StreamState
 
 
@@ -87,26 +87,38 @@ def test_timeouts_and_active_timeout_match():
     assert streamed([batch(pk)], options).equals(reference([batch(pk)], options))
 
 
-def test_stream_state_cannot_merge():
-    s = StreamState()
-    with pytest.raises(ValueError):
-        s.merge(FlowState())
+def test_stream_state_is_not_mergeable():
+    """The one-pass state keeps no per-key bookkeeping: it offers no merge at all."""
+    assert not hasattr(StreamState(), "merge")
+    assert hasattr(FlowState(), "merge")
 
 
-def test_keys_match_packet_columns():
-    """The hash and orientation computed in C agree with keys.packet_columns."""
+def test_keys_are_the_unordered_five_tuples():
+    """Both drivers key a connection by its unordered endpoint pair, protocol and VLANs:
+    as many keys as distinct such tuples among the TCP/UDP packets (counted here with
+    ipaddress on the decoded columns), and the same keys on both paths."""
+    import ipaddress
+
     bs = list(packets(str(SAMPLES / "mixed.pcap")))
     state = StreamState()
     for b in bs:
         state.advance_batch(b)
-    open_keys = set(state.K[:, 0].view("u8").tolist())
-    finished = state.table().column("_key").to_pylist()
-    hashes = set()
+    stream_keys = set(state.K[:, 0].view("u8").tolist()) | set(state.table().column("_key").to_pylist())
+    merge_keys = set()
+    tuples = set()
     for b in bs:
-        cols = packet_columns(b)
+        cols = flow_packets(b)
         if cols is not None:
-            hashes.update(cols["hash"].tolist())
-    assert open_keys | set(finished) == hashes
+            merge_keys.update(cols["hash"].tolist())
+        d = b.to_pydict()
+        for i in range(b.num_rows):
+            if d["status"][i] == 0 and d["ip_proto"][i] in (6, 17):
+                a = (ipaddress.IPv6Address(d["src_ip"][i]), d["src_port"][i])
+                z = (ipaddress.IPv6Address(d["dst_ip"][i]), d["dst_port"][i])
+                tuples.add((frozenset([a, z]), d["ip_proto"][i], d["vlan"][i], d["inner_vlan"][i]))
+    assert len(tuples) > 10
+    assert stream_keys == merge_keys
+    assert len(stream_keys) == len(tuples)
 
 
 def test_wider_integer_columns_and_sliced_tables_give_the_same_flows():

@@ -16,7 +16,7 @@ from flowkit._callable import make_callable
 from flowkit._prefetch import prefetch
 from flowkit.decode._arrow import to_numpy
 from flowkit.flows._pool import system_pool
-from flowkit.flows.keys import packet_columns
+from flowkit.flows.keys import flow_packets
 from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
 from flowkit.flows.state import FlowOptions, FlowState
 from flowkit.flows.stream import StreamState
@@ -76,7 +76,7 @@ def accumulate(batches: Iterable[pa.RecordBatch], options: FlowOptions | None = 
     state = FlowState(options or FlowOptions())
     for batch in batches:
         _count(state.ledger, batch)
-        state.advance(packet_columns(batch))
+        state.advance(flow_packets(batch))
     return state
 
 

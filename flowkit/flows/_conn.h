@@ -8,8 +8,7 @@
 #ifndef FLOWKIT_CONN_H
 #define FLOWKIT_CONN_H
 
-#include "_buffers.h"
-#include "_layout.h"
+#include "_rules.h"
 
 static const int64_t FLAG_BITS[8] = {TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_PSH, TH_URG, TH_ECE, TH_CWR};
 
@@ -378,7 +377,7 @@ static inline int
 starts_new(const int64_t *r, int64_t t, int64_t proto, int64_t flags, int64_t seq, int64_t tcp_ns, int64_t udp_ns,
            int64_t *keep_orig)
 {
-    int64_t timeout = proto == 6 ? tcp_ns : udp_ns;
+    int64_t timeout = timeout_of(proto, tcp_ns, udp_ns);
     int fresh = 0;
     if (sub(t, r[F_TSPKT]) >= timeout || t >= r[F_CLOSE_DL] || t >= r[F_ACT_DL]) {
         fresh = 1;
@@ -401,7 +400,7 @@ starts_new(const int64_t *r, int64_t t, int64_t proto, int64_t flags, int64_t se
 static inline int64_t
 deadline(const int64_t *r, int64_t tcp_ns, int64_t udp_ns)
 {
-    int64_t dl = add(r[F_TSPKT], r[F_PROTO] == 6 ? tcp_ns : udp_ns);
+    int64_t dl = add(r[F_TSPKT], timeout_of(r[F_PROTO], tcp_ns, udp_ns));
     if (r[F_CLOSE_DL] < dl)
         dl = r[F_CLOSE_DL];
     if (r[F_ACT_DL] < dl)
@@ -412,31 +411,12 @@ deadline(const int64_t *r, int64_t tcp_ns, int64_t udp_ns)
     return dl;
 }
 
-/* Orientation of a new connection: the sender of a SYN without ACK originates; otherwise
- * Zeek's likely-server-port heuristic (WantConnection). lk: likely A, likely B, A group,
- * B group; key: the K row. Returns 1 when the sender is the responder. */
-static inline int
-flips(const uint8_t *lk, const int64_t *key, int64_t side, int64_t proto, int64_t flags)
-{
-    int src_likely = lk[side] != 0;
-    int dst_likely = lk[1 - side] != 0;
-    if (lk[3 - side])
-        src_likely = 0; /* never flip traffic sent to a broadcast/multicast address */
-    if (proto != 6)
-        return src_likely && !dst_likely;
-    if ((flags & TH_SYN) != 0 && (flags & TH_ACK) != 0)
-        return 1; /* a SYN-ACK comes from the responder (Zeek's baselines flip it) */
-    if ((flags & TH_SYN) != 0 || !src_likely)
-        return 0;
-    return dst_likely ? key[K_APORT + side] < key[K_BPORT - side] : 1;
-}
-
 /* Open connection `n` for a packet: orientation, row, the '^' of a flip. */
 static inline void
-open_conn(int64_t *C, uint8_t *H, int64_t *K, const int64_t *key, const uint8_t *lk, int64_t n, int64_t slot,
-          int64_t t, int64_t side, int64_t proto, int64_t flags, int64_t keep_orig, int64_t prefix, int64_t active_ns)
+open_conn(int64_t *C, uint8_t *H, int64_t *K, const int64_t *key, int64_t n, int64_t slot, int64_t t,
+          int64_t side, int64_t proto, int64_t flags, int64_t keep_orig, int64_t prefix, int64_t active_ns)
 {
-    int flip = flips(lk, key, side, proto, flags);
+    int flip = flips(key, side, proto, flags);
     int64_t orig = flip ? 1 - side : side;
     if (keep_orig >= 0) {
         orig = keep_orig;

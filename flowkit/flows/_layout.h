@@ -1,5 +1,5 @@
-/* Layout of the connection rows shared by the C kernels of flows/ (kernel.py holds the
- * Python names and checks them against the values _machine exports), and the key hash. */
+/* Layout of the connection rows shared by the C kernels of flows/, the one source of
+ * these constants (_machine exports the few Python needs), and the hash mix. */
 #ifndef FLOWKIT_LAYOUT_H
 #define FLOWKIT_LAYOUT_H
 
@@ -28,15 +28,14 @@ enum {
 
 #define NCOL (N_CONN + 2 * N_SIDE)
 #define N_KEY 11
-#define N_LIKELY 4
 
 enum { H_SYN = 1, H_FIN = 2, H_RST = 4, H_FINRST = 8, H_ACK = 16, H_DATA = 32, H_CORRUPT = 64, H_MULTI = 128 };
 enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_PSH = 8, TH_ACK = 16, TH_URG = 32, TH_ECE = 64, TH_CWR = 128 };
 
-/* columns of the per-key matrix K (keys.py) */
+/* columns of the per-key matrix K (a connection's key; _rules.h fills it) */
 enum { K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, K_IPVER };
 
-/* keys.py's mix: fold v into hash h (splitmix64 finaliser), wrapping uint64. */
+/* Fold v into hash h (splitmix64 finaliser), wrapping uint64. */
 static inline uint64_t
 mix(uint64_t h, uint64_t v)
 {

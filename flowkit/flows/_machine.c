@@ -1,33 +1,130 @@
-/* The per-connection TCP/UDP state machine (kernel.py documents the rules and layout).
+/* The mergeable driver's kernels: packets into flow packets (the rules of _rules.h) and
+ * those into the connections of key slots (the state machine of _conn.h).
  *
- * One sequential scan over the packets in capture order; each packet touches only the
- * fixed-size row of its connection. The layout (_layout.h) must match kernel.py, which
- * checks it against the values this module exports. The per-connection logic is in
- * _conn.h, shared with the one-pass kernel (_stream.c).
+ * state.py sorts a batch's flow packets by key into slots (np.unique) because merging
+ * needs per-key bookkeeping; this runs the packets in capture order through the open
+ * connection of each slot. _stream.c is the one-pass driver over the same rules.
  */
 #include "_conn.h"
+
+/* Flow packets of a batch, as state.py keeps them (compact columns, one row a packet). */
+typedef struct {
+    int64_t *ts;
+    uint64_t *hash;
+    int8_t *side;
+    int64_t *flags, *seq, *ack, *win, *plen, *iplen, *proto, *ahi, *alo, *bhi, *blo, *aport, *bport, *vlan,
+        *ivlan, *ipver;
+} flow_cols_t;
+
+static const column_t FLOW_PACKET_COLUMNS[] = {
+#define COL(name, fmt) {#name, fmt, 1, offsetof(flow_cols_t, name), 1}
+    COL(ts, "l"), COL(hash, "L"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
+    COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(ahi, "l"), COL(alo, "l"), COL(bhi, "l"),
+    COL(blo, "l"), COL(aport, "l"), COL(bport, "l"), COL(vlan, "l"), COL(ivlan, "l"), COL(ipver, "l"),
+#undef COL
+};
+#define N_FLOW_PACKET_COLUMNS ((int)(sizeof FLOW_PACKET_COLUMNS / sizeof FLOW_PACKET_COLUMNS[0]))
+
+PyDoc_STRVAR(flow_packets_doc,
+"flow_packets(packets, out) -> int\n"
+"--\n\n"
+"Write the flow packets of `packets` (arrays in PACKET_COLUMNS order) to the first rows\n"
+"of `out` (arrays in FLOW_PACKET_COLUMNS order, at least as long); returns how many.");
+
+static PyObject *
+flow_packets(PyObject *self, PyObject *args)
+{
+    PyObject *opk, *oout;
+    if (!PyArg_ParseTuple(args, "OO", &opk, &oout))
+        return NULL;
+    views_t vs = {.n = 0};
+    packet_cols_t p;
+    flow_cols_t o;
+    Py_ssize_t n = -1, m = -1, kept = 0;
+    if (!bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &p, &n, "packets") ||
+        !bind_columns(&vs, oout, FLOW_PACKET_COLUMNS, N_FLOW_PACKET_COLUMNS, &o, &m, "out")) {
+        views_release(&vs);
+        return NULL;
+    }
+    if (m < n) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "out: %zd rows for %zd packets", m, n);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    flow_pkt_t f;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!flow_packet(&p, i, &f))
+            continue;
+        Py_ssize_t j = kept++;
+        o.ts[j] = f.t;
+        o.hash[j] = (uint64_t)f.key[K_HASH];
+        o.side[j] = (int8_t)f.side;
+        o.flags[j] = f.flags;
+        o.seq[j] = f.seq;
+        o.ack[j] = f.ack;
+        o.win[j] = f.win;
+        o.plen[j] = f.plen;
+        o.iplen[j] = f.iplen;
+        o.proto[j] = f.proto;
+        o.ahi[j] = f.key[K_AHI];
+        o.alo[j] = f.key[K_ALO];
+        o.bhi[j] = f.key[K_BHI];
+        o.blo[j] = f.key[K_BLO];
+        o.aport[j] = f.key[K_APORT];
+        o.bport[j] = f.key[K_BPORT];
+        o.vlan[j] = f.key[K_VLAN];
+        o.ivlan[j] = f.key[K_IVLAN];
+        o.ipver[j] = f.key[K_IPVER];
+    }
+    Py_END_ALLOW_THREADS
+    views_release(&vs);
+    return PyLong_FromSsize_t(kept);
+}
+
+/* The connection rows (C, H, K, done: one row a connection). */
+typedef struct {
+    int64_t *C, *K;
+    uint8_t *H, *done;
+} rows_t;
+
+static const column_t ROW_COLUMNS[] = {
+    {"C", "l", NCOL, offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
+    {"K", "l", N_KEY, offsetof(rows_t, K), 1}, {"done", "?", 1, offsetof(rows_t, done), 1},
+};
+
+/* The key slots of a batch: key row and open connection (-1 none) of each. */
+typedef struct {
+    int64_t *SK, *conn;
+} slots_t;
+
+static const column_t SLOT_COLUMNS[] = {
+    {"key", "l", N_KEY, offsetof(slots_t, SK), 0}, {"conn", "l", 1, offsetof(slots_t, conn), 1},
+};
+
+/* The packets the state machine reads, in capture order. */
+typedef struct {
+    int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto;
+    int8_t *side, *prefix;
+} machine_pkts_t;
+
+static const column_t MACHINE_COLUMNS[] = {
+#define COL(name, fmt) {#name, fmt, 1, offsetof(machine_pkts_t, name), 0}
+    COL(ts, "l"), COL(slot, "l"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
+    COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(prefix, "b"),
+#undef COL
+};
 
 /* Input errors found in the packet loop (raised once the GIL is back). */
 enum { OK, BAD_SLOT, BAD_SIDE, BAD_CONN };
 
-typedef struct {
-    int64_t *C, *K, *slot_conn;
-    uint8_t *H, *done;
-    const int64_t *SK;
-    const uint8_t *likely;
-    const int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto;
-    const int8_t *side, *prefix;
-    Py_ssize_t cap, n_slots, n_pkts;
-    int64_t tcp_ns, udp_ns, active_ns;
-} machine_t;
-
 static int64_t
-run(const machine_t *m, int64_t n_conn, int *err, Py_ssize_t *at)
+run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_pkts_t *p, Py_ssize_t n_pkts,
+    int64_t n_conn, int64_t tcp_ns, int64_t udp_ns, int64_t active_ns, int *err, Py_ssize_t *at)
 {
-    int64_t *C = m->C;
-    for (Py_ssize_t i = 0; i < m->n_pkts; i++) {
-        int64_t t = m->ts[i], k = m->slot[i], side = m->side[i], flags = m->flags[i], proto = m->proto[i];
-        if (k < 0 || k >= m->n_slots) {
+    int64_t *C = rw->C;
+    for (Py_ssize_t i = 0; i < n_pkts; i++) {
+        int64_t t = p->ts[i], k = p->slot[i], side = p->side[i], flags = p->flags[i], proto = p->proto[i];
+        if (k < 0 || k >= n_slots) {
             *err = BAD_SLOT, *at = i;
             return 0;
         }
@@ -35,145 +132,78 @@ run(const machine_t *m, int64_t n_conn, int *err, Py_ssize_t *at)
             *err = BAD_SIDE, *at = i;
             return 0;
         }
-        int64_t c = m->slot_conn[k];
+        int64_t c = sl->conn[k];
         if (c >= n_conn) {
             *err = BAD_CONN, *at = i;
             return 0;
         }
         int64_t keep_orig = -1;
         int fresh = c < 0;
-        if (!fresh && starts_new(ROW(c), t, proto, flags, m->seq[i], m->tcp_ns, m->udp_ns, &keep_orig)) {
+        if (!fresh && starts_new(ROW(c), t, proto, flags, p->seq[i], tcp_ns, udp_ns, &keep_orig)) {
             fresh = 1;
-            m->done[c] = 1;
+            rw->done[c] = 1;
         }
         if (fresh) {
-            if (n_conn >= m->cap)
+            if (n_conn >= cap)
                 return -1;
-            open_conn(C, m->H, m->K, m->SK + k * N_KEY, m->likely + k * N_LIKELY, n_conn, k, t, side, proto, flags,
-                      keep_orig, m->prefix[i], m->active_ns);
+            open_conn(C, rw->H, rw->K, sl->SK + k * N_KEY, n_conn, k, t, side, proto, flags, keep_orig, p->prefix[i],
+                      active_ns);
             c = n_conn++;
-            m->slot_conn[k] = c;
+            sl->conn[k] = c;
         }
-        feed(C, m->H, c, side, t, flags, m->seq[i], m->ack[i], m->win[i], m->plen[i], m->iplen[i], proto);
+        feed(C, rw->H, c, side, t, flags, p->seq[i], p->ack[i], p->win[i], p->plen[i], p->iplen[i], proto);
     }
     return n_conn;
 }
 
-/* Rows of a flat matrix with `width` columns, or -1 with a ValueError set. */
-static Py_ssize_t
-rows_of(Py_ssize_t count, Py_ssize_t width, const char *name)
-{
-    if (count % width) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd items is not a whole number of rows of %zd", name, count, width);
-        return -1;
-    }
-    return count / width;
-}
-
-static int
-same_rows(Py_ssize_t got, Py_ssize_t want, const char *name, const char *other)
-{
-    if (got != want) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd rows, %s has %zd", name, got, other, want);
-        return 0;
-    }
-    return 1;
-}
-
-static int
-as_int64(PyObject *o, int64_t *out, const char *name)
-{
-    long long v = PyLong_AsLongLong(o);
-    if (v == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: expected an int64 integer", name);
-        return 0;
-    }
-    *out = (int64_t)v;
-    return 1;
-}
+static const char *const ADVANCE_OPTIONS[] = {"n_conn", "tcp_ns", "udp_ns", "active_ns"};
 
 PyDoc_STRVAR(advance_doc,
-"advance(C, H, K, n_conn, slot_conn, SK, slot_likely, p_ts, p_slot, p_side, p_flags, p_seq, p_ack,\n"
-"        p_win, p_plen, p_iplen, p_proto, p_prefix, tcp_ns, udp_ns, active_ns, done_mask)\n"
+"advance(rows, slots, packets, options) -> int\n"
 "--\n\n"
 "Run packets (capture order) through the connections; returns the new connection count.\n\n"
-"C int64 (cap, NCOL), H uint8 (cap, HMAX), K int64 (cap, N_KEY), SK int64 (slots, N_KEY),\n"
-"slot_likely bool (slots, 4), slot_conn int64 (slots), done_mask bool (cap); packet columns\n"
-"int64 except p_side and p_prefix (int8). ``slot_conn[k]`` is the open connection of key\n"
-"slot k (-1 when none); a connection that another one replaces on the same key is marked\n"
-"in ``done_mask``. Returns -1 when ``C`` is full (the caller grows it and runs again from\n"
+"rows: (C, H, K, done) in ROW_COLUMNS order, one row a connection (capacity); slots:\n"
+"(key, conn) in SLOT_COLUMNS order, one row a key slot of the batch, conn the open\n"
+"connection of the slot (-1 when none); packets: MACHINE_COLUMNS; options: (n_conn,\n"
+"tcp_ns, udp_ns, active_ns). A connection another one replaces on the same key is marked\n"
+"in done. Returns -1 when the rows are full (the caller grows them and runs again from\n"
 "the same input).");
 
 static PyObject *
-advance(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+advance(PyObject *self, PyObject *args)
 {
-    if (nargs != 22) {
-        PyErr_Format(PyExc_TypeError, "advance() takes 22 arguments (%zd given)", nargs);
+    PyObject *orows, *oslots, *opk, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOO", &orows, &oslots, &opk, &oopt))
         return NULL;
-    }
     views_t vs = {.n = 0};
-    machine_t m;
-    Py_ssize_t nC, nH, nK, nSK, nL, nsc, ndone, n;
-    int64_t n_conn;
+    rows_t rw;
+    slots_t sl;
+    machine_pkts_t p;
+    Py_ssize_t cap = -1, n_slots = -1, n_pkts = -1;
+    int64_t n_conn, tcp_ns, udp_ns, active_ns;
+    int64_t *const opts[] = {&n_conn, &tcp_ns, &udp_ns, &active_ns};
     PyObject *result = NULL;
-
-    if (!(m.C = view_of(&vs, args[0], "l", 1, "C", &nC)) || !(m.H = view_of(&vs, args[1], "B", 1, "H", &nH)) ||
-        !(m.K = view_of(&vs, args[2], "l", 1, "K", &nK)) || !as_int64(args[3], &n_conn, "n_conn") ||
-        !(m.slot_conn = view_of(&vs, args[4], "l", 1, "slot_conn", &nsc)) ||
-        !(m.SK = view_of(&vs, args[5], "l", 0, "SK", &nSK)) ||
-        !(m.likely = view_of(&vs, args[6], "?", 0, "slot_likely", &nL)))
+    if (!bind_columns(&vs, orows, ROW_COLUMNS, 4, &rw, &cap, "rows") ||
+        !bind_columns(&vs, oslots, SLOT_COLUMNS, 2, &sl, &n_slots, "slots") ||
+        !bind_columns(&vs, opk, MACHINE_COLUMNS, 11, &p, &n_pkts, "packets") ||
+        !bind_options(oopt, ADVANCE_OPTIONS, opts, 4, "options"))
         goto done;
-    const int64_t **cols[] = {&m.ts, &m.slot, NULL, &m.flags, &m.seq, &m.ack, &m.win, &m.plen, &m.iplen, &m.proto};
-    static const char *names[] = {"p_ts", "p_slot", "p_side", "p_flags", "p_seq", "p_ack",
-                                  "p_win", "p_plen", "p_iplen", "p_proto", "p_prefix"};
-    m.n_pkts = -1;
-    for (int j = 0; j < 11; j++) {
-        Py_ssize_t len;
-        void *p;
-        if (j == 2 || j == 10) {
-            if (!(p = view_of(&vs, args[7 + j], "b", 0, names[j], &len)))
-                goto done;
-            *(j == 2 ? &m.side : &m.prefix) = p;
-        } else {
-            if (!(p = view_of(&vs, args[7 + j], "l", 0, names[j], &len)))
-                goto done;
-            *cols[j] = p;
-        }
-        if (m.n_pkts < 0) {
-            m.n_pkts = len;
-        } else if (len != m.n_pkts) {
-            PyErr_Format(PyExc_ValueError, "%s: %zd packets, p_ts has %zd", names[j], len, m.n_pkts);
-            goto done;
-        }
-    }
-    if (!as_int64(args[18], &m.tcp_ns, "tcp_ns") || !as_int64(args[19], &m.udp_ns, "udp_ns") ||
-        !as_int64(args[20], &m.active_ns, "active_ns") ||
-        !(m.done = view_of(&vs, args[21], "?", 1, "done_mask", &ndone)))
-        goto done;
-
-    if ((m.cap = rows_of(nC, NCOL, "C")) < 0 || (n = rows_of(nH, HMAX, "H")) < 0 || !same_rows(n, m.cap, "H", "C") ||
-        (n = rows_of(nK, N_KEY, "K")) < 0 || !same_rows(n, m.cap, "K", "C") || !same_rows(ndone, m.cap, "done_mask", "C") ||
-        (m.n_slots = rows_of(nSK, N_KEY, "SK")) < 0 || (n = rows_of(nL, N_LIKELY, "slot_likely")) < 0 ||
-        !same_rows(n, m.n_slots, "slot_likely", "SK") || !same_rows(nsc, m.n_slots, "slot_conn", "SK"))
-        goto done;
-    if (n_conn < 0 || n_conn > m.cap) {
-        PyErr_Format(PyExc_ValueError, "n_conn: %lld outside [0, %zd]", (long long)n_conn, m.cap);
+    if (n_conn < 0 || n_conn > cap) {
+        PyErr_Format(PyExc_ValueError, "n_conn: %lld outside [0, %zd]", (long long)n_conn, cap);
         goto done;
     }
-
     int err = OK;
     Py_ssize_t at = 0;
     int64_t out;
     Py_BEGIN_ALLOW_THREADS
-    out = run(&m, n_conn, &err, &at);
+    out = run(&rw, cap, &sl, n_slots, &p, n_pkts, n_conn, tcp_ns, udp_ns, active_ns, &err, &at);
     Py_END_ALLOW_THREADS
     if (err == BAD_SLOT)
-        PyErr_Format(PyExc_ValueError, "p_slot[%zd]: %lld is not a key slot of SK", at, (long long)m.slot[at]);
+        PyErr_Format(PyExc_ValueError, "packets.slot[%zd]: %lld is not a key slot", at, (long long)p.slot[at]);
     else if (err == BAD_SIDE)
-        PyErr_Format(PyExc_ValueError, "p_side[%zd]: %d is not 0 or 1", at, (int)m.side[at]);
+        PyErr_Format(PyExc_ValueError, "packets.side[%zd]: %d is not 0 or 1", at, (int)p.side[at]);
     else if (err == BAD_CONN)
-        PyErr_Format(PyExc_ValueError, "slot_conn[%lld]: not a connection below n_conn", (long long)m.slot[at]);
+        PyErr_Format(PyExc_ValueError, "slots.conn[%lld]: not a connection below n_conn", (long long)p.slot[at]);
     else
         result = PyLong_FromLongLong(out);
 done:
@@ -182,22 +212,25 @@ done:
 }
 
 PyDoc_STRVAR(deadlines_doc,
-"deadlines(C, tcp_ns, udp_ns, out) -> None\n"
+"deadlines(C, out, options) -> None\n"
 "--\n\n"
-"out[i] = the time from which a packet on row i's key starts a new connection.");
+"out[i] = the time from which a packet on row i's key starts a new connection;\n"
+"options: (tcp_ns, udp_ns).");
 
 static PyObject *
 deadlines(PyObject *self, PyObject *args)
 {
-    PyObject *oC, *oout;
-    long long tcp_ns, udp_ns;
-    if (!PyArg_ParseTuple(args, "OLLO", &oC, &tcp_ns, &udp_ns, &oout))
+    PyObject *oC, *oout, *oopt;
+    if (!PyArg_ParseTuple(args, "OOO", &oC, &oout, &oopt))
         return NULL;
+    static const char *const names[] = {"tcp_ns", "udp_ns"};
+    int64_t tcp_ns, udp_ns;
+    int64_t *const opts[] = {&tcp_ns, &udp_ns};
     views_t vs = {.n = 0};
     Py_ssize_t nC, nout;
     const int64_t *C = view_of(&vs, oC, "l", 0, "C", &nC);
     int64_t *out = C ? view_of(&vs, oout, "l", 1, "out", &nout) : NULL;
-    if (!out) {
+    if (!out || !bind_options(oopt, names, opts, 2, "options")) {
         views_release(&vs);
         return NULL;
     }
@@ -211,52 +244,58 @@ deadlines(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+ports_tuple(const uint16_t *ports, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (int j = 0; t && j < n; j++)
+        PyTuple_SET_ITEM(t, j, PyLong_FromLong(ports[j]));
+    return t;
+}
+
 static PyMethodDef methods[] = {
-    {"advance", (PyCFunction)(void (*)(void))advance, METH_FASTCALL, advance_doc},
+    {"flow_packets", flow_packets, METH_VARARGS, flow_packets_doc},
+    {"advance", advance, METH_VARARGS, advance_doc},
     {"deadlines", deadlines, METH_VARARGS, deadlines_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flowkit.flows._machine",
-    "The per-connection TCP/UDP state machine (see flowkit.flows.kernel).", -1, methods,
+    "The mergeable flow driver's kernels and the layout constants Python reads (see flowkit.flows.state).", -1,
+    methods,
 };
 
 PyMODINIT_FUNC
 PyInit__machine(void)
 {
-    /* the layout the C code hard-codes; kernel.py compares each with its own value */
+    init_likely_table();
+    /* the only layout constants Python uses (state.py, rows.py) */
     static const int_const_t consts[] = {
-        {"NCOL", NCOL}, {"N_CONN", N_CONN}, {"N_SIDE", N_SIDE}, {"HMAX", HMAX}, {"N_KEY", N_KEY},
-        {"INF", INF}, {"TOO_LARGE_SEQ_DELTA", TOO_LARGE_SEQ_DELTA},
-        {"CLOSE_DELAY_NS", CLOSE_DELAY_NS}, {"ATTEMPT_DELAY_NS", ATTEMPT_DELAY_NS},
-        {"INACTIVE", INACTIVE}, {"SYN_SENT", SYN_SENT}, {"SYN_ACK_SENT", SYN_ACK_SENT}, {"PARTIAL", PARTIAL},
-        {"ESTABLISHED", ESTABLISHED}, {"CLOSED", CLOSED}, {"RESET", RESET},
-        {"F_TS0", F_TS0}, {"F_TSLAST", F_TSLAST}, {"F_CLOSE_DL", F_CLOSE_DL}, {"F_ATT_DL", F_ATT_DL},
-        {"F_ORIG", F_ORIG}, {"F_PROTO", F_PROTO}, {"F_PREFIX", F_PREFIX}, {"F_HLEN", F_HLEN},
-        {"F_HSEEN", F_HSEEN}, {"F_SLOT", F_SLOT}, {"F_TSPKT", F_TSPKT}, {"F_ACT_DL", F_ACT_DL},
-        {"F_FLIPS", F_FLIPS},
-        {"S_PKTS", S_PKTS}, {"S_IPB", S_IPB}, {"S_UDPB", S_UDPB}, {"S_FL", S_FL}, {"S_STATE", S_STATE},
-        {"S_PREV", S_PREV}, {"S_DIDCLOSE", S_DIDCLOSE}, {"S_START", S_START}, {"S_LASTABS", S_LASTABS},
-        {"S_LASTREL", S_LASTREL}, {"S_ACKABS", S_ACKABS}, {"S_ACKREL", S_ACKREL}, {"S_FINCNT", S_FINCNT},
-        {"S_HSYN", S_HSYN}, {"S_HFIN", S_HFIN}, {"S_HRST", S_HRST}, {"S_RXCNT", S_RXCNT}, {"S_RXTH", S_RXTH},
-        {"S_ZWCNT", S_ZWCNT}, {"S_ZWTH", S_ZWTH}, {"S_SYNTS", S_SYNTS}, {"S_SYNCNT", S_SYNCNT},
-        {"S_SYNLAST", S_SYNLAST}, {"S_SYNACKTS", S_SYNACKTS}, {"S_ACKTS", S_ACKTS}, {"S_INIT", S_INIT},
-        {"H_SYN", H_SYN}, {"H_FIN", H_FIN}, {"H_RST", H_RST}, {"H_FINRST", H_FINRST}, {"H_ACK", H_ACK},
-        {"H_DATA", H_DATA}, {"H_CORRUPT", H_CORRUPT}, {"H_MULTI", H_MULTI},
-        {"TH_FIN", TH_FIN}, {"TH_SYN", TH_SYN}, {"TH_RST", TH_RST}, {"TH_PSH", TH_PSH}, {"TH_ACK", TH_ACK},
-        {"TH_URG", TH_URG}, {"TH_ECE", TH_ECE}, {"TH_CWR", TH_CWR},
+        {"NCOL", NCOL}, {"HMAX", HMAX}, {"N_KEY", N_KEY}, {"F_PREFIX", F_PREFIX}, {"F_SLOT", F_SLOT},
+        {"K_HASH", K_HASH}, {"K_AHI", K_AHI}, {"K_ALO", K_ALO}, {"K_BHI", K_BHI}, {"K_BLO", K_BLO},
+        {"K_APORT", K_APORT}, {"K_BPORT", K_BPORT}, {"K_PROTO", K_PROTO}, {"K_VLAN", K_VLAN},
+        {"K_IVLAN", K_IVLAN}, {"K_IPVER", K_IPVER},
     };
-    PyObject *mod = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
-    if (!mod)
+    PyObject *m = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
+    if (!m)
         return NULL;
-    PyObject *bits = PyTuple_New(8);
-    for (int k = 0; bits && k < 8; k++)
-        PyTuple_SET_ITEM(bits, k, PyLong_FromLongLong(FLAG_BITS[k]));
-    if (!bits || PyModule_AddObject(mod, "FLAG_BITS", bits) < 0) {
-        Py_XDECREF(bits);
-        Py_DECREF(mod);
-        return NULL;
+    struct { const char *name; PyObject *value; } objs[] = {
+        {"PACKET_COLUMNS", column_names(PACKET_COLUMNS, N_PACKET_COLUMNS)},
+        {"FLOW_PACKET_COLUMNS", column_names(FLOW_PACKET_COLUMNS, N_FLOW_PACKET_COLUMNS)},
+        {"ROW_COLUMNS", column_names(ROW_COLUMNS, 4)},
+        {"SLOT_COLUMNS", column_names(SLOT_COLUMNS, 2)},
+        {"MACHINE_COLUMNS", column_names(MACHINE_COLUMNS, 11)},
+        {"TCP_SERVER_PORTS", ports_tuple(TCP_SERVER_PORTS, N_TCP_SERVER_PORTS)},
+        {"UDP_SERVER_PORTS", ports_tuple(UDP_SERVER_PORTS, N_UDP_SERVER_PORTS)},
+    };
+    for (size_t j = 0; j < sizeof objs / sizeof objs[0]; j++) {
+        if (!objs[j].value || PyModule_AddObject(m, objs[j].name, objs[j].value) < 0) {
+            for (size_t k = j; k < sizeof objs / sizeof objs[0]; k++)
+                Py_XDECREF(objs[k].value);
+            Py_DECREF(m);
+            return NULL;
+        }
     }
-    return mod;
+    return m;
 }

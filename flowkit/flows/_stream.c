@@ -5,12 +5,11 @@
  * sorts and set operations (np.unique, np.isin, a sorted open-row table) because merging
  * needs per-key bookkeeping; a single pass over one capture needs none of that. Here each
  * packet finds its connection by its 64-bit key in an open-addressing table, so a batch
- * costs one pass and no Python per batch beyond the call. Keys, sides and orientation are
- * computed exactly as keys.py / ports.py / _machine.c do; stream.py's tests compare the
- * two paths.
+ * costs one pass and no Python per batch beyond the call. The rules (which packets, key,
+ * side, orientation) are _rules.h's and the state machine _conn.h's, as for _machine.c.
  *
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
- * `free`). Table: tkeys/trow, linear probing; trow -1 empty, -2 deleted. meta: [0] rows
+ * `free`). Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows
  * in use or freed (high-water mark), [1] free rows, [2] table slots not empty, [3] newest
  * packet time seen.
  */
@@ -20,35 +19,33 @@
 #define DELETED (-2)
 enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, N_META };
 
-static inline uint64_t
-be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
+typedef struct {
+    int64_t *C, *K, *freelist;
+    uint8_t *H, *used;
+} rows_t;
 
-/* ports.py's group_address: broadcast 255.255.255.255, 224.0.0.0/4, ff00::/8. */
-static inline int
-group_address(uint64_t hi, uint64_t lo)
-{
-    if (hi == 0 && (lo >> 32) == 0xFFFF) {
-        uint64_t a4 = lo & 0xFFFFFFFFULL;
-        return a4 == 0xFFFFFFFFULL || (a4 >> 28) == 0xE;
-    }
-    return (hi >> 56) == 0xFF;
-}
+static const column_t ROW_COLUMNS[] = {
+    {"C", "l", NCOL, offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
+    {"K", "l", N_KEY, offsetof(rows_t, K), 1}, {"used", "B", 1, offsetof(rows_t, used), 1},
+    {"free", "l", 1, offsetof(rows_t, freelist), 1},
+};
 
 typedef struct {
-    int64_t *C, *K, *meta, *freelist, *trow, *done;
-    uint8_t *H, *used;
-    uint64_t *tkeys;
-    const uint8_t *tcp_likely, *udp_likely;
-    const int64_t *ts;
-    const uint8_t *src, *dst, *proto, *ipver, *status;
-    const uint16_t *sport, *dport, *vlan, *ivlan, *flags, *win, *udplen;
-    const uint32_t *seq, *ack, *paylen, *iplen;
+    uint64_t *keys;
+    int64_t *row;
+} table_t;
+
+static const column_t TABLE_COLUMNS[] = {
+    {"keys", "L", 1, offsetof(table_t, keys), 1}, {"row", "l", 1, offsetof(table_t, row), 1},
+};
+
+static const char *const STREAM_OPTIONS[] = {"tcp_ns", "udp_ns", "active_ns"};
+
+typedef struct {
+    rows_t r;
+    table_t tb;
+    int64_t *meta, *done;
+    packet_cols_t p;
     Py_ssize_t cap, tcap, n;
     int64_t tcp_ns, udp_ns, active_ns;
 } stream_t;
@@ -78,155 +75,92 @@ probe(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h, i
 static Py_ssize_t
 run_stream(stream_t *s)
 {
-    int64_t *C = s->C, *meta = s->meta;
+    int64_t *C = s->r.C, *meta = s->meta;
     Py_ssize_t n_done = 0;
+    flow_pkt_t f;
     for (Py_ssize_t i = 0; i < s->n; i++) {
-        int64_t proto = s->proto[i];
-        if (s->status[i] != 0 || (proto != 6 && proto != 17))
-            continue; /* not a flow packet (keys.packet_columns): counted in the ledger only */
-        const uint8_t *sa = s->src + i * 16, *da = s->dst + i * 16;
-        uint64_t shi = be64(sa), slo = be64(sa + 8), dhi = be64(da), dlo = be64(da + 8);
-        int64_t sport = s->sport[i], dport = s->dport[i];
-        int64_t side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && sport > dport)));
-        int64_t key[N_KEY];
-        key[K_AHI] = (int64_t)(side ? dhi : shi);
-        key[K_ALO] = (int64_t)(side ? dlo : slo);
-        key[K_BHI] = (int64_t)(side ? shi : dhi);
-        key[K_BLO] = (int64_t)(side ? slo : dlo);
-        key[K_APORT] = side ? dport : sport;
-        key[K_BPORT] = side ? sport : dport;
-        key[K_PROTO] = proto;
-        key[K_VLAN] = s->vlan[i];
-        key[K_IVLAN] = s->ivlan[i];
-        key[K_IPVER] = s->ipver[i];
-        uint64_t h = mix(mix(mix(mix(0, (uint64_t)key[K_AHI]), (uint64_t)key[K_ALO]), (uint64_t)key[K_BHI]),
-                         (uint64_t)key[K_BLO]);
-        h = mix(h, (uint64_t)((key[K_APORT] << 16) | key[K_BPORT]));
-        h = mix(h, ((uint64_t)proto << 32) | ((uint64_t)key[K_VLAN] << 16) | (uint64_t)key[K_IVLAN]);
-        key[K_HASH] = (int64_t)h;
-
-        int64_t t = s->ts[i], flags = s->flags[i], seq = s->seq[i];
-        /* UDP: Zeek sums the UDP length field minus the header, not the IP payload */
-        int64_t plen = proto == 17 ? (s->udplen[i] > 8 ? s->udplen[i] - 8 : 0) : (int64_t)s->paylen[i];
-        if (t > meta[M_TMAX])
-            meta[M_TMAX] = t;
-
+        if (!flow_packet(&s->p, i, &f))
+            continue; /* counted in the ledger only */
+        uint64_t h = (uint64_t)f.key[K_HASH];
+        if (f.t > meta[M_TMAX])
+            meta[M_TMAX] = f.t;
         int found;
-        Py_ssize_t slot = probe(s->tkeys, s->trow, s->tcap, h, &found);
-        int64_t c = found ? s->trow[slot] : -1, keep_orig = -1;
-        if (c >= 0 && starts_new(ROW(c), t, proto, flags, seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
-            s->used[c] = 0;
+        Py_ssize_t slot = probe(s->tb.keys, s->tb.row, s->tcap, h, &found);
+        int64_t c = found ? s->tb.row[slot] : -1, keep_orig = -1;
+        if (c >= 0 && starts_new(ROW(c), f.t, f.proto, f.flags, f.seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
+            s->r.used[c] = 0;
             s->done[n_done++] = c; /* freed after the caller has copied it out */
             c = -1;
         }
         if (c < 0) {
             int64_t row;
             if (meta[M_FREE] > 0)
-                row = s->freelist[--meta[M_FREE]];
+                row = s->r.freelist[--meta[M_FREE]];
             else if (meta[M_ROWS] < s->cap)
                 row = meta[M_ROWS]++;
             else
                 return -1;
-            const uint8_t *lk_tab = proto == 6 ? s->tcp_likely : s->udp_likely;
-            uint8_t lk[N_LIKELY] = {lk_tab[key[K_APORT]], lk_tab[key[K_BPORT]],
-                                    (uint8_t)group_address((uint64_t)key[K_AHI], (uint64_t)key[K_ALO]),
-                                    (uint8_t)group_address((uint64_t)key[K_BHI], (uint64_t)key[K_BLO])};
-            open_conn(C, s->H, s->K, key, lk, row, -1, t, side, proto, flags, keep_orig, 0, s->active_ns);
-            s->used[row] = 1;
+            open_conn(C, s->r.H, s->r.K, f.key, row, -1, f.t, f.side, f.proto, f.flags, keep_orig, 0, s->active_ns);
+            s->r.used[row] = 1;
             if (!found) {
-                if (s->trow[slot] == EMPTY)
+                if (s->tb.row[slot] == EMPTY)
                     meta[M_FILLED]++;
-                s->tkeys[slot] = h;
+                s->tb.keys[slot] = h;
             }
-            s->trow[slot] = row;
+            s->tb.row[slot] = row;
             c = row;
         }
-        feed(C, s->H, c, side, t, flags, seq, s->ack[i], s->win[i], plen, s->iplen[i], proto);
+        feed(C, s->r.H, c, f.side, f.t, f.flags, f.seq, f.ack, f.win, f.plen, f.iplen, f.proto);
     }
     return n_done;
 }
 
-/* Argument list of a call: (object, format, writable, name, pointer, item count). */
-typedef struct {
-    const char *fmt;
-    int writable;
-    const char *name;
-    void **ptr;
-    Py_ssize_t count;
-} arg_t;
-
+/* The state arguments every call binds: rows, table and meta. */
 static int
-take_args(views_t *vs, PyObject *const *args, arg_t *spec, int n)
+bind_state(views_t *vs, PyObject *orows, PyObject *otable, PyObject *ometa, rows_t *r, table_t *tb, int64_t **meta,
+           Py_ssize_t *cap, Py_ssize_t *tcap)
 {
-    for (int j = 0; j < n; j++)
-        if (!(*spec[j].ptr = view_of(vs, args[j], spec[j].fmt, spec[j].writable, spec[j].name, &spec[j].count)))
-            return 0;
-    return 1;
-}
-
-static int
-ints(PyObject *const *args, int64_t **out, int n)
-{
-    for (int j = 0; j < n; j++) {
-        long long v = PyLong_AsLongLong(args[j]);
-        if (v == -1 && PyErr_Occurred())
-            return 0;
-        *out[j] = v;
+    Py_ssize_t nmeta;
+    *cap = *tcap = -1;
+    if (!bind_columns(vs, orows, ROW_COLUMNS, 5, r, cap, "rows") ||
+        !bind_columns(vs, otable, TABLE_COLUMNS, 2, tb, tcap, "table") ||
+        !(*meta = view_of(vs, ometa, "l", 1, "meta", &nmeta)))
+        return 0;
+    if (nmeta != N_META || *tcap <= 0 || (*tcap & (*tcap - 1)) != 0 || (*meta)[M_ROWS] > *cap) {
+        PyErr_SetString(PyExc_ValueError, "meta or table size wrong (the table must be a power of two)");
+        return 0;
     }
     return 1;
 }
 
 PyDoc_STRVAR(stream_doc,
-"stream(C, H, K, used, free, meta, tkeys, trow, done, tcp_likely, udp_likely,\n"
-"       ts, src_ip, dst_ip, src_port, dst_port, ip_proto, vlan, inner_vlan, ip_version, status,\n"
-"       tcp_flags, seq, ack, window, payload_len, udp_len, ip_len, tcp_ns, udp_ns, active_ns)\n"
+"stream(rows, table, meta, done, packets, options) -> int\n"
 "--\n\n"
-"Run a packet batch's columns through the open connections; returns how many rows\n"
-"finished (their indices in done[:n]; they are on the free list for the next call), or\n"
-"-1 when rows ran out (the caller guarantees free rows >= packets, so never in use).");
+"Run a packet batch's columns (PACKET_COLUMNS order) through the open connections; rows:\n"
+"ROW_COLUMNS, table: TABLE_COLUMNS, options: (tcp_ns, udp_ns, active_ns). Returns how many\n"
+"rows finished (their indices in done[:n]; they are on the free list for the next call),\n"
+"or -1 when rows ran out (the caller guarantees free rows >= packets, so never in use).");
 
 static PyObject *
-stream(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+stream(PyObject *self, PyObject *args)
 {
-    if (nargs != 31) {
-        PyErr_Format(PyExc_TypeError, "stream() takes 31 arguments (%zd given)", nargs);
+    PyObject *orows, *otable, *ometa, *odone, *opk, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &orows, &otable, &ometa, &odone, &opk, &oopt))
         return NULL;
-    }
     stream_t s;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
-    arg_t spec[] = {
-        {"l", 1, "C", (void **)&s.C}, {"B", 1, "H", (void **)&s.H}, {"l", 1, "K", (void **)&s.K},
-        {"B", 1, "used", (void **)&s.used}, {"l", 1, "free", (void **)&s.freelist}, {"l", 1, "meta", (void **)&s.meta},
-        {"L", 1, "tkeys", (void **)&s.tkeys}, {"l", 1, "trow", (void **)&s.trow}, {"l", 1, "done", (void **)&s.done},
-        {"B", 0, "tcp_likely", (void **)&s.tcp_likely}, {"B", 0, "udp_likely", (void **)&s.udp_likely},
-        {"l", 0, "ts", (void **)&s.ts}, {"B", 0, "src_ip", (void **)&s.src}, {"B", 0, "dst_ip", (void **)&s.dst},
-        {"H", 0, "src_port", (void **)&s.sport}, {"H", 0, "dst_port", (void **)&s.dport},
-        {"B", 0, "ip_proto", (void **)&s.proto}, {"H", 0, "vlan", (void **)&s.vlan},
-        {"H", 0, "inner_vlan", (void **)&s.ivlan}, {"B", 0, "ip_version", (void **)&s.ipver},
-        {"B", 0, "status", (void **)&s.status}, {"H", 0, "tcp_flags", (void **)&s.flags},
-        {"I", 0, "seq", (void **)&s.seq}, {"I", 0, "ack", (void **)&s.ack}, {"H", 0, "window", (void **)&s.win},
-        {"I", 0, "payload_len", (void **)&s.paylen}, {"H", 0, "udp_len", (void **)&s.udplen},
-        {"I", 0, "ip_len", (void **)&s.iplen},
-    };
-    enum { N_ARRAYS = sizeof spec / sizeof spec[0], FIRST_PACKET = 11 };
-    int64_t *opts[] = {&s.tcp_ns, &s.udp_ns, &s.active_ns};
-    if (!take_args(&vs, args, spec, N_ARRAYS) || !ints(args + N_ARRAYS, opts, 3))
+    Py_ssize_t ndone;
+    int64_t *const opts[] = {&s.tcp_ns, &s.udp_ns, &s.active_ns};
+    s.n = -1;
+    if (!bind_state(&vs, orows, otable, ometa, &s.r, &s.tb, &s.meta, &s.cap, &s.tcap) ||
+        !(s.done = view_of(&vs, odone, "l", 1, "done", &ndone)) ||
+        !bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &s.p, &s.n, "packets") ||
+        !bind_options(oopt, STREAM_OPTIONS, opts, 3, "options"))
         goto out;
-    s.cap = spec[0].count / NCOL;
-    s.tcap = spec[6].count;
-    s.n = spec[FIRST_PACKET].count;
-    int ok = spec[0].count == s.cap * NCOL && spec[1].count == s.cap * HMAX && spec[2].count == s.cap * N_KEY &&
-             spec[3].count == s.cap && spec[4].count == s.cap && spec[5].count == N_META &&
-             spec[7].count == s.tcap && s.tcap > 0 && (s.tcap & (s.tcap - 1)) == 0 && spec[8].count >= s.n &&
-             spec[9].count == 65536 && spec[10].count == 65536 && spec[12].count == 16 * s.n &&
-             spec[13].count == 16 * s.n;
-    for (int j = FIRST_PACKET + 3; j < N_ARRAYS; j++)
-        ok = ok && spec[j].count == s.n;
     /* every packet may open a connection: room for all, and a table at most half full */
-    ok = ok && s.meta[M_FREE] + (s.cap - s.meta[M_ROWS]) >= s.n && 2 * (s.meta[M_FILLED] + s.n) <= s.tcap;
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "stream(): array sizes disagree or no room for the batch");
+    if (ndone < s.n || s.meta[M_FREE] + (s.cap - s.meta[M_ROWS]) < s.n || 2 * (s.meta[M_FILLED] + s.n) > s.tcap) {
+        PyErr_SetString(PyExc_ValueError, "stream(): no room for the batch");
         goto out;
     }
     Py_ssize_t n_done;
@@ -234,7 +168,7 @@ stream(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     n_done = run_stream(&s);
     if (n_done > 0) { /* rows finished here are reusable from the next call on */
         for (Py_ssize_t j = 0; j < n_done; j++)
-            s.freelist[s.meta[M_FREE]++] = s.done[j];
+            s.r.freelist[s.meta[M_FREE]++] = s.done[j];
     }
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(n_done);
@@ -254,50 +188,44 @@ slot_of(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h,
 }
 
 PyDoc_STRVAR(evict_doc,
-"evict(C, K, used, free, meta, tkeys, trow, gone, tcp_ns, udp_ns)\n"
+"evict(rows, table, meta, gone, options) -> int\n"
 "--\n\n"
 "Finish the open rows no later packet can join (deadline <= meta[3], the newest packet\n"
 "time): removes their keys and frees the rows (reused from the next stream() call on);\n"
-"returns how many, their indices in gone[:n] in row order.");
+"returns how many, their indices in gone[:n] in row order. options: (tcp_ns, udp_ns).");
 
 static PyObject *
-evict(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+evict(PyObject *self, PyObject *args)
 {
-    if (nargs != 10) {
-        PyErr_Format(PyExc_TypeError, "evict() takes 10 arguments (%zd given)", nargs);
+    PyObject *orows, *otable, *ometa, *ogone, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOOO", &orows, &otable, &ometa, &ogone, &oopt))
         return NULL;
-    }
-    int64_t *C, *K, *freelist, *meta, *trow, *gone, tcp_ns, udp_ns;
-    uint8_t *used;
-    uint64_t *tkeys;
+    rows_t r;
+    table_t tb;
+    int64_t *meta, *gone, tcp_ns, udp_ns;
+    int64_t *const opts[] = {&tcp_ns, &udp_ns};
+    Py_ssize_t cap, tcap, ngone;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
-    arg_t spec[] = {
-        {"l", 0, "C", (void **)&C}, {"l", 0, "K", (void **)&K}, {"B", 1, "used", (void **)&used},
-        {"l", 1, "free", (void **)&freelist}, {"l", 1, "meta", (void **)&meta}, {"L", 0, "tkeys", (void **)&tkeys},
-        {"l", 1, "trow", (void **)&trow}, {"l", 1, "gone", (void **)&gone},
-    };
-    int64_t *opts[] = {&tcp_ns, &udp_ns};
-    if (!take_args(&vs, args, spec, 8) || !ints(args + 8, opts, 2))
+    if (!bind_state(&vs, orows, otable, ometa, &r, &tb, &meta, &cap, &tcap) ||
+        !(gone = view_of(&vs, ogone, "l", 1, "gone", &ngone)) || !bind_options(oopt, STREAM_OPTIONS, opts, 2, "options"))
         goto out;
-    Py_ssize_t cap = spec[2].count, tcap = spec[5].count;
-    if (spec[0].count != cap * NCOL || spec[1].count != cap * N_KEY || spec[3].count != cap ||
-        spec[4].count != N_META || spec[6].count != tcap || spec[7].count < cap || tcap <= 0 ||
-        (tcap & (tcap - 1)) != 0 || meta[M_ROWS] > cap) {
-        PyErr_SetString(PyExc_ValueError, "evict(): array sizes disagree");
+    if (ngone < cap) {
+        PyErr_SetString(PyExc_ValueError, "evict(): gone is shorter than the rows");
         goto out;
     }
+    int64_t *C = r.C;
     Py_ssize_t n_gone = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t c = 0; c < meta[M_ROWS]; c++) {
-        if (!used[c] || deadline(ROW(c), tcp_ns, udp_ns) > meta[M_TMAX])
+        if (!r.used[c] || deadline(ROW(c), tcp_ns, udp_ns) > meta[M_TMAX])
             continue;
-        Py_ssize_t slot = slot_of(tkeys, trow, tcap, (uint64_t)K[c * N_KEY + K_HASH], c);
+        Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, (uint64_t)r.K[c * N_KEY + K_HASH], c);
         if (slot >= 0)
-            trow[slot] = DELETED;
-        used[c] = 0;
+            tb.row[slot] = DELETED;
+        r.used[c] = 0;
         gone[n_gone++] = c;
-        freelist[meta[M_FREE]++] = c;
+        r.freelist[meta[M_FREE]++] = c;
     }
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(n_gone);
@@ -307,48 +235,38 @@ out:
 }
 
 PyDoc_STRVAR(rebuild_doc,
-"rebuild(K, used, meta, tkeys, trow)\n"
+"rebuild(rows, table, meta) -> None\n"
 "--\n\n"
-"Insert the key of every open row into an empty table (trow all -1); sets meta[2].");
+"Insert the key of every open row into an empty table (rows all -1); sets meta[2].");
 
 static PyObject *
-rebuild(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+rebuild(PyObject *self, PyObject *args)
 {
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "rebuild() takes 5 arguments (%zd given)", nargs);
+    PyObject *orows, *otable, *ometa;
+    if (!PyArg_ParseTuple(args, "OOO", &orows, &otable, &ometa))
         return NULL;
-    }
-    int64_t *K, *meta, *trow;
-    uint8_t *used;
-    uint64_t *tkeys;
+    rows_t r;
+    table_t tb;
+    int64_t *meta;
+    Py_ssize_t cap, tcap, open = 0;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
-    arg_t spec[] = {
-        {"l", 0, "K", (void **)&K}, {"B", 0, "used", (void **)&used}, {"l", 1, "meta", (void **)&meta},
-        {"L", 1, "tkeys", (void **)&tkeys}, {"l", 1, "trow", (void **)&trow},
-    };
-    if (!take_args(&vs, args, spec, 5))
+    if (!bind_state(&vs, orows, otable, ometa, &r, &tb, &meta, &cap, &tcap))
         goto out;
-    Py_ssize_t cap = spec[1].count, tcap = spec[3].count, open = 0;
-    if (spec[0].count != cap * N_KEY || spec[2].count != N_META || spec[4].count != tcap || tcap <= 0 ||
-        (tcap & (tcap - 1)) != 0 || meta[M_ROWS] > cap) {
-        PyErr_SetString(PyExc_ValueError, "rebuild(): array sizes disagree");
-        goto out;
-    }
     for (Py_ssize_t c = 0; c < meta[M_ROWS]; c++)
-        open += used[c] != 0;
+        open += r.used[c] != 0;
     if (2 * open > tcap) {
         PyErr_SetString(PyExc_ValueError, "rebuild(): table too small");
         goto out;
     }
     for (Py_ssize_t c = 0; c < meta[M_ROWS]; c++) {
-        if (!used[c])
+        if (!r.used[c])
             continue;
         int found;
-        uint64_t h = (uint64_t)K[c * N_KEY + K_HASH];
-        Py_ssize_t slot = probe(tkeys, trow, tcap, h, &found);
-        tkeys[slot] = h;
-        trow[slot] = c;
+        uint64_t h = (uint64_t)r.K[c * N_KEY + K_HASH];
+        Py_ssize_t slot = probe(tb.keys, tb.row, tcap, h, &found);
+        tb.keys[slot] = h;
+        tb.row[slot] = c;
     }
     meta[M_FILLED] = open;
     result = Py_NewRef(Py_None);
@@ -358,9 +276,9 @@ out:
 }
 
 static PyMethodDef methods[] = {
-    {"stream", (PyCFunction)(void (*)(void))stream, METH_FASTCALL, stream_doc},
-    {"evict", (PyCFunction)(void (*)(void))evict, METH_FASTCALL, evict_doc},
-    {"rebuild", (PyCFunction)(void (*)(void))rebuild, METH_FASTCALL, rebuild_doc},
+    {"stream", stream, METH_VARARGS, stream_doc},
+    {"evict", evict, METH_VARARGS, evict_doc},
+    {"rebuild", rebuild, METH_VARARGS, rebuild_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -372,6 +290,16 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__stream(void)
 {
+    init_likely_table();
     static const int_const_t consts[] = {{"N_META", N_META}, {"EMPTY", EMPTY}};
-    return with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
+    PyObject *m = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
+    PyObject *names[] = {column_names(ROW_COLUMNS, 5), column_names(TABLE_COLUMNS, 2)};
+    if (!m || !names[0] || !names[1] || PyModule_AddObjectRef(m, "ROW_COLUMNS", names[0]) < 0 ||
+        PyModule_AddObjectRef(m, "TABLE_COLUMNS", names[1]) < 0) {
+        Py_XDECREF(m);
+        m = NULL;
+    }
+    Py_XDECREF(names[0]);
+    Py_XDECREF(names[1]);
+    return m;
 }

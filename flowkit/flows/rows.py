@@ -12,7 +12,7 @@ from flowkit.decode import _arrow
 from flowkit.decode.addresses import to_strings
 from flowkit.flows import _rows
 from flowkit.flows.community import community_ids
-from flowkit.flows.keys import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_IPVER, K_PROTO
+from flowkit.flows._machine import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_IPVER, K_PROTO
 from flowkit.flows.schema import FLOW_SCHEMA, TS
 
 INTERNAL = [pa.field("_key", pa.uint64()), pa.field("_prefix", pa.bool_())]

@@ -26,17 +26,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from flowkit.flows import kernel as k
-from flowkit.flows.keys import (
-    K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_PROTO, N_KEY, concat_columns, empty_columns, key_matrix, take_columns,
-)
-from flowkit.flows.ports import group_address, likely
-from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 from flowkit.capture.records import Damage
+from flowkit.flows import _machine as k
+from flowkit.flows.finished import FinishedRows
+from flowkit.flows.keys import concat_columns, empty_columns, key_matrix, take_columns
+from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 from flowkit.ledger import Ledger
 
 NS = 1_000_000_000
-FLUSH_ROWS = 16384  # finished rows converted to Arrow together (about 11 MB of rows)
 
 
 @dataclass(frozen=True)
@@ -67,20 +64,19 @@ class FlowOptions:
 
 
 def _empty_rows(n=0):
-    return np.zeros((n, k.NCOL), np.int64), np.zeros((n, k.HMAX), np.uint8), np.zeros((n, N_KEY), np.int64)
+    return np.zeros((n, k.NCOL), np.int64), np.zeros((n, k.HMAX), np.uint8), np.zeros((n, k.N_KEY), np.int64)
 
 
 class FlowState:
     """Partial flow state of a run of consecutive packets; see the module docstring."""
 
-    def __init__(self, options: FlowOptions | None = None, *, track_prefix: bool = True):
+    def __init__(self, options: FlowOptions | None = None):
         self.options = options or FlowOptions()
         self.ledger = Ledger()
-        self.track_prefix = track_prefix
         self.t0: int | None = None  # first packet time of the part (ns)
         self.tmax: int = -(2**62)
-        self.finished = []  # property: finished Arrow tables plus queued rows
-        self._drop_open_rows()  # open connections (C, H, K), one per key, sorted by key
+        self.done = FinishedRows()  # finished connections (kept: merge re-tags them)
+        self.C, self.H, self.K = _empty_rows()  # open connections, one per key, sorted by key
         self.seen = np.zeros(0, np.uint64)  # every key with a packet in the part
         # prefix bookkeeping per key: state 1 = prefix still open, 2 = closed; last prefix packet time
         self.pk_key = np.zeros(0, np.uint64)
@@ -88,76 +84,32 @@ class FlowState:
         self.pk_last = np.zeros(0, np.int64)
         self.pk_first = np.zeros(0, np.int64)
         self.pend = empty_columns()
-        self.spill = None  # SpillDir once finished rows went to disk (one-pass streaming only)
-        self._spilled_rows = 0
 
     # ------------------------------------------------------------------ helpers
-    def _drop_open_rows(self) -> None:
-        self.C, self.H, self.K = _empty_rows()
-
     @property
     def open_keys(self) -> np.ndarray:
-        return self.K[:, 0].view(np.uint64)
+        return self.K[:, k.K_HASH].view(np.uint64)
 
     def _timeouts(self, proto: np.ndarray) -> np.ndarray:
         return np.where(proto == 6, self.options.tcp_ns, self.options.udp_ns)
 
     def _finish(self, C, H, K) -> None:
-        """Queue finished rows; they become Arrow in large groups (per-call cost dominates small ones)."""
-        if len(C):
-            self._done_rows.append((C, H, K))
-            self._done_count += len(C)
-            budget = self.options.spill_rows
-            if self._done_count >= FLUSH_ROWS or (budget and not self.track_prefix and self._done_count >= budget):
-                self._flush()
-
-    def _take_done(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The queued finished rows as one (C, H, K); the queue is emptied."""
-        C, H, K = (np.concatenate([r[j] for r in self._done_rows]) for j in range(3))
-        self._done_rows, self._done_count = [], 0
-        return C, H, K
-
-    def _flush(self) -> None:
-        if self._done_rows:
-            self._finished.append(rows_to_arrow(*self._take_done()))
-            self._maybe_spill()
-
-    def _maybe_spill(self) -> None:
-        """One-pass streaming: past ``spill_rows`` finished flows, write them as a sorted run.
-
-        Only states that keep no prefix spill: a mergeable state's finished rows are
-        re-tagged by ``merge``, and their internal columns must stay.
-        """
-        budget = self.options.spill_rows
-        if self.track_prefix or not budget:
-            return
-        if sum(t.num_rows for t in self._finished) < budget:
-            return
-        from flowkit.flows.spill import SpillDir
-
-        if self.spill is None:
-            self.spill = SpillDir(self.options.spill_dir)
-        tab = pa.concat_tables(self._finished).drop_columns(["_key", "_prefix"])
-        self._finished = []
-        self._spilled_rows += tab.num_rows
-        self.spill.write_run(tab)
+        self.done.add(C, H, K)
 
     @property
     def finished(self) -> list[pa.Table]:
         """Finished connections as Arrow tables (with the internal ``_key``/``_prefix`` columns)."""
-        self._flush()
-        return self._finished
+        return self.done.tables()
 
     @finished.setter
     def finished(self, tables: list[pa.Table]) -> None:
-        self._done_rows, self._done_count = [], 0
-        self._finished = list(tables)
+        self.done.replace(tables)
 
     # ------------------------------------------------------------------ prefix
     def _prefix_flags(self, cols) -> np.ndarray:
         """Which packets belong to their key's prefix (and update the prefix tables)."""
         n = len(cols["ts"])
-        if not self.track_prefix or n == 0:
+        if n == 0:
             return np.zeros(n, np.int8)
         h, ts = cols["hash"], cols["ts"]
         timeout = self._timeouts(cols["proto"])
@@ -206,23 +158,25 @@ class FlowState:
         return flags
 
     # ------------------------------------------------------------------ core
-    def advance(self, cols: dict[str, np.ndarray] | None, evict: bool = True) -> "FlowState":
-        """Feed one batch of packet columns (keys.packet_columns) in capture order."""
+    def advance(self, cols: dict[str, np.ndarray] | None) -> "FlowState":
+        """Feed one batch of flow packets (keys.flow_packets) in capture order."""
         if cols is None or len(cols["ts"]) == 0:
             return self
         if self.t0 is None:
             self.t0 = int(cols["ts"][0])
-        prefix = self._prefix_flags(cols)
+        self._run(cols, self._prefix_flags(cols))
+        self.seen = np.union1d(self.seen, np.unique(cols["hash"]))
+        self.evict()
+        return self
+
+    def _run(self, cols: dict[str, np.ndarray], prefix: np.ndarray) -> None:
+        """The packets through the state machine, from the open connections of their keys."""
         h = cols["hash"]
         ukeys, first, slot = np.unique(h, return_index=True, return_inverse=True)
         slot = slot.astype(np.int64).ravel()
         SK = key_matrix(cols, first)
-        # per key: likely server port of side A, of side B; A, B a broadcast/multicast address
-        lk = np.stack(
-            [likely(SK[:, K_APORT], SK[:, K_PROTO]), likely(SK[:, K_BPORT], SK[:, K_PROTO]),
-             group_address(SK[:, K_AHI], SK[:, K_ALO]), group_address(SK[:, K_BHI], SK[:, K_BLO])],
-            axis=1,
-        )
+        packets = (cols["ts"], slot, cols["side"], cols["flags"], cols["seq"], cols["ack"], cols["win"],
+                   cols["plen"], cols["iplen"], cols["proto"], prefix)  # MACHINE_COLUMNS
         # open connections whose key occurs in this batch move into the work rows
         okeys = self.open_keys
         touched = np.isin(okeys, ukeys)
@@ -237,12 +191,8 @@ class FlowState:
             C[:m, k.F_SLOT] = np.searchsorted(ukeys, okeys[touched])
             sc = slot_conn.copy()
             done = np.zeros(cap, bool)
-            n = k.advance(
-                C, H, K, m, sc, SK, lk,
-                cols["ts"], slot, cols["side"], cols["flags"], cols["seq"], cols["ack"], cols["win"],
-                cols["plen"], cols["iplen"], cols["proto"], prefix,
-                self.options.tcp_ns, self.options.udp_ns, self.options.active_ns, done,
-            )
+            o = self.options
+            n = k.advance((C, H, K, done), (SK, sc), packets, (m, o.tcp_ns, o.udp_ns, o.active_ns))
             if n >= 0:
                 break
             cap *= 2
@@ -253,20 +203,15 @@ class FlowState:
         C2 = np.concatenate([self.C[~touched], C[still]])
         H2 = np.concatenate([self.H[~touched], H[still]])
         K2 = np.concatenate([self.K[~touched], K[still]])
-        order = np.argsort(K2[:, 0].view(np.uint64), kind="stable")
+        order = np.argsort(K2[:, k.K_HASH].view(np.uint64), kind="stable")
         self.C, self.H, self.K = C2[order], H2[order], K2[order]
-        if self.track_prefix:  # only merging needs every key ever seen; streaming stays bounded
-            self.seen = np.union1d(self.seen, ukeys)
         self.tmax = max(self.tmax, int(cols["ts"].max()))
-        if evict:
-            self.evict()
-        return self
 
     def deadlines(self) -> np.ndarray:
         """Per open connection: the time from which a packet on its key starts a new one."""
         C = np.ascontiguousarray(self.C)
         out = np.empty(len(C), np.int64)
-        k.deadlines(C, self.options.tcp_ns, self.options.udp_ns, out)
+        k.deadlines(C, out, (self.options.tcp_ns, self.options.udp_ns))
         return out
 
     def evict(self) -> None:
@@ -283,8 +228,6 @@ class FlowState:
     def merge(self, later: "FlowState") -> "FlowState":
         """State of ``self`` followed by ``later`` (``self`` precedes it in capture order)."""
         E, L = self, later
-        if not (E.track_prefix and L.track_prefix):
-            raise ValueError("only states from accumulate() can be merged (streaming states keep no prefix)")
         if E.t0 is None:
             out = L._copy()
             out.ledger = E.ledger.merge(L.ledger)
@@ -293,7 +236,7 @@ class FlowState:
             out = E._copy()
             out.ledger = E.ledger.merge(L.ledger)
             return out
-        out = FlowState(E.options, track_prefix=E.track_prefix and L.track_prefix)
+        out = FlowState(E.options)
         out.ledger = E.ledger.merge(L.ledger)
         out.t0, out.tmax = E.t0, max(E.tmax, L.tmax)
         tcp_ns, udp_ns = E.options.tcp_ns, E.options.udp_ns
@@ -357,11 +300,12 @@ class FlowState:
 
         parts_C, parts_H, parts_K = [E.C[e_keep], lC], [E.H[e_keep], lH], [E.K[e_keep], lK]
         if len(rerun):
-            tmp = FlowState(E.options, track_prefix=False)
+            tmp = FlowState(E.options)
             tmp.t0 = E.t0
             tmp.C, tmp.H, tmp.K = E.C[e_rerun], E.H[e_rerun], E.K[e_rerun]
-            sel = np.flatnonzero(np.isin(pend_h, rerun))
-            tmp.advance(take_columns(L.pend, sel), evict=False)
+            sel = take_columns(L.pend, np.flatnonzero(np.isin(pend_h, rerun)))
+            if len(sel["ts"]):
+                tmp._run(sel, np.zeros(len(sel["ts"]), np.int8))
             rerun_cont = np.isin(rerun, cont_keys)
             # rows of the re-run: prefix iff the key's prefix continues into the merged prefix
             fin = [t for t in tmp.finished]
@@ -410,9 +354,9 @@ class FlowState:
         return out
 
     def _copy(self) -> "FlowState":
-        self._flush()
-        out = FlowState(self.options, track_prefix=self.track_prefix)
+        out = FlowState(self.options)
         out.__dict__.update({key: value for key, value in self.__dict__.items()})
+        out.done = FinishedRows()
         out.finished = list(self.finished)
         return out
 
@@ -427,24 +371,11 @@ class FlowState:
         return pa.concat_tables(parts)
 
     def finalize(self, *, release: bool = False):
-        """The FlowTable, sorted by (ts_start, flow_id).
-
-        ``release``: the state is not used afterwards (one-pass ``flows``): its rows are
-        dropped while the sorted table is built, column by column, so the peak holds one
-        copy of the flows plus one column instead of two or three copies. When rows were
-        spilled (``spill_rows``), the FlowTable is the sorted runs plus this sorted tail.
-        """
-        from flowkit.flows.spill import SpilledRows, sort_table
-        from flowkit.flows.table import FlowTable
-
-        tab = self.table()
+        """The FlowTable, sorted by (ts_start, flow_id) (see FinishedRows.finalize)."""
+        open_rows = (self.C, self.H, self.K)
         if release:
-            self._finished, self._done_rows, self._done_count = [], [], 0
-            self._drop_open_rows()
-        tab = sort_table(tab.drop_columns(["_key", "_prefix"]), release=release)
-        if self.spill is not None:
-            return FlowTable(tab, self.ledger, spilled=SpilledRows(self.spill, tab, self._spilled_rows))
-        return FlowTable(tab, self.ledger)
+            self.C, self.H, self.K = _empty_rows()
+        return self.done.finalize(open_rows, self.ledger, release=release)
 
     # ------------------------------------------------------------------ serialisation
     def to_arrow(self) -> pa.Table:
@@ -457,7 +388,7 @@ class FlowState:
         }
         meta = {f"flowkit.{name}".encode(): _dump(v) for name, v in blobs.items()}
         meta[b"flowkit.scalars"] = repr(
-            {"t0": self.t0, "tmax": self.tmax, "track_prefix": self.track_prefix,
+            {"t0": self.t0, "tmax": self.tmax,
              "ledger": {"counts": self.ledger.counts, "packets": self.ledger.packets, "bytes_read": self.ledger.bytes_read,
                         "damage": [(d.path, d.offset, d.message) for d in self.ledger.damage]}}
         ).encode()
@@ -469,7 +400,7 @@ class FlowState:
 
         meta = table.schema.metadata or {}
         scal = ast.literal_eval(meta[b"flowkit.scalars"].decode())
-        out = cls(options, track_prefix=scal["track_prefix"])
+        out = cls(options)
         out.t0, out.tmax = scal["t0"], scal["tmax"]
         out.ledger.counts = dict(scal["ledger"]["counts"])
         out.ledger.packets = scal["ledger"]["packets"]

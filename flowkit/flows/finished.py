@@ -1,0 +1,132 @@
+"""Finished connections on their way out, for both flow drivers: rows -> Arrow -> disk.
+
+Both ``StreamState`` (one pass) and ``FlowState`` (mergeable) hand the rows of
+connections they finish to a ``FinishedRows``: rows are queued and become Arrow in
+large groups (per-call cost dominates small ones), in a background thread (the C parts
+of ``rows_to_arrow`` release the GIL) while the next batches stream. Past ``spill_rows``
+finished flows, a one-pass state writes them as a sorted run to disk (spill.py), so
+memory stays bounded whatever the number of flows; a mergeable state keeps its rows
+(``merge`` re-tags them by their internal ``_key``/``_prefix`` columns).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+
+from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
+
+FLUSH_ROWS = 16384  # finished rows converted to Arrow together (about 11 MB of rows)
+MAX_CONVERTING = 2  # groups converted in the background at once (bounds memory)
+
+
+class _Converting:
+    """rows_to_arrow running in a thread, result on demand."""
+
+    def __init__(self, C, H, K):
+        self.rows = len(C)
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(C, H, K), name="flowkit-rows", daemon=True)
+        self._thread.start()
+
+    def _run(self, C, H, K) -> None:
+        try:
+            self._result = rows_to_arrow(C, H, K)
+        except BaseException as error:  # raised again by result()
+            self._error = error
+
+    def result(self) -> pa.Table:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class FinishedRows:
+    """Finished connection rows of one state: queued, converted, optionally spilled."""
+
+    def __init__(self, spill_rows: int | None = None, spill_dir: str | None = None):
+        self.spill_rows = spill_rows  # None or 0: never spill (mergeable states)
+        self.spill_dir = spill_dir
+        self.spill = None  # SpillDir once rows went to disk
+        self.spilled_rows = 0
+        self._queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._queued = 0
+        self._converting: list[_Converting] = []
+        self._tables: list[pa.Table] = []
+
+    def add(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:
+        """Queue rows (copies: the caller's matrices may be reused)."""
+        if len(C):
+            self._queue.append((C, H, K))
+            self._queued += len(C)
+            if self._queued >= FLUSH_ROWS or (self.spill_rows and self._queued >= self.spill_rows):
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._queue:
+            return
+        C, H, K = (np.concatenate([r[j] for r in self._queue]) for j in range(3))
+        self._queue, self._queued = [], 0
+        self._converting.append(_Converting(C, H, K))
+        while len(self._converting) > MAX_CONVERTING:
+            self._tables.append(self._converting.pop(0).result())
+        if self.spill_rows and self.held() >= self.spill_rows:
+            self._collect()
+            self._write_run()
+
+    def held(self) -> int:
+        """Finished rows in memory (converted or being converted)."""
+        return sum(t.num_rows for t in self._tables) + sum(c.rows for c in self._converting) + self._queued
+
+    def _collect(self) -> None:
+        for c in self._converting:
+            self._tables.append(c.result())
+        self._converting = []
+
+    def _write_run(self) -> None:
+        from flowkit.flows.spill import SpillDir
+
+        if self.spill is None:
+            self.spill = SpillDir(self.spill_dir)
+        tab = pa.concat_tables(self._tables).drop_columns(["_key", "_prefix"])
+        self._tables = []
+        self.spilled_rows += tab.num_rows
+        self.spill.write_run(tab)
+
+    def tables(self) -> list[pa.Table]:
+        """Every finished row still in memory, as Arrow tables (with ``_key``/``_prefix``)."""
+        self._flush()
+        self._collect()
+        return self._tables
+
+    def replace(self, tables: list[pa.Table]) -> None:
+        self._queue, self._queued, self._converting = [], 0, []
+        self._tables = list(tables)
+
+    def count(self) -> int:
+        return sum(t.num_rows for t in self.tables())
+
+    def finalize(self, open_rows, ledger, *, release: bool = False):
+        """The FlowTable of these rows plus the still-open ``open_rows`` (C, H, K), sorted by
+        (ts_start, flow_id).
+
+        ``release``: the state is not used afterwards: its rows are dropped while the sorted
+        table is built, column by column, so the peak holds one copy of the flows plus one
+        column. When rows were spilled, the FlowTable is the sorted runs plus this sorted tail.
+        """
+        from flowkit.flows.spill import SpilledRows, sort_table
+        from flowkit.flows.table import FlowTable
+
+        parts = [*self.tables()]
+        if len(open_rows[0]):
+            parts.append(rows_to_arrow(*open_rows))
+        tab = pa.concat_tables(parts) if parts else STATE_SCHEMA.empty_table()
+        if release:
+            self.replace([])
+        del parts, open_rows
+        tab = sort_table(tab.drop_columns(["_key", "_prefix"]), release=release)
+        if self.spill is not None:
+            return FlowTable(tab, ledger, spilled=SpilledRows(self.spill, tab, self.spilled_rows))
+        return FlowTable(tab, ledger)
