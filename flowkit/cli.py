@@ -12,12 +12,14 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from flowkit import cli_output, notices, progress, views
+from flowkit.cli_output import STDOUT, Shape, Shown
+from flowkit.cli_output import check_output as _check_output
 from flowkit.errors import CaptureError, FlowkitError
 
 # the click that typer uses (recent typer vendors its own copy): its exceptions module
@@ -33,25 +35,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-FORMATS = ("parquet", "csv", "jsonl", "zeek")
-SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
-                  ".json": "jsonl", ".ndjson": "jsonl", ".log": "zeek"}  # fmt: skip
 ENGINES = ("fast", "dpkt", "pyshark")
-
-# columns shown on the terminal (JSON and files get every column)
-FLOW_VIEW = ["ts_start", "proto", "src_ip", "src_port", "dst_ip", "dst_port", "conn_state", "history",
-             "src_pkts", "dst_pkts", "src_payload_bytes", "dst_payload_bytes", "duration"]  # fmt: skip
-PACKET_VIEW = ["index", "ts", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "ip_proto",
-               "tcp_flags", "caplen", "wirelen", "payload_len", "status"]  # fmt: skip
-HANDSHAKE_VIEW = ["ts_start", "src_ip", "src_port", "dst_ip", "dst_port", "outcome", "conn_state",
-                  "syn_retries", "rtt_server", "rtt_client", "rtt_total"]  # fmt: skip
-EPHEMERAL_VIEW = ["client_ip", "connections", "destinations", "port_min", "port_max", "range",
-                  "allocation", "median_step", "reuse_count", "peak_concurrent", "headroom", "nat_hint"]  # fmt: skip
-EXPOSURE_VIEW = ["dst_ip", "dst_port", "proto", "state", "tier", "service", "attempts", "answered",
-                 "rejected", "unanswered", "clients"]  # fmt: skip
-SCAN_VIEW = ["src_ip", "kind", "target", "distinct_ports", "distinct_hosts", "attempts", "failed",
-             "answered", "span"]  # fmt: skip
-
 
 class Settings:
     """Options shared by the commands that read captures."""
@@ -105,26 +89,6 @@ def _check_stdin(stdin) -> None:
         raise CaptureError("<stdin>", 0, "empty input, not a capture")
 
 
-def _check_output(path: Path, *, directory: bool = False) -> None:
-    """An output that cannot be written fails before any capture is read, naming the path."""
-    if directory:
-        if path.exists() and not path.is_dir():
-            raise FlowkitError(f"{path}: cannot write a dataset here: not a directory")
-        parent = path
-        while not parent.exists():  # batch creates the missing directories
-            parent = parent.parent
-        if not parent.is_dir():
-            raise FlowkitError(f"{path}: cannot create the directory: {parent} is not a directory")
-    else:
-        if path.is_dir():
-            raise FlowkitError(f"{path}: cannot write: is a directory")
-        parent = path.parent
-        if not parent.is_dir():
-            raise FlowkitError(f"{path}: cannot write: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise FlowkitError(f"{path}: cannot write: permission denied in {parent}")
-
-
 # ----------------------------------------------------------------------------- shared options
 CapturesArg = typer.Argument(..., metavar="CAPTURE", help="pcap/pcapng files (compressed too); '-' reads standard input; or saved flows: a flows .parquet file, a batch dataset directory, a Zeek conn.log (TSV or JSON)")
 EngineOpt = typer.Option("fast", "--engine", "-e", help="decode engine: fast, dpkt or pyshark")
@@ -137,7 +101,7 @@ StrictOpt = typer.Option(False, "--strict", help="fail on the first damaged reco
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar, no notes on stderr")
 DebugOpt = typer.Option(False, "--debug", help="show the traceback of errors")
 JsonOpt = typer.Option(False, "--json", help="JSON Lines on stdout: one object per row")
-LimitOpt = typer.Option(None, "--limit", "-n", metavar="N", help="rows to show (terminal default 20; JSON default all)")
+LimitOpt = typer.Option(None, "--limit", "-n", metavar="N", help="rows to show (terminal default 20; JSON and files default all)")
 StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
 
 
@@ -174,7 +138,16 @@ def _packet_filter_option(packet_filter: Optional[str] = PacketFilterOpt): ...
 def _timeout_options(idle_timeout: Optional[float] = IdleOpt, udp_timeout: Optional[float] = UdpOpt): ...
 
 
-def _show_options(limit: Optional[int] = LimitOpt, json: bool = JsonOpt): ...
+def _show_options(limit: Optional[int] = LimitOpt, json: bool = JsonOpt, fields: Optional[str] = cli_output.FieldsOpt,
+                  sort: Optional[str] = cli_output.SortOpt, wide: bool = cli_output.WideOpt): ...
+
+
+_SHOW_NAMES = list(inspect.signature(_show_options).parameters)
+
+
+def _shape(shared: dict) -> Shape:
+    """Take the --limit, --fields, --sort, --wide options out of ``shared``."""
+    return Shape.of(shared.pop("fields"), shared.pop("sort"), shared.pop("limit"), shared.pop("wide"))
 
 
 def _common_options(quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt): ...
@@ -216,26 +189,17 @@ def _is_flow_file(path: str) -> bool:
     return is_saved(path)
 
 
-def _CountingPackets(*args, **kwargs):
-    from flowkit.decode import PacketTable
-
-    class CountingPackets(PacketTable):
-        on_batch = None
-
-        def __iter__(self):
-            for batch in super().__iter__():
-                if self.on_batch is not None:
-                    self.on_batch(batch.num_rows)
-                yield batch
-
-    return CountingPackets(*args, **kwargs)
+def _source_names(captures) -> list[str]:
+    return ["standard input" if str(c) == "-" else str(c) for c in captures]
 
 
 def build_table(s: Settings):
-    """FlowTable of the captures: packet filter while reading, then the flow filter."""
+    """FlowTable of the captures: packet filter while reading, then the flow filter.
+
+    Says on stderr what would otherwise surprise: damage, time going backwards between
+    captures, packets that made no flow (and why), flows none of which pass --filter."""
     import flowkit
     from flowkit.flows import FlowTable
-    from flowkit.progress import ReadProgress
 
     saved = [_is_flow_file(c) for c in s.captures]
     if any(saved) and not all(saved):
@@ -243,23 +207,30 @@ def build_table(s: Settings):
     if saved and all(saved):
         return _saved_table(s)
     sources = s.sources()
-    source = sources if len(sources) > 1 else sources[0]
     options = s.flow_options()
-    with ReadProgress(s.captures, quiet=s.quiet) as progress:
-        if progress.enabled:
-            # count decoded packets for the bar's packets/s: the same PacketTable flows()
-            # would open, with each batch reported as it passes (no per-packet work)
-            packets = _CountingPackets(source, options.pop("engine"), strict=options.pop("strict"),
-                                       filter=options.pop("filter", None))
-            packets.on_batch = progress.add_packets
-            source = packets
-        table = flowkit.flows(source, **options)
-    _warn_damage(table.stats, s.quiet)
+    session = progress.current()
+    # the same PacketTable flows() would open, watched batch by batch (no per-packet work)
+    packets = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], options.pop("engine"),
+                                     strict=options.pop("strict"), filter=options.pop("filter", None),
+                                     names=_source_names(s.captures), on_packets=session.add_packets)
+    with session.reading(s.captures, quiet=s.quiet):
+        table = flowkit.flows(packets, **options)
+    notices.warn_damage(table.stats, s.quiet)
+    for line in notices.time_backwards(packets.names, packets.spans):
+        notices.say(line, quiet=s.quiet)
+    if len(table) == 0 and table.stats.packets > 0:
+        notices.say(notices.no_flow_reason(table.stats, packets.kept, packets.links, s.packet_filter),
+                    quiet=s.quiet)
+    session.flows = len(table)
     if s.filter:
         from flowkit.filter import compile_flow_filter
 
         arrow = table.to_arrow()
+        made = arrow.num_rows
         table = FlowTable(arrow.filter(compile_flow_filter(s.filter)(arrow)), table.stats)
+        if made and not len(table):
+            notices.say(f"{made:,} flow{'' if made == 1 else 's'}, none matching --filter {s.filter!r}",
+                        quiet=s.quiet)
     return table
 
 
@@ -275,6 +246,7 @@ def _saved_table(s: Settings):
     from flowkit.saved import read_saved
 
     saved = read_saved(s.captures)
+    notices.warn_saved(s)
     if not s.quiet:
         for note in saved.notes:
             print(f"flowkit: note: {note}", file=sys.stderr)
@@ -288,18 +260,11 @@ def _saved_table(s: Settings):
     return table
 
 
-def _warn_damage(ledger, quiet: bool) -> None:
-    """Damaged input is never silent: one stderr line per damage, even without --stats."""
-    if quiet or ledger is None:
-        return
-    for damage in getattr(ledger, "damage", []) or []:
-        print(f"flowkit: warning: {damage} (packets before it kept; --strict fails instead)", file=sys.stderr)
-
-
 def _print_stats(ledger, *, to_stderr: bool) -> None:
-    from flowkit.render import print_ledger, stderr_console, stdout_console
+    from flowkit.render import print_ledger
 
-    print_ledger(ledger, console=stderr_console() if to_stderr else stdout_console())
+    with cli_output.to_stdout():
+        print_ledger(ledger, stream=sys.stderr if to_stderr else sys.stdout)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -330,43 +295,37 @@ def flows(
     **shared,
 ) -> None:
     """Build the five-tuple flow table (Zeek conn.log semantics)."""
-    limit, json = shared.pop("limit"), shared.pop("json")
+    json = shared.pop("json")
+    shape = _shape(shared)
     s = _settings(captures, **shared)
     if active_timeout is not None:
         if active_timeout <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
         s.active_timeout = active_timeout
-    if format is not None and format not in FORMATS:
-        raise click.BadParameter(f"{format!r} is not one of {', '.join(FORMATS)}", param_hint="'--format'")
-    if output is not None and json:
-        raise click.UsageError("--json writes to the terminal; with -o use --format jsonl")
-    if output is not None:
-        fmt = format or _format_of(output)
-        _check_output(output)
+    where, fmt = cli_output.destination(output, format, json=json)
+    if where is not None:
+        if where != STDOUT:
+            _check_output(where)
+            cli_output.refuse_inputs(where, captures)
+        if shape.fields:
+            shape.check([list(_flow_columns())])
         if fmt == "parquet":  # load the writer while the capture is read (the readers release the GIL)
             threading.Thread(target=importlib.import_module, args=("pyarrow.parquet",), daemon=True).start()
         table = build_table(s)
-        table.write(str(output), format=fmt)
-        if not s.quiet:
-            print(f"wrote {len(table)} flows to {output} ({fmt})", file=sys.stderr)
+        cli_output.write_flows(table, where, fmt, shape, quiet=s.quiet)
         if stats:
             _print_stats(getattr(table, "stats", None), to_stderr=True)
         return
     df, ledger = load_flows(s)
-    _show([Shown(df, FLOW_VIEW, "flows")], json=json, limit=limit)
+    cli_output.show([Shown(df, views.FLOWS, "flows")], shape, json=json)
     if stats:
         _print_stats(ledger, to_stderr=json)
 
 
-def _format_of(output: Path) -> str:
-    """The output format the suffix of ``-o`` names (parquet without a suffix)."""
-    suffix = output.suffix.lower()
-    if not suffix:
-        return "parquet"
-    if suffix not in SUFFIX_FORMATS:
-        raise click.BadParameter(f"{output}: cannot tell the format from {suffix!r} (known: "
-                                 f"{', '.join(SUFFIX_FORMATS)}); give --format", param_hint="'--output'")
-    return SUFFIX_FORMATS[suffix]
+def _flow_columns() -> list[str]:
+    from flowkit.flows.schema import FLOW_COLUMNS
+
+    return list(FLOW_COLUMNS)
 
 
 @app.command()
@@ -381,60 +340,37 @@ def packets(
     """Show decoded packets (the first --limit rows; streams, so large captures are fine)."""
     import pyarrow as pa
 
-    import flowkit
     from flowkit.decode.api import addresses_to_strings
-    from flowkit.render import print_table, write_json_lines
 
-    limit, json = shared.pop("limit"), shared.pop("json")
+    json = shared.pop("json")
+    shape = _shape(shared)
     s = _settings(captures, engine=engine, filter=filter, **shared)
     sources = s.sources()
-    table = flowkit.packets(sources if len(sources) > 1 else sources[0], engine=engine, strict=s.strict,
-                            **({"filter": filter} if filter else {}))
-    want = (20 if not json else None) if limit is None else limit
-    kept, total = [], 0
-    for batch in table:  # keep only the rows to show; count the rest
-        if want is None or sum(b.num_rows for b in kept) < want:
-            kept.append(batch)
-        total += batch.num_rows
+    session = progress.current()
+    table = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], engine, strict=s.strict,
+                                   filter=filter, names=_source_names(captures), on_packets=session.add_packets)
+    # keep only the rows to show and count the rest, unless --sort needs them all
+    want = None if shape.sort else (cli_output.TERMINAL_LIMIT if not json else None) if shape.limit is None \
+        else shape.limit
+    kept, total, held = [], 0, 0
+    with session.reading(captures, quiet=s.quiet):
+        for batch in table:
+            if want is None or held < want:
+                kept.append(batch)
+                held += batch.num_rows
+            total += batch.num_rows
     data = pa.Table.from_batches(kept, schema=table.schema) if kept else table.schema.empty_table()
     if want is not None:
         data = data.slice(0, want)
     for name in ("src_ip", "dst_ip"):
         i = data.schema.get_field_index(name)
         data = data.set_column(i, name, addresses_to_strings(data.column(name)))
-    df = data.to_pandas()
-    if json:
-        write_json_lines(df)
-    else:
-        print_table(df, PACKET_VIEW, limit=None, noun="packets", total=total)
-    _warn_damage(table.stats, s.quiet)
+    cli_output.show([Shown(data.to_pandas(), views.PACKETS, "packets", total=total)], shape, json=json)
+    notices.warn_damage(table.stats, s.quiet)
+    for line in notices.time_backwards(table.names, table.spans):
+        notices.say(line, quiet=s.quiet)
     if stats:
         _print_stats(table.stats, to_stderr=json)
-
-
-@dataclass
-class Shown:
-    """One table an analysis command prints: ``view`` columns on the terminal, every column
-    as JSON. ``limited``: --limit applies to it; ``tag``: value of a ``table`` column added
-    to its JSON rows when a command prints several tables."""
-
-    df: object
-    view: Optional[list] = None
-    noun: str = "rows"
-    title: Optional[str] = None
-    limited: bool = True
-    tag: Optional[str] = None
-
-
-def _show(shown: list, *, json: bool, limit: Optional[int]) -> None:
-    from flowkit.render import print_table, write_json_lines
-
-    for item in shown:
-        rows = limit if item.limited else None
-        if json:
-            write_json_lines(item.df if item.tag is None else item.df.assign(table=item.tag), limit=rows)
-        else:
-            print_table(item.df, item.view, limit=20 if rows is None else rows, noun=item.noun, title=item.title)
 
 
 def _analysis_command(name: str, help_text: str):
@@ -447,11 +383,12 @@ def _analysis_command(name: str, help_text: str):
     def wrap(fn):
         own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
 
-        def command(captures, limit, json, **options):
+        def command(captures, json, **options):
+            shape = _shape(options)
             shared = {k: options.pop(k) for k in _SHARED_NAMES}
             df, _ = load_flows(_settings(captures, **shared))
             shown = fn(df, **options)
-            _show([shown] if isinstance(shown, Shown) else shown, json=json, limit=limit)
+            cli_output.show([shown] if isinstance(shown, Shown) else shown, shape, json=json)
 
         command.__name__ = fn.__name__
         command.__doc__ = help_text
@@ -467,33 +404,33 @@ def handshakes(df, summary: bool = typer.Option(False, "--summary", help="one ro
     from flowkit import analysis
 
     if not summary:
-        return Shown(analysis.handshakes(df), HANDSHAKE_VIEW, "TCP flows")
+        return Shown(analysis.handshakes(df), views.HANDSHAKES, "TCP flows")
     table = analysis.handshake_summary(df)
     if "outcome" not in table.columns:
         table = table.rename_axis("outcome").reset_index()
-    return Shown(table, None, "outcomes")
+    return Shown(table, views.HANDSHAKE_SUMMARY, "outcomes")
 
 
 @_analysis_command("ports", "Port usage by IANA tier (system, user, dynamic) and the top services.")
 def ports(df, top: int = typer.Option(20, "--top", help="services to list")):
     from flowkit import analysis
 
-    return [Shown(analysis.port_tiers(df), None, "tiers", "port tiers (RFC 6335)", limited=False, tag="tiers"),
-            Shown(analysis.services(df, top=top), None, "services", "services", tag="services")]
+    return [Shown(analysis.port_tiers(df), views.PORT_TIERS, "tiers", "port tiers (RFC 6335)", limited=False, tag="tiers"),
+            Shown(analysis.services(df, top=top), views.SERVICES, "services", "services", tag="services")]
 
 
 @_analysis_command("ephemeral", "Client ephemeral-port allocation per host: range, scheme, reuse, headroom.")
 def ephemeral(df):
     from flowkit import analysis
 
-    return Shown(analysis.ephemeral(df), EPHEMERAL_VIEW, "clients")
+    return Shown(analysis.ephemeral(df), views.EPHEMERAL, "clients")
 
 
 @_analysis_command("exposure", "Server ports seen: open, closed (RST) or filtered (no answer).")
 def exposure(df):
     from flowkit import analysis
 
-    return Shown(analysis.exposure(df), EXPOSURE_VIEW, "server ports")
+    return Shown(analysis.exposure(df), views.EXPOSURE, "server ports")
 
 
 @_analysis_command("scans", "Scanning sources: vertical (many ports of one host) and horizontal (one port, many hosts).")
@@ -504,7 +441,7 @@ def scans(
 ):
     from flowkit import analysis
 
-    return Shown(analysis.scans(df, vertical_ports=min_ports, horizontal_hosts=min_hosts), SCAN_VIEW, "scans")
+    return Shown(analysis.scans(df, vertical_ports=min_ports, horizontal_hosts=min_hosts), views.SCANS, "scans")
 
 
 @app.command()
@@ -522,6 +459,7 @@ def report(
     if output.suffix.lower() not in (".html", ".htm"):
         raise click.BadParameter(f"{output}: the report is an HTML page; name it .html", param_hint="'--output'")
     _check_output(output)
+    cli_output.refuse_inputs(output, captures)
     names = None  # write_report finds them itself except for a FlowTable
     if len(captures) == 1 and os.path.isdir(captures[0]):
         if shared["filter"] or shared["packet_filter"]:
@@ -659,9 +597,12 @@ def main(argv=None) -> int:
     """Console entry point ``flowkit``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    session = progress.begin()
     try:
         # outside standalone mode click returns a typer.Exit's code instead of raising it
         code = app(args=args, prog_name="flowkit", standalone_mode=False)
+        if not code:
+            session.finish()
     except click.UsageError as exc:  # includes BadParameter: exit code 2, as click
         exc.show(file=sys.stderr)
         return 2
@@ -673,7 +614,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("flowkit: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, cli_output.OutputClosed):
         # output piped into head(1) and the like: not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

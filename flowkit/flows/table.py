@@ -19,31 +19,6 @@ from flowkit.ledger import Ledger
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".log": "zeek"}
 
-# Zeek conn.log fields flowkit can fill, in Zeek's order: (zeek name, zeek type, flowkit column or None)
-ZEEK_FIELDS = [
-    ("ts", "time", "ts_start"),
-    ("uid", "string", "flow_id"),
-    ("id.orig_h", "addr", "src_ip"),
-    ("id.orig_p", "port", "src_port"),
-    ("id.resp_h", "addr", "dst_ip"),
-    ("id.resp_p", "port", "dst_port"),
-    ("proto", "enum", "proto"),
-    ("service", "string", None),
-    ("duration", "interval", "duration"),
-    ("orig_bytes", "count", "src_payload_bytes"),
-    ("resp_bytes", "count", "dst_payload_bytes"),
-    ("conn_state", "string", "conn_state"),
-    ("local_orig", "bool", None),
-    ("local_resp", "bool", None),
-    ("missed_bytes", "count", None),
-    ("history", "string", "history"),
-    ("orig_pkts", "count", "src_pkts"),
-    ("orig_ip_bytes", "count", "src_ip_bytes"),
-    ("resp_pkts", "count", "dst_pkts"),
-    ("resp_ip_bytes", "count", "dst_ip_bytes"),
-    ("tunnel_parents", "set[string]", None),
-    ("community_id", "string", "community_id"),
-]
 ROW_GROUP = 65536
 # Parquet: dictionary pages only where values repeat across flows (dictionary-encoding
 # unique values like timestamps, flow_id or community_id is wasted work), zstd level 1:
@@ -107,76 +82,61 @@ class FlowTable:
 
         yield from rechunk(self._spilled.merged(), ROW_GROUP)
 
-    def write(self, path, format: str | None = None) -> Path:
-        """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``)."""
-        path = Path(os.fspath(path))
-        fmt = format or FORMATS.get(path.suffix.lower())
+    def write(self, path, format: str | None = None) -> Path | None:
+        """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``).
+
+        ``path`` may also be a binary stream (``sys.stdout.buffer``); then ``format`` is needed.
+        The text formats are flowkit.output's (one ISO 8601 timestamp form)."""
+        from flowkit import output
+
+        stream = path if hasattr(path, "write") else None
+        if stream is None:
+            path = Path(os.fspath(path))
+        fmt = format or (None if stream is not None else FORMATS.get(path.suffix.lower()))
         if fmt is None:
             raise FlowkitError(f"{path}: cannot tell the output format from the extension; pass format=")
         fmt = {"json": "jsonl", "tsv": "zeek", "conn.log": "zeek"}.get(fmt, fmt)
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            from flowkit.flows._pool import system_pool
-
-            # row groups of 64k flows: the writer buffers one row group, not the whole table
-            dictionary = [name for name in PARQUET_DICTIONARY if name in self.schema.names]
-            with system_pool(), pq.ParquetWriter(path, self.schema, use_dictionary=dictionary,
-                                                 **PARQUET_OPTIONS) as writer:
-                for chunk in self._chunks():
-                    writer.write_table(chunk, row_group_size=ROW_GROUP)
-        elif fmt == "csv":
-            import pyarrow.csv as pcsv
-
-            with pcsv.CSVWriter(path, self.schema) as writer:
-                for chunk in self._chunks():
-                    writer.write_table(chunk)
-        elif fmt == "jsonl":
-            self._write_jsonl(path)
-        elif fmt == "zeek":
-            self._write_zeek(path)
-        else:
+        if fmt not in ("parquet", *output.TEXT_FORMATS):
             raise FlowkitError(f"{path}: unknown format {fmt!r} (parquet, csv, jsonl, zeek)")
-        return path
-
-    def _write_jsonl(self, path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            for chunk in self._chunks():
-                df = chunk.to_pandas()
-                for name, field in zip(chunk.schema.names, chunk.schema):
-                    if pa.types.is_timestamp(field.type):
-                        df[name] = df[name].map(lambda v: None if v is None or v != v else v.isoformat())
-                if len(df):
-                    text = df.to_json(orient="records", lines=True, date_format="iso")
-                    f.write(text if text.endswith("\n") else text + "\n")
-
-    def _write_zeek(self, path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
-            f.write("#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n")
-            f.write("#types\t" + "\t".join(ty for _, ty, _ in ZEEK_FIELDS) + "\n")
-            for chunk in self._chunks():
-                self._write_zeek_rows(f, chunk)
-            f.write("#close\n")
-
-    @staticmethod
-    def _write_zeek_rows(f, t: pa.Table) -> None:
-        n = t.num_rows
-        cols = []
-        for zname, ztype, col in ZEEK_FIELDS:
-            if col is None:
-                cols.append(np.full(n, "-", dtype=object))
-            elif col == "ts_start":
-                cols.append(np.array([f"{v / 1e9:.6f}" for v in t.column(col).cast(pa.int64()).to_numpy()], dtype=object))
-            elif col == "flow_id":
-                cols.append(np.array([f"F{v:016x}" for v in t.column(col).to_numpy()], dtype=object))
-            elif col == "duration":
-                cols.append(np.array([f"{v:.6f}" for v in t.column(col).to_numpy()], dtype=object))
+        if fmt == "parquet":  # a path goes to Arrow's own file writer
+            self._write_parquet(str(path) if stream is None else output.unseekable_sink(stream))
+            if stream is not None:
+                stream.flush()
+            return path if stream is None else None
+        with (open(path, "wb") if stream is None else _borrowed(stream)) as sink:
+            if fmt == "csv":
+                output.write_csv(self._chunks(), self.schema, sink)
+            elif fmt == "jsonl":
+                output.write_jsonl(self._chunks(), sink)
             else:
-                vals = t.column(col).to_pylist()
-                cols.append(np.array(["-" if v is None or v == "" else str(v) for v in vals], dtype=object))
-        for i in range(n):
-            f.write("\t".join(c[i] for c in cols) + "\n")
+                output.write_zeek(self._chunks(), sink)
+        return path if stream is None else None
+
+    def _write_parquet(self, sink) -> None:
+        import pyarrow.parquet as pq
+
+        from flowkit.flows._pool import system_pool
+
+        # row groups of 64k flows: the writer buffers one row group, not the whole table
+        dictionary = [name for name in PARQUET_DICTIONARY if name in self.schema.names]
+        with system_pool(), pq.ParquetWriter(sink, self.schema, use_dictionary=dictionary,
+                                             **PARQUET_OPTIONS) as writer:
+            for chunk in self._chunks():
+                writer.write_table(chunk, row_group_size=ROW_GROUP)
+
+
+class _borrowed:
+    """A stream the caller owns: flushed, not closed, at the end of ``with``."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __enter__(self):
+        return self.stream
+
+    def __exit__(self, *exc):
+        self.stream.flush()
+        return False
 
 
 def empty_table() -> FlowTable:

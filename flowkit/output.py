@@ -1,0 +1,216 @@
+"""Machine-readable flow tables and analysis results: CSV, JSON lines, Zeek conn.log TSV, Parquet.
+
+Every writer takes the rows as a sequence of Arrow tables (or a DataFrame) and a binary
+stream, so a file and standard output get the same bytes, chunk after chunk (a reader at
+the other end of a pipe sees rows before the last one is written; ``| head`` stops it).
+
+Timestamps in the text formats have one form, ISO 8601 UTC with all nine fractional
+digits: ``2026-11-24T21:08:24.405644123Z`` (the resolution of the flow table), except in
+the Zeek format, whose ``time`` fields are epoch seconds with six decimals as Zeek writes them.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+TEXT_FORMATS = ("csv", "jsonl", "zeek")
+
+# Zeek conn.log fields flowkit can fill, in Zeek's order: (zeek name, zeek type, flowkit column or None)
+ZEEK_FIELDS = [
+    ("ts", "time", "ts_start"),
+    ("uid", "string", "flow_id"),
+    ("id.orig_h", "addr", "src_ip"),
+    ("id.orig_p", "port", "src_port"),
+    ("id.resp_h", "addr", "dst_ip"),
+    ("id.resp_p", "port", "dst_port"),
+    ("proto", "enum", "proto"),
+    ("service", "string", None),
+    ("duration", "interval", "duration"),
+    ("orig_bytes", "count", "src_payload_bytes"),
+    ("resp_bytes", "count", "dst_payload_bytes"),
+    ("conn_state", "string", "conn_state"),
+    ("local_orig", "bool", None),
+    ("local_resp", "bool", None),
+    ("missed_bytes", "count", None),
+    ("history", "string", "history"),
+    ("orig_pkts", "count", "src_pkts"),
+    ("orig_ip_bytes", "count", "src_ip_bytes"),
+    ("resp_pkts", "count", "dst_pkts"),
+    ("resp_ip_bytes", "count", "dst_ip_bytes"),
+    ("tunnel_parents", "set[string]", None),
+    ("community_id", "string", "community_id"),
+]
+
+
+# ----------------------------------------------------------------------------- timestamps
+def iso_ns(values) -> pa.Array:
+    """ISO 8601 UTC strings with nine fractional digits (null where missing) of timestamps:
+    an Arrow timestamp array of any unit, or pandas/numpy datetimes.
+
+    Why not one strftime per value: the whole seconds of a capture repeat, so only the
+    distinct ones are formatted; the nanoseconds are joined on by Arrow."""
+    import pyarrow.compute as pc
+
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(values)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    ns = values.cast(pa.timestamp("ns", tz=values.type.tz)).cast(pa.int64())
+    valid = ns.is_valid()
+    whole = np.floor_divide(ns.fill_null(0).to_numpy(), 1_000_000_000)
+    seconds, which = np.unique(whole, return_inverse=True)
+    day_time = pa.array(np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")).take(pa.array(which))
+    fraction = pc.utf8_lpad(pc.cast(pa.array(ns.fill_null(0).to_numpy() - whole * 1_000_000_000), pa.string()),
+                            9, "0")
+    text = pc.binary_join_element_wise(day_time, ".", fraction, "Z", "")
+    return pc.if_else(valid, text, pa.scalar(None, pa.string()))
+
+
+def _text_timestamps(t: pa.Table) -> pa.Table:
+    """``t`` with its timestamp columns as ISO strings."""
+    for i, field in enumerate(t.schema):
+        if pa.types.is_timestamp(field.type):
+            t = t.set_column(i, field.name, iso_ns(t.column(i)))
+    return t
+
+
+# ----------------------------------------------------------------------------- writers
+def write_csv(chunks: Iterable[pa.Table], schema: pa.Schema, stream) -> None:
+    """CSV with a header line; strings quoted, missing values empty."""
+    import pyarrow.csv as pcsv
+
+    header = True
+    for t in chunks:
+        buf = pa.BufferOutputStream()
+        pcsv.write_csv(_text_timestamps(t), buf, write_options=pcsv.WriteOptions(include_header=header))
+        stream.write(buf.getvalue().to_pybytes())
+        header = False
+    if header:  # no rows: the header alone
+        buf = pa.BufferOutputStream()
+        pcsv.write_csv(_text_timestamps(schema.empty_table()), buf)
+        stream.write(buf.getvalue().to_pybytes())
+
+
+def write_jsonl(chunks: Iterable[pa.Table], stream) -> None:
+    """One JSON object per row, keys in column order; missing values and NaN are null."""
+    for t in chunks:
+        if t.num_rows:
+            stream.write(json_lines(t))
+
+
+def write_frame_jsonl(df, stream) -> None:
+    """The JSON lines of a DataFrame (an analysis result), as ``write_jsonl`` writes tables."""
+    if len(df) == 0:
+        return
+    import pandas as pd
+
+    df = df.copy()
+    for name in df.columns:  # categories as their values; objects (mixed None/str) as strings
+        if isinstance(df[name].dtype, pd.CategoricalDtype):
+            df[name] = df[name].astype(object)
+    stream.write(json_lines(pa.Table.from_pandas(df, preserve_index=False)))
+
+
+def json_lines(t: pa.Table) -> bytes:
+    """The rows of ``t`` as JSON lines, built column by column by Arrow (no per-row Python)."""
+    import pyarrow.compute as pc
+
+    parts = []
+    for i, (name, col) in enumerate(zip(t.column_names, t.columns)):
+        parts.append(("{" if i == 0 else ",") + json.dumps(name) + ":")
+        parts.append(_json_values(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col))
+    parts.append("}\n")
+    rows = pc.binary_join_element_wise(*parts, "")
+    rows = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
+    # no value is null, so the rows are the bytes between the first and last offsets
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset:rows.offset + len(rows) + 1]
+    return rows.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
+
+
+def _json_values(col: pa.Array) -> pa.Array:
+    """Each value of ``col`` as JSON text (``null`` where missing)."""
+    import pyarrow.compute as pc
+
+    kind = col.type
+    if pa.types.is_dictionary(kind):
+        col, kind = col.cast(kind.value_type), kind.value_type
+    if pa.types.is_timestamp(kind):
+        return pc.fill_null(pc.binary_join_element_wise('"', iso_ns(col), '"', ""), "null")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
+            return pa.array([json.dumps(v) if v is not None else "null" for v in col.to_pylist()], pa.string())
+        text = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
+        return pc.fill_null(pc.binary_join_element_wise('"', text.cast(pa.string()), '"', ""), "null")
+    if pa.types.is_floating(kind):
+        finite = pc.is_finite(col)
+        return pc.fill_null(pc.if_else(finite, pc.cast(col, pa.string()), pa.scalar(None, pa.string())), "null")
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return pc.fill_null(pc.cast(col, pa.string()), "null")
+    if pa.types.is_null(kind):
+        return pa.array(["null"] * len(col), pa.string())
+    return pa.array([json.dumps(v, default=str) for v in col.to_pylist()], pa.string())
+
+
+def _zeek_time(when: float) -> str:
+    return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(when))
+
+
+def write_zeek(chunks: Iterable[pa.Table], stream) -> None:
+    """Zeek's ASCII conn.log: the header Zeek writes (with ``#open``), the rows, ``#close``."""
+    stream.write(("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
+                  f"#open\t{_zeek_time(time.time())}\n"
+                  "#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n"
+                  "#types\t" + "\t".join(ty for _, ty, _ in ZEEK_FIELDS) + "\n").encode())
+    for t in chunks:
+        if t.num_rows:
+            stream.write(_zeek_rows(t).encode())
+    stream.write(f"#close\t{_zeek_time(time.time())}\n".encode())
+
+
+def _zeek_rows(t: pa.Table) -> str:
+    n = t.num_rows
+    cols = []
+    for _, _, col in ZEEK_FIELDS:
+        if col is None:
+            cols.append(["-"] * n)
+        elif col == "ts_start":
+            ns = t.column(col).cast(pa.int64()).to_numpy()
+            cols.append([f"{v / 1e9:.6f}" for v in ns])
+        elif col == "flow_id":
+            cols.append([f"F{v:016x}" for v in t.column(col).to_numpy()])
+        elif col == "duration":
+            cols.append([f"{v:.6f}" for v in t.column(col).to_numpy()])
+        else:
+            cols.append(["-" if v is None or v == "" else str(v) for v in t.column(col).to_pylist()])
+    return "".join("\t".join(row) + "\n" for row in zip(*cols))
+
+
+class _Counted(io.RawIOBase):
+    """A write-only stream that knows its position, so Parquet can be written to a pipe."""
+
+    def __init__(self, stream):
+        self.stream, self.position = stream, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.stream.write(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def unseekable_sink(stream):
+    """``stream`` (e.g. standard output) as a sink the Parquet writer accepts."""
+    return pa.PythonFile(_Counted(stream), mode="w")
