@@ -15,6 +15,7 @@ import pyarrow as pa
 from flowkit.errors import FlowkitError
 from flowkit.flows.schema import FLOW_SCHEMA
 from flowkit.ledger import Ledger
+from flowkit.output import ZEEK_FIELDS  # noqa: F401  (the Zeek conn.log fields; flowkit.zeeklog reads by them)
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".log": "zeek"}
