@@ -3,8 +3,9 @@
     python benchmarks/conformance_report.py            # print per-trace scores
     python benchmarks/conformance_report.py --write    # also regenerate the table in docs/conformance.md
 
-Rows compared: Zeek's TCP and UDP rows outside tunnels (tunnel_parents "-"), matched
-to flowkit rows by oriented five-tuple (orig_h, orig_p, resp_h, resp_p, proto); when
+Rows compared: every Zeek row outside tunnels (tunnel_parents "-"): TCP, UDP, ICMP and
+unknown_transport, matched to flowkit rows by oriented five-tuple (orig_h, orig_p, resp_h,
+resp_p, proto; flowkit's protocols other than tcp/udp/icmp read as unknown_transport); when
 several connections share a tuple, identical rows pair first, the rest in order.
 A baseline row flowkit lacks counts as a mismatch on every field.
 
@@ -33,8 +34,9 @@ STATE_FIELDS = ("conn_state", "history")
 FLOWKIT = {
     "orig_pkts": "src_pkts", "resp_pkts": "dst_pkts", "orig_ip_bytes": "src_ip_bytes",
     "resp_ip_bytes": "dst_ip_bytes", "conn_state": "conn_state", "history": "history",
-    "orig_bytes": "src_payload_bytes", "resp_bytes": "dst_payload_bytes",
+    "orig_bytes": "src_payload_bytes", "resp_bytes": "dst_payload_bytes", "missed_bytes": "missed_bytes",
 }
+EXTRA_FIELDS = ("orig_bytes", "resp_bytes", "missed_bytes")  # scored where Zeek logs them
 BEGIN, END = "<!-- conformance-table:begin -->", "<!-- conformance-table:end -->"
 
 
@@ -99,7 +101,7 @@ def score_entry(test: str, entry: dict) -> Score:
     base = [
         r for r in read_conn_log(ZEEK / "baselines" / entry["baseline"])
         if "id.orig_h" in r and "orig_pkts" in r  # zeek-cut extracts without the five-tuple can't be matched
-        and r["proto"] in ("tcp", "udp") and r.get("tunnel_parents", "-") in ("-", "(empty)")
+        and r.get("tunnel_parents", "-") in ("-", "(empty)")
     ]
     sc.rows = len(base)
     raw = read_conn_log(ZEEK / "baselines" / entry["baseline"])
@@ -117,6 +119,9 @@ def score_entry(test: str, entry: dict) -> Score:
         f = _fk_row(df.to_dict("records")[0])
         z = _zeek_row(raw[0])
         sc.extract = [(n, z[n], f[n]) for n in (*COUNT_FIELDS, *STATE_FIELDS) if n in raw[0]]
+    from flowkit.flows.schema import zeek_proto
+
+    df["proto"] = df["proto"].map(zeek_proto)
     ours_keys = set(zip(df["src_ip"], df["src_port"].astype(int), df["dst_ip"], df["dst_port"].astype(int), df["proto"]))
     kept = []
     for r in base:
@@ -155,7 +160,7 @@ def score_entry(test: str, entry: dict) -> Score:
             bad = [n for n in (*COUNT_FIELDS, *STATE_FIELDS) if z[n] != f[n]]
             for n in (*COUNT_FIELDS, *STATE_FIELDS):
                 sc.ok[n] += z[n] == f[n]
-            for n in ("orig_bytes", "resp_bytes"):  # informative: Zeek leaves them unset sometimes
+            for n in EXTRA_FIELDS:  # Zeek leaves them unset sometimes
                 if z[n] is not None:
                     sc.ok[n + "_n"] += 1
                     sc.ok[n] += z[n] == f[n]
@@ -179,7 +184,7 @@ def totals(scores: list[Score]) -> dict:
     for f in (*COUNT_FIELDS, *STATE_FIELDS):
         out[f] = sum(s.ok[f] for s in scores) / rows if rows else 1.0
     out["counts_all"] = counts_ok / rows if rows else 1.0
-    for n in ("orig_bytes", "resp_bytes"):
+    for n in EXTRA_FIELDS:
         have = sum(s.ok[n + "_n"] for s in scores)
         out[n] = sum(s.ok[n] for s in scores) / have if have else 1.0
         out[n + "_rows"] = have
@@ -210,8 +215,9 @@ def table(scores: list[Score]) -> str:
     )
     lines += [
         "",
-        f"Payload bytes (informative, rows where Zeek logs them): `orig_bytes` {t['orig_bytes']:.1%} of "
-        f"{t['orig_bytes_rows']}, `resp_bytes` {t['resp_bytes']:.1%} of {t['resp_bytes_rows']}.",
+        f"Payload bytes (rows where Zeek logs them): `orig_bytes` {t['orig_bytes']:.1%} of "
+        f"{t['orig_bytes_rows']}, `resp_bytes` {t['resp_bytes']:.1%} of {t['resp_bytes_rows']}; "
+        f"`missed_bytes` {t['missed_bytes']:.1%} of {t['missed_bytes_rows']}.",
     ]
     lines += [
         "",

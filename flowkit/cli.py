@@ -46,6 +46,7 @@ class Settings:
         self.filter = filter  # over flows: src = originator, dst = responder
         self.packet_filter = packet_filter  # over packets, before flows are built (tcpdump's view)
         self.active_timeout = None
+        self.vlan_key = False
         self.idle_timeout = idle_timeout
         self.udp_timeout = udp_timeout
         self.strict = strict
@@ -71,6 +72,8 @@ class Settings:
             options["udp_timeout"] = self.udp_timeout
         if self.active_timeout is not None:
             options["active_timeout"] = self.active_timeout
+        if self.vlan_key:
+            options["vlan_key"] = True
         return options
 
 
@@ -291,6 +294,7 @@ def flows(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the flow table to this file instead of the terminal"),
     format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix; parquet when it has none)"),
     active_timeout: Optional[float] = typer.Option(None, "--active-timeout", metavar="S", help="also end a flow after S seconds even while active (NetFlow style; default: never)"),
+    vlan_key: bool = typer.Option(False, "--vlan-key", help="VLAN tags separate connections (Zeek's vlan_fivetuple key; default: as Zeek, they do not)"),
     stats: bool = StatsOpt,
     **shared,
 ) -> None:
@@ -302,6 +306,7 @@ def flows(
         if active_timeout <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
         s.active_timeout = active_timeout
+    s.vlan_key = vlan_key
     where, fmt = cli_output.destination(output, format, json=json)
     if where is not None:
         if where != STDOUT:

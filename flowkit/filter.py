@@ -464,12 +464,14 @@ class _FlowColumns(_Columns):
         ``proto`` says "icmp" for ICMPv6 too (as Zeek writes it): the IP version tells them apart.
         """
         def make():
-            if "ip_proto" in _names(self.data):
-                return np.asarray(self.get("ip_proto"), np.int64)
             p = self.get("proto").astype(object)
             icmp = np.where(self.ip_version() == 6, 58, 1)
-            return np.select([p == "tcp", p == "udp", p == "icmp", p == "icmp6", p == "sctp"],
-                             [6, 17, icmp, 58, 132], -1)
+            named = np.select([p == "tcp", p == "udp", p == "icmp", p == "icmp6", p == "sctp"],
+                              [6, 17, icmp, 58, 132], -1)
+            if "ip_proto" not in _names(self.data):
+                return named
+            given = _as_float(self.get("ip_proto"))  # null where a table (a conn.log) lacks the number
+            return np.where(np.isnan(given), named, np.nan_to_num(given)).astype(np.int64)
 
         return self.cached("ip_proto", make)
 
@@ -496,6 +498,11 @@ class _FlowColumns(_Columns):
         uniques = [ipaddress.ip_address(a) if a else None for a in enc.dictionary.to_pylist()]
         codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         return uniques, codes
+
+
+def _as_float(values) -> np.ndarray:
+    """Numbers as float64 with NaN for nulls (numpy, object arrays with None, Arrow alike)."""
+    return pa.array(values, from_pandas=True).cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _names(data) -> list[str]:

@@ -34,17 +34,20 @@ ZEEK_FIELDS = [
     ("orig_bytes", "count", "src_payload_bytes"),
     ("resp_bytes", "count", "dst_payload_bytes"),
     ("conn_state", "string", "conn_state"),
-    ("local_orig", "bool", None),
-    ("local_resp", "bool", None),
-    ("missed_bytes", "count", None),
+    ("local_orig", "bool", "src_ip"),  # Zeek's default local networks (flowkit/flows/local.py)
+    ("local_resp", "bool", "dst_ip"),
+    ("missed_bytes", "count", "missed_bytes"),
     ("history", "string", "history"),
     ("orig_pkts", "count", "src_pkts"),
     ("orig_ip_bytes", "count", "src_ip_bytes"),
     ("resp_pkts", "count", "dst_pkts"),
     ("resp_ip_bytes", "count", "dst_ip_bytes"),
     ("tunnel_parents", "set[string]", None),
+    ("ip_proto", "count", "ip_proto"),
     ("community_id", "string", "community_id"),
 ]
+# written only when the connection lasted (Zeek's set_conn: duration > 0)
+ZEEK_IF_DURATION = ("duration", "orig_bytes", "resp_bytes")
 
 
 # ----------------------------------------------------------------------------- timestamps
@@ -173,11 +176,21 @@ def write_zeek(chunks: Iterable[pa.Table], stream) -> None:
 
 
 def _zeek_rows(t: pa.Table) -> str:
+    from flowkit.decode.addresses import address_matrix, from_strings
+    from flowkit.flows.local import DEFAULT as LOCAL
+    from flowkit.flows.schema import zeek_proto
+
     n = t.num_rows
+    lasted = t.column("duration").to_numpy(zero_copy_only=False) > 0
     cols = []
-    for _, _, col in ZEEK_FIELDS:
-        if col is None:
+    for zname, ztype, col in ZEEK_FIELDS:
+        if col is None or col not in t.column_names:  # a saved table from before the column existed
             cols.append(["-"] * n)
+        elif ztype == "bool":
+            local = LOCAL.contains(address_matrix(from_strings(t.column(col).combine_chunks())))
+            cols.append(np.where(local, "T", "F").tolist())
+        elif zname == "proto":
+            cols.append([zeek_proto(p) for p in t.column(col).to_pylist()])
         elif col == "ts_start":
             ns = t.column(col).cast(pa.int64()).to_numpy()
             cols.append([f"{v / 1e9:.6f}" for v in ns])
@@ -187,6 +200,8 @@ def _zeek_rows(t: pa.Table) -> str:
             cols.append([f"{v:.6f}" for v in t.column(col).to_numpy()])
         else:
             cols.append(["-" if v is None or v == "" else str(v) for v in t.column(col).to_pylist()])
+        if zname in ZEEK_IF_DURATION:
+            cols[-1] = np.where(lasted, cols[-1], "-").tolist()
     return "".join("\t".join(row) + "\n" for row in zip(*cols))
 
 

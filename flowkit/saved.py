@@ -86,11 +86,8 @@ def read_saved(paths) -> Saved:
         elif kind == "zeek":
             from flowkit.zeeklog import read_conn_log
 
-            table, left_out = read_conn_log(path)
+            table, _ = read_conn_log(path)
             tables.append(table)
-            if left_out:
-                rows = ", ".join(f"{n:,} {p}" for p, n in sorted(left_out.items()))
-                notes.append(f"{path}: {rows} row(s) left out: flowkit's flows are TCP and UDP")
         else:
             raise FlowkitError(f"{path}: not saved flows (a capture cannot be mixed with saved flows)")
     if len(tables) == 1:

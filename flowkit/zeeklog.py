@@ -23,7 +23,6 @@ REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
 ADDRS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "addr"}  # id.orig_h -> src_ip, ...
 PORTS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "port"}
 COUNTS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "count" and col}  # orig_pkts -> src_pkts, ...
-FLOW_PROTOS = ("tcp", "udp")
 _HEADER = re.compile(rb"^#[^\n]*(?:\n|$)", re.M)
 _NUMBER = r"^-?[0-9]+(\.[0-9]*)?$"
 LINE = "\0line"  # row -> line in the file, beside the fields
@@ -41,8 +40,8 @@ def _read_bytes(path: str) -> bytes:
 
 
 def read_conn_log(path) -> tuple[pa.Table, dict]:
-    """(flows in FLOW_SCHEMA, {proto: rows left out}) from a conn.log; only TCP and UDP rows are kept,
-    as in flowkit's own flow tables."""
+    """(flows in FLOW_SCHEMA, {proto: rows left out}) from a conn.log. Every row is kept, as
+    flowkit's own flow tables hold every IP protocol (the dict is empty; it stays for callers)."""
     path = str(path)
     data = _read_bytes(path)
     if data.lstrip()[:1] == b"{":
@@ -194,16 +193,7 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
                            "(flowkit needs ts, the id.* five-tuple and proto)")
     n = len(cols["ts"])
     proto = pc.utf8_lower(_strings(cols, "proto", n, ""))
-    keep = pc.is_in(proto, pa.array(list(FLOW_PROTOS)))
-    left_out = {}
-    if not pc.all(keep).as_py():
-        vc = pc.value_counts(pc.filter(proto, pc.invert(keep)))
-        left_out = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
-        mask = keep.to_numpy(zero_copy_only=False)
-        cols = {k: v[mask] if k == LINE else (v if isinstance(v, pa.ChunkedArray) else pa.chunked_array([v])).filter(keep)
-                for k, v in cols.items()}
-        proto = proto.filter(keep)
-        n = len(proto)
+    left_out: dict = {}
 
     ts = _ts_ns(path, cols, n)
     duration = np.nan_to_num(_numbers(path, cols, "duration", n, "float").to_numpy(zero_copy_only=False), nan=0.0)
@@ -220,7 +210,9 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
     for zeek, name in PORTS.items():
         out[name] = _numbers(path, cols, zeek, n, "int").cast(pa.uint16())
     for zeek, name in COUNTS.items():  # unset (Zeek leaves the byte counts unset at duration 0) reads as 0
-        out[name] = pc.fill_null(_numbers(path, cols, zeek, n, "int"), 0).cast(pa.uint64())
+        if name != "ip_proto":
+            out[name] = pc.fill_null(_numbers(path, cols, zeek, n, "int"), 0).cast(pa.uint64())
+    out["ip_proto"], out["proto"] = _protocols(path, cols, n, proto, out["ip_version"])
     history = _strings(cols, "history", n, "")
     out["conn_state"] = _strings(cols, "conn_state", n, None)
     out["history"] = history
@@ -244,6 +236,23 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
     return table, left_out
 
 
+def _protocols(path: str, cols: dict, n: int, proto: pa.Array, version: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(ip_proto, proto) as flowkit writes them: Zeek's ``ip_proto`` field, else the number its
+    ``proto`` implies (icmp: 1 or 58 by IP version); ``unknown_transport`` takes the protocol's name
+    when the number is known (older Zeek logs lack ``ip_proto``: the name stays)."""
+    from flowkit.flows.schema import proto_names
+
+    names = proto.to_numpy(zero_copy_only=False).astype(object)
+    v6 = version.to_numpy(zero_copy_only=False) == 6
+    implied = np.select([names == "tcp", names == "udp", (names == "icmp") & v6, names == "icmp"], [6, 17, 58, 1], -1)
+    given = _numbers(path, cols, "ip_proto", n, "int").to_numpy(zero_copy_only=False)
+    given = np.where(np.isnan(given.astype(np.float64)), -1, given).astype(np.int64) if len(given) else implied
+    number = np.where(given >= 0, given, implied)
+    table = np.array(proto_names(), dtype=object)
+    named = np.where((names == "unknown_transport") & (number >= 0), table[np.clip(number, 0, 255)], names)
+    return pa.array(number, pa.uint8(), mask=number < 0), pa.array(named.tolist(), pa.string())
+
+
 def _flow_ids(cols: dict, n: int) -> pa.Array:
     """flowkit's own Zeek output writes ``uid`` as ``F`` + 16 hex digits of flow_id: read it back;
     Zeek's random uids map to nothing."""
@@ -259,7 +268,7 @@ def _flow_ids(cols: dict, n: int) -> pa.Array:
 def _community_ids(out: dict, n: int) -> pa.Array:
     """Community ID v1 from the five-tuple, as flowkit computes it for captures."""
     from flowkit.decode.addresses import address_matrix, from_strings
-    from flowkit.flows.community import community_ids
+    from flowkit.flows.community import oriented_community_ids
 
     if n == 0:
         return pa.array([], pa.string())
@@ -270,9 +279,6 @@ def _community_ids(out: dict, n: int) -> pa.Array:
         return pa.nulls(n, pa.string())  # an address that is not one: no ID rather than a wrong one
     ap = out["src_port"].to_numpy(zero_copy_only=False).astype(np.int64)
     bp = out["dst_port"].to_numpy(zero_copy_only=False).astype(np.int64)
-    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & ((a[:, 1] > b[:, 1]) | ((a[:, 1] == b[:, 1]) & (ap > bp))))
-    lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
-    plo, phi = np.where(swap, bp, ap), np.where(swap, ap, bp)
-    proto = np.where(out["proto"].to_numpy(zero_copy_only=False) == "tcp", 6, 17)
+    proto = out["ip_proto"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     version = out["ip_version"].to_numpy(zero_copy_only=False)
-    return community_ids(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1], plo, phi, proto, version)
+    return oriented_community_ids(a[:, 0], a[:, 1], b[:, 0], b[:, 1], ap, bp, proto, version)

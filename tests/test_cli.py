@@ -142,21 +142,23 @@ def test_flows_output_files(run, tmp_path, name, fmt):
     args = ["flows", DNS, "-o", out_path] + (["--format", fmt] if name == "f.out" else [])
     rc, out, err = run(*args)
     assert rc == 0 and out == ""
-    assert f"wrote 12 flows to {out_path} ({fmt})" in err
+    # dns.pcap: 12 UDP conversations and one ICMP packet (a port-unreachable), 13 flows
+    assert f"wrote 13 flows to {out_path} ({fmt})" in err
     text = out_path.read_bytes()
     if fmt == "parquet":
         table = pq.read_table(out_path)
-        assert table.num_rows == 12
+        assert table.num_rows == 13
         assert table.column("dst_port").to_pylist().count(53) == 10
+        assert table.column("proto").to_pylist().count("icmp") == 1
     elif fmt == "csv":
         lines = text.decode().splitlines()
-        assert len(lines) == 13 and "src_ip" in lines[0]
+        assert len(lines) == 14 and "src_ip" in lines[0]
     elif fmt == "jsonl":
-        assert len(json_lines(text.decode())) == 12
+        assert len(json_lines(text.decode())) == 13
     else:
         lines = text.decode().splitlines()
         assert any(line.startswith("#fields\tts\tuid\tid.orig_h") for line in lines)
-        assert sum(1 for line in lines if line and not line.startswith("#")) == 12
+        assert sum(1 for line in lines if line and not line.startswith("#")) == 13
 
 
 # ----------------------------------------------------------------------------- analyses
@@ -243,7 +245,7 @@ def test_batch(run, tmp_path):
     assert rc == 0
     assert (out_dir / "manifest.json").is_file()
     flows = flowkit.read_dataset(str(out_dir))
-    assert flows.num_rows == 1 + 12
+    assert flows.num_rows == 1 + 13  # refused: one connection; dns: 12 UDP and one ICMP flow
 
 
 def test_flow_filter_versus_packet_filter(run):
@@ -269,17 +271,20 @@ def test_udp_timeout_splits_flows(run):
     with open(DNS, "rb") as f:
         for ts, buf in dpkt.pcap.Reader(f):
             ip = dpkt.ethernet.Ethernet(buf).data
-            if not isinstance(ip.data, dpkt.udp.UDP):
+            if isinstance(ip.data, dpkt.icmp.ICMP):  # one-way type (unreachable): keyed by its direction
+                key = (ip.src, ip.dst, ip.data.type, ip.data.code)
+            elif isinstance(ip.data, dpkt.udp.UDP):
+                key = frozenset([(ip.src, ip.data.sport), (ip.dst, ip.data.dport)])
+            else:
                 continue
-            key = frozenset([(ip.src, ip.data.sport), (ip.dst, ip.data.dport)])
             if key not in last or ts - last[key] > timeout:
                 flows_expected += 1
             last[key] = ts
-    assert flows_expected > 12  # the timeout really splits something in this capture
+    assert flows_expected > 13  # the timeout really splits something in this capture
     rc, out, _ = run("flows", DNS, "--udp-timeout", timeout, "--json")
     assert rc == 0 and len(json_lines(out)) == flows_expected
     rc, out, _ = run("flows", DNS, "--udp-timeout", 60, "--json")
-    assert len(json_lines(out)) == 12
+    assert len(json_lines(out)) == 13
 
 
 def test_several_captures_are_read_as_one(run):

@@ -99,6 +99,47 @@ def test_synack_first_is_flipped():
     assert row.history.startswith("^h")
 
 
+def test_synack_from_an_unlikely_port_is_flipped_once_an_ack_follows():
+    # Zeek >= 5.1 (PR #2191): no port flip (9999 is no likely server port), but the ACK right
+    # after the SYN-ACK flips it; the history reads as if flipped first (Zeek's core.local-flip
+    # baseline: ^hADadFf)
+    c = Conversation("10.0.0.1", 40004, "10.0.0.2", 9999)
+    c.synack()
+    c.ack()
+    c.data(True, 10)
+    row = one(c.packets)
+    assert (row.src_ip, row.src_port, row.dst_port) == ("10.0.0.1", 40004, 9999)
+    assert row.history == "^hAD" and (row.src_pkts, row.dst_pkts) == (2, 1)
+
+
+def test_synack_from_an_unlikely_port_answered_by_rst_keeps_its_sender():
+    # a stealth scan's SYN-ACK draws a RST: Zeek keeps the SYN-ACK sender as originator
+    c = Conversation("10.0.0.1", 40006, "10.0.0.2", 9999)
+    c.synack()
+    c.rst(True)
+    row = one(c.packets)
+    assert (row.src_ip, row.src_port, row.dst_port) == ("10.0.0.2", 9999, 40006)
+    assert row.history == "Hr" and (row.src_pkts, row.dst_pkts) == (1, 1)
+
+
+def test_lone_synack_from_an_unlikely_port_keeps_its_sender():
+    c = Conversation("10.0.0.1", 40007, "10.0.0.2", 9999)
+    c.synack()
+    row = one(c.packets)
+    assert (row.src_ip, row.src_port, row.history, row.conn_state) == ("10.0.0.2", 9999, "H", "OTH")
+
+
+def test_synack_between_two_likely_ports_keeps_its_sender_until_an_ack():
+    # WantConnection: both ports likely -> no port flip for a SYN-ACK (only for no-SYN packets)
+    c = Conversation("10.0.0.1", 8080, "10.0.0.2", 443)
+    c.synack()
+    row = one(c.packets)
+    assert (row.src_port, row.history) == (443, "H")
+    c.ack()
+    row = one(c.packets)
+    assert (row.src_port, row.history) == (8080, "^hA")
+
+
 def test_new_syn_after_close_starts_a_new_flow():
     c = Conversation("10.0.0.1", 40005, "10.0.0.2", 80).handshake()
     c.close()
@@ -156,25 +197,46 @@ def test_handshake_timestamps():
     assert row.syn_count == 2
 
 
-def test_only_tcp_udp_make_flows_everything_is_in_the_ledger():
+def test_every_ip_protocol_makes_a_flow_everything_is_in_the_ledger():
     pkts = [
-        pkt(1.0, "10.0.0.1", 0, "10.0.0.2", 0, proto="icmp"),
+        pkt(1.0, "10.0.0.1", 0, "10.0.0.2", 0, proto="icmp"),  # echo request (type 8, code 0)
         pkt(1.1, "10.0.0.1", 1, "10.0.0.2", 2, proto="udp", payload=3),
-        pkt(1.2, "10.0.0.1", 0, "10.0.0.2", 0, proto="tcp", ip_proto=47),  # GRE
+        pkt(1.2, "10.0.0.1", 7, "10.0.0.2", 9, proto="tcp", ip_proto=47),  # GRE: ports are not GRE's
     ]
     ft = flowkit.flows([batch(pkts)])
-    assert len(ft) == 1
+    df = ft.to_pandas().sort_values("ts_start")
+    assert list(df.proto) == ["icmp", "udp", "gre"]
+    assert list(df.ip_proto) == [1, 17, 47]
+    # Zeek's keys: ICMP echo request type 8 -> counterpart 0; unknown_transport ports 0
+    assert list(df.src_port) == [8, 1, 0] and list(df.dst_port) == [0, 2, 0]
+    assert list(df.conn_state) == ["OTH", "S0", "OTH"] and list(df.history) == ["", "D", ""]
     assert ft.stats.packets == 3 and ft.stats.counts["icmp"] == 1 and ft.stats.counts["other_ip"] == 1
-    ft.stats.check()
 
 
-def test_vlan_separates_flows():
-    pkts = [
-        pkt(1.0, "10.0.0.1", 1000, "10.0.0.2", 53, proto="udp", payload=1, vlan=10),
-        pkt(1.1, "10.0.0.1", 1000, "10.0.0.2", 53, proto="udp", payload=1, vlan=20),
-    ]
-    df = flows_of(pkts)
-    assert sorted(df.vlan) == [10, 20]
+VLAN_PAIR = [
+    pkt(1.0, "10.0.0.1", 1000, "10.0.0.2", 53, proto="udp", payload=1, vlan=10),
+    pkt(1.1, "10.0.0.1", 1000, "10.0.0.2", 53, proto="udp", payload=1, vlan=20, inner_vlan=5),
+]
+
+
+def test_vlan_tags_are_not_in_the_key_by_default():
+    # Zeek's default connection key is the five-tuple: one connection, its first packet's tag
+    df = flows_of(VLAN_PAIR)
+    assert len(df) == 1 and df.vlan[0] == 10 and df.src_pkts[0] == 2
+
+
+def test_vlan_key_separates_flows():
+    # Zeek's policy/frameworks/conn_key/vlan_fivetuple.zeek: vlan and inner_vlan in the key
+    df = flows_of(VLAN_PAIR, vlan_key=True)
+    assert sorted(zip(df.vlan, df.inner_vlan)) == [(10, 0), (20, 5)]
+
+
+def test_vlan_key_on_the_mergeable_path():
+    from flowkit.flows import FlowOptions, accumulate
+
+    for key, rows in ((False, 1), (True, 2)):
+        state = accumulate([batch(VLAN_PAIR[:1]), batch(VLAN_PAIR[1:], first_index=1)], FlowOptions(vlan_key=key))
+        assert len(state.finalize()) == rows
 
 
 def test_ipv6_flow():

@@ -10,7 +10,7 @@ from conftest import corpus_files
 pytestmark = pytest.mark.corpus
 
 
-def test_every_tcp_udp_packet_lands_in_exactly_one_flow(corpus):
+def test_every_ip_packet_lands_in_exactly_one_flow(corpus):
     files = corpus_files("nfstream")
     assert files, "no nfstream captures in the corpus"
     flows_total = 0
@@ -19,7 +19,8 @@ def test_every_tcp_udp_packet_lands_in_exactly_one_flow(corpus):
         table.stats.check()
         t = table.to_arrow()
         in_flows = int(t.column("src_pkts").to_numpy().sum() + t.column("dst_pkts").to_numpy().sum())
-        assert in_flows == table.stats.counts["tcp"] + table.stats.counts["udp"], path.name
+        c = table.stats.counts
+        assert in_flows == c["tcp"] + c["udp"] + c["icmp"] + c["other_ip"], path.name
         assert (t.column("duration").to_numpy() >= 0).all(), path.name
         flows_total += len(table)
     assert flows_total > 1000

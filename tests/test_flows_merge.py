@@ -119,7 +119,7 @@ def test_idle_connections_are_evicted_while_streaming():
     peak = peak_stream = 0
     state, stream = FlowState(FlowOptions()), StreamState(FlowOptions())
     for b in batches(packets, list(range(10, 200, 10))):
-        state.advance(flow_packets(b))
+        state.advance(flow_packets(b, state.options.vlan_key))
         stream.advance_batch(b)
         peak = max(peak, len(state.C))
         peak_stream = max(peak_stream, len(stream.C))

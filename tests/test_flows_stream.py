@@ -93,10 +93,17 @@ def test_stream_state_is_not_mergeable():
     assert hasattr(FlowState(), "merge")
 
 
+# Zeek's ICMP4_counterpart / ICMP6_counterpart (src/packet_analysis/protocol/icmp/ICMP.cc)
+ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+ICMP6_PAIRS = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130, 139: 140,
+               140: 139, 144: 145, 145: 144}
+
+
 def test_keys_are_the_unordered_five_tuples():
     """Both drivers key a connection by its unordered endpoint pair, protocol and VLANs:
-    as many keys as distinct such tuples among the TCP/UDP packets (counted here with
-    ipaddress on the decoded columns), and the same keys on both paths."""
+    as many keys as distinct such tuples among the IP packets (counted here with ipaddress
+    on the decoded columns; ICMP as Zeek keys it, other protocols without ports), and the
+    same keys on both paths."""
     import ipaddress
 
     bs = list(packets(str(SAMPLES / "mixed.pcap")))
@@ -112,10 +119,19 @@ def test_keys_are_the_unordered_five_tuples():
             merge_keys.update(cols["hash"].tolist())
         d = b.to_pydict()
         for i in range(b.num_rows):
-            if d["status"][i] == 0 and d["ip_proto"][i] in (6, 17):
-                a = (ipaddress.IPv6Address(d["src_ip"][i]), d["src_port"][i])
-                z = (ipaddress.IPv6Address(d["dst_ip"][i]), d["dst_port"][i])
-                tuples.add((frozenset([a, z]), d["ip_proto"][i], d["vlan"][i], d["inner_vlan"][i]))
+            if d["status"][i] != 0 or d["ip_version"][i] == 0:
+                continue
+            proto = d["ip_proto"][i]
+            sport, dport, one_way = (d["src_port"][i], d["dst_port"][i], False) if proto in (6, 17) else (0, 0, False)
+            if proto in (1, 58):  # Zeek's ICMP keys: type -> counterpart type, or the code (one-way)
+                pairs = ICMP4_PAIRS if proto == 1 else ICMP6_PAIRS
+                sport = d["icmp_type"][i]
+                one_way = sport not in pairs
+                dport = d["icmp_code"][i] if one_way else pairs[sport]
+            a = (ipaddress.IPv6Address(d["src_ip"][i]), sport)
+            z = (ipaddress.IPv6Address(d["dst_ip"][i]), dport)
+            ends = (a, z) if one_way else frozenset([a, z])
+            tuples.add((ends, proto, d["vlan"][i], d["inner_vlan"][i]))
     assert len(tuples) > 10
     assert stream_keys == merge_keys
     assert len(stream_keys) == len(tuples)

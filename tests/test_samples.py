@@ -50,7 +50,7 @@ def test_make_samples_script(tmp_path):
                           text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     dns = flowkit.flows(str(tmp_path / "dns.pcap"))
-    assert dns.stats.packets == 32 and len(dns) == 12
+    assert dns.stats.packets == 32 and len(dns) == 13  # 12 UDP conversations, one ICMP unreachable
     refused = flowkit.flows(str(tmp_path / "refused.pcap")).to_pandas()
     assert refused["conn_state"].tolist() == ["REJ"]
     scan = flowkit.flows(str(tmp_path / "scan.pcap")).to_pandas()
@@ -106,7 +106,7 @@ def test_dns_and_udp():
     ledger = table.stats.to_dict()
     assert ledger["packets"] == 32
     assert ledger["udp"] == 31 and ledger["icmp"] == 1
-    assert len(df) == 12 and set(df["proto"]) == {"udp"}
+    assert len(df) == 13 and set(df["proto"]) == {"udp", "icmp"}  # the ICMP packet is a flow of its own
     dns = df[df["dst_port"] == 53]
     assert len(dns) == 10
     assert (dns["src_pkts"] == 1).all() and (dns["dst_pkts"] == 1).all()

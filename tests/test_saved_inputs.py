@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import flowkit
+from flowkit.flows.schema import zeek_proto
 import flowkit.analysis as A
 from conftest import CORPUS, SAMPLES
 
@@ -76,11 +77,12 @@ def test_baseline_reads_and_every_analysis_runs(test, tmp_path, corpus):
     path = unmasked(test, tmp_path)
     rows = zeek_rows(path)
     df = zeek_frame(path)
-    tcp_udp = [r for r in rows if r["proto"] in ("tcp", "udp")]
-    assert len(df) == len(tcp_udp)
-    for r, (_, f) in zip(tcp_udp, df.iterrows()):
-        assert (f["src_ip"], f["src_port"], f["dst_ip"], f["dst_port"], f["proto"]) == (
+    assert len(df) == len(rows)  # every protocol, as flowkit's own tables
+    for r, (_, f) in zip(rows, df.iterrows()):
+        assert (f["src_ip"], f["src_port"], f["dst_ip"], f["dst_port"], zeek_proto(f["proto"])) == (
             r["id.orig_h"], int(r["id.orig_p"]), r["id.resp_h"], int(r["id.resp_p"]), r["proto"])
+        if "ip_proto" in r:
+            assert f["ip_proto"] == int(r["ip_proto"])
         assert (f["src_pkts"], f["dst_pkts"], f["src_ip_bytes"], f["dst_ip_bytes"]) == (
             int(r["orig_pkts"]), int(r["resp_pkts"]), int(r["orig_ip_bytes"]), int(r["resp_ip_bytes"]))
         assert f["conn_state"] == r["conn_state"]

@@ -84,6 +84,11 @@ def tcp_only(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["proto"] == "tcp"].reset_index(drop=True)
 
 
+def with_ports(df: pd.DataFrame) -> pd.DataFrame:
+    """TCP and UDP flows: the protocols whose ports are ports (ICMP's are type/code, others have none)."""
+    return df[df["proto"].isin(("tcp", "udp"))].reset_index(drop=True)
+
+
 def col_or(df: pd.DataFrame, name: str, default) -> pd.Series:
     """A column, or a constant when a user frame does not carry it."""
     if name in df.columns:

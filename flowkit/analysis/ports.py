@@ -1,13 +1,14 @@
 """IANA port tiers (RFC 6335), top services, and flows between two ephemeral ports.
 
-Method and references in docs/analyses.md ("Ports").
+TCP and UDP flows only: ICMP flows carry type/code in the port columns and other
+protocols have no ports. Method and references in docs/analyses.md ("Ports").
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from flowkit.analysis._frame import DYNAMIC_FIRST, _frame
+from flowkit.analysis._frame import DYNAMIC_FIRST, _frame, with_ports
 from flowkit.analysis.services_registry import registry
 
 TIERS = ("well-known", "registered", "dynamic")  # 0-1023, 1024-49151, 49152-65535
@@ -43,7 +44,7 @@ def port_tiers(flows) -> pd.DataFrame:
 
     Every tier appears for every protocol present, with zeros when unused.
     """
-    df = _volumes(_frame(flows, _VOLUME_COLS))
+    df = _volumes(with_ports(_frame(flows, _VOLUME_COLS)))
     df["tier"] = tier_of(df["dst_port"])
     g = df.groupby(["tier", "proto"])
     out = pd.DataFrame(
@@ -67,7 +68,7 @@ def services(flows, top: int = 20) -> pd.DataFrame:
 
     Columns: proto, dst_port, service, tier, flows, packets, bytes, servers, clients.
     """
-    df = _volumes(_frame(flows, (*_VOLUME_COLS, "src_ip", "dst_ip")))
+    df = _volumes(with_ports(_frame(flows, (*_VOLUME_COLS, "src_ip", "dst_ip"))))
     g = df.groupby(["proto", "dst_port"])
     out = pd.DataFrame(
         {
@@ -91,6 +92,6 @@ def p2p_flows(flows) -> pd.DataFrame:
 
     Returns the matching rows of the flow frame, all its columns, in their original order.
     """
-    df = _frame(flows, ("src_port", "dst_port"))
+    df = _frame(flows, ("src_port", "dst_port"))  # ICMP type/code and portless 0 are never dynamic
     both = (df["src_port"].astype(np.int64) >= DYNAMIC_FIRST) & (df["dst_port"].astype(np.int64) >= DYNAMIC_FIRST)
     return df[both.to_numpy()].reset_index(drop=True)

@@ -76,7 +76,7 @@ def accumulate(batches: Iterable[pa.RecordBatch], options: FlowOptions | None = 
     state = FlowState(options or FlowOptions())
     for batch in batches:
         _count(state.ledger, batch)
-        state.advance(flow_packets(batch))
+        state.advance(flow_packets(batch, state.options.vlan_key))
     return state
 
 
@@ -92,6 +92,7 @@ def flows(
     chunk_bytes: int | None = None,
     spill_rows: int | None = 100_000,
     spill_dir: str | None = None,
+    vlan_key: bool = False,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
 
@@ -100,10 +101,11 @@ def flows(
     so memory follows the number of concurrently active connections. Past
     ``spill_rows`` finished connections (None or 0: never), they go to a sorted run
     in a temporary directory (under ``spill_dir``), so memory is bounded whatever
-    the number of flows; see FlowTable and docs/semantics.md.
+    the number of flows; see FlowTable and docs/semantics.md. ``vlan_key``: VLAN tags
+    separate connections (Zeek's vlan_fivetuple key); by default, as Zeek, they do not.
     """
     options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes,
-                          spill_rows, spill_dir)
+                          spill_rows, spill_dir, vlan_key)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
         it, ledger_of = _batches(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping

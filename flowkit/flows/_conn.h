@@ -88,6 +88,7 @@ new_conn(int64_t *C, int64_t *K, const int64_t *key, int64_t n, int64_t slot, in
         int64_t *b = r + N_CONN + s * N_SIDE;
         b[S_RXTH] = 1;
         b[S_ZWTH] = 1;
+        b[S_GAPTH] = 1;
         b[S_HSYN] = INF;
         b[S_HFIN] = INF;
         b[S_HRST] = INF;
@@ -155,6 +156,71 @@ seq_space(int64_t *r, int64_t e, int64_t start, int64_t last_abs, int64_t last_r
     r[e + S_ACKREL] = 0;
     r[e + S_LASTABS] = last_abs;
     r[e + S_LASTREL] = last_rel;
+    r[e + S_RTOP] = 1; /* relative 1: the first byte after the SYN */
+    r[e + S_BLK0] = r[e + S_BLK1] = 0;
+}
+
+/* Content gaps, after Zeek's TCP_Reassembler: an endpoint's data is delivered in order up to
+ * S_RTOP (relative sequence); data beyond it waits (one block [S_BLK0, S_BLK1) here, where
+ * Zeek keeps a list: a second hole is merged into the block, which can only undercount).
+ * When the peer acknowledges bytes never delivered, they are a content gap: missed_bytes and
+ * the scaled g/G letter, counted only while both endpoints are established or cleanly
+ * closing, as Zeek (partial connections report none). */
+static inline void
+data_seen(int64_t *r, int64_t e, int64_t from, int64_t to)
+{
+    int64_t *top = &r[e + S_RTOP], *b0 = &r[e + S_BLK0], *b1 = &r[e + S_BLK1];
+    if (from <= *top) {
+        if (to > *top)
+            *top = to;
+        if (*b1 > *b0 && *b0 <= *top) {
+            if (*b1 > *top)
+                *top = *b1;
+            *b0 = *b1 = 0;
+        }
+    } else if (*b1 > *b0) {
+        if (from < *b0)
+            *b0 = from;
+        if (to > *b1)
+            *b1 = to;
+    } else {
+        *b0 = from;
+        *b1 = to;
+    }
+}
+
+static inline int
+established_or_closing(const int64_t *r, int64_t e)
+{
+    return r[e + S_STATE] == ESTABLISHED || (r[e + S_STATE] == CLOSED && r[e + S_PREV] == ESTABLISHED);
+}
+
+/* The peer p acknowledged endpoint e's data up to relative `upto`. */
+static inline void
+ack_gap(uint8_t *H, int64_t *C, int64_t c, int64_t e, int64_t p, int64_t upto, int e_is_orig)
+{
+    int64_t *r = ROW(c);
+    if (r[e + S_FINCNT] > 0 && upto > r[e + S_HFIN])
+        upto = r[e + S_HFIN]; /* an ACK of the FIN is no data */
+    int64_t top = r[e + S_RTOP];
+    if (upto <= top)
+        return;
+    int64_t gap = upto - top, b0 = r[e + S_BLK0], b1 = r[e + S_BLK1];
+    if (b1 > b0) {
+        int64_t lo = b0 > top ? b0 : top, hi = b1 < upto ? b1 : upto;
+        if (hi > lo)
+            gap -= hi - lo;
+    }
+    r[e + S_RTOP] = upto;
+    if (b1 > b0 && b0 <= upto) {
+        if (b1 > upto)
+            r[e + S_RTOP] = b1;
+        r[e + S_BLK0] = r[e + S_BLK1] = 0;
+    }
+    if (gap > 0 && established_or_closing(r, e) && established_or_closing(r, p)) {
+        r[e + S_MISSED] = add(r[e + S_MISSED], gap);
+        scaled(H, C, c, e, S_GAPCNT, S_GAPTH, e_is_orig ? 'G' : 'g');
+    }
 }
 
 static void
@@ -248,6 +314,11 @@ tcp_packet(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t f
             }
         }
     }
+
+    if (plen > 0 && !rst)
+        data_seen(r, e, add(rel_seq, syn), add(add(rel_seq, syn), plen));
+    if (ackf && !rst && r[p + S_INIT])
+        ack_gap(H, C, c, p, e, sd(ack, r[p + S_START]), !is_orig);
 
     /* update_last_seq (uses the state before this packet's transition) */
     int64_t dl = sd(past, r[e + S_LASTABS]);
@@ -345,7 +416,7 @@ count(int64_t *r, int64_t side, int64_t t, int64_t flags, int64_t ip_len, int64_
     b[S_PKTS] = add(b[S_PKTS], 1);
     b[S_IPB] = add(b[S_IPB], ip_len);
     r[F_TSPKT] = t;
-    if (proto == 17) {
+    if (proto != 6) {
         b[S_UDPB] = add(b[S_UDPB], plen);
         r[F_TSLAST] = t;
         return;
@@ -430,18 +501,52 @@ open_conn(int64_t *C, uint8_t *H, int64_t *K, const int64_t *key, int64_t n, int
     }
 }
 
+/* Zeek (since 5.1, PR #2191) flips a connection that began with an unflipped SYN-ACK when
+ * the packet right after it, in either direction, is an ACK or carries data: a stealth
+ * scan's SYN-ACK draws a RST or nothing. The history then reads as if the flip had come
+ * first (Zeek's logs show "^h..."): letters change role, '^' leads. */
+static inline int
+late_flip(const int64_t *r, int64_t flags, int64_t plen)
+{
+    const int64_t *o = r + N_CONN + r[F_ORIG] * N_SIDE, *q = r + N_CONN + (1 - r[F_ORIG]) * N_SIDE;
+    if (r[F_FLIPS] != 0 || add(o[S_PKTS], q[S_PKTS]) != 1 || o[S_STATE] != SYN_ACK_SENT || q[S_STATE] != INACTIVE)
+        return 0;
+    int ack_only = (flags & TH_ACK) != 0 && (flags & (TH_SYN | TH_RST)) == 0;
+    return ack_only || plen > 0;
+}
+
+static inline void
+flip_late(uint8_t *H, int64_t *C, int64_t c)
+{
+    int64_t *r = ROW(c);
+    uint8_t *h = HROW(c);
+    int64_t n = r[F_HLEN] < HMAX ? r[F_HLEN] : HMAX - 1;
+    for (int64_t i = n; i > 0; i--) {
+        uint8_t x = h[i - 1];
+        h[i] = (x >= 'A' && x <= 'Z') ? x + 32 : (x >= 'a' && x <= 'z') ? x - 32 : x;
+    }
+    h[0] = '^';
+    r[F_HLEN] = n + 1;
+    r[F_HSEEN] = ((r[F_HSEEN] & 0xFFFF) << 16) | ((r[F_HSEEN] >> 16) & 0xFFFF);
+    r[F_ORIG] = 1 - r[F_ORIG];
+    r[F_FLIPS] = 1;
+}
+
 /* One packet of connection c: counters, then Zeek's TCP or UDP logic. */
 static inline void
 feed(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, int64_t seq, int64_t ack,
      int64_t win, int64_t plen, int64_t iplen, int64_t proto)
 {
     int64_t *r = ROW(c);
+    if (proto == 6 && late_flip(r, flags, plen))
+        flip_late(H, C, c);
     count(r, side, t, flags, iplen, plen, proto);
     if (proto == 6) {
         tcp_packet(C, H, c, side, t, flags, seq, ack, win, plen);
     } else {
-        r[N_CONN + side * N_SIDE + S_STATE] = PARTIAL; /* UDP_ACTIVE */
-        check_hist(H, C, c, side == r[F_ORIG], H_DATA, 'D');
+        r[N_CONN + side * N_SIDE + S_STATE] = PARTIAL; /* UDP_ACTIVE; ICMP and others: active */
+        if (proto == 17)
+            check_hist(H, C, c, side == r[F_ORIG], H_DATA, 'D'); /* Zeek writes no history for the others */
     }
 }
 

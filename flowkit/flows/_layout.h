@@ -23,7 +23,9 @@ enum {
     S_PKTS, S_IPB, S_UDPB, S_FL, /* 8 flag counters */
     S_STATE = 11, S_PREV, S_DIDCLOSE, S_START, S_LASTABS, S_LASTREL, S_ACKABS, S_ACKREL,
     S_FINCNT, S_HSYN, S_HFIN, S_HRST, S_RXCNT, S_RXTH, S_ZWCNT, S_ZWTH,
-    S_SYNTS, S_SYNCNT, S_SYNLAST, S_SYNACKTS, S_ACKTS, S_INIT, N_SIDE
+    S_SYNTS, S_SYNCNT, S_SYNLAST, S_SYNACKTS, S_ACKTS, S_INIT,
+    S_RTOP, S_BLK0, S_BLK1, S_GAPCNT, S_GAPTH, S_MISSED, /* content gaps (_conn.h: data_seen, ack_gap) */
+    N_SIDE
 };
 
 #define NCOL (N_CONN + 2 * N_SIDE)

@@ -26,23 +26,28 @@ static const column_t FLOW_PACKET_COLUMNS[] = {
 #define N_FLOW_PACKET_COLUMNS ((int)(sizeof FLOW_PACKET_COLUMNS / sizeof FLOW_PACKET_COLUMNS[0]))
 
 PyDoc_STRVAR(flow_packets_doc,
-"flow_packets(packets, out) -> int\n"
+"flow_packets(packets, out, options) -> int\n"
 "--\n\n"
 "Write the flow packets of `packets` (arrays in PACKET_COLUMNS order) to the first rows\n"
-"of `out` (arrays in FLOW_PACKET_COLUMNS order, at least as long); returns how many.");
+"of `out` (arrays in FLOW_PACKET_COLUMNS order, at least as long); returns how many.\n"
+"options: (vlan_key,).");
 
 static PyObject *
 flow_packets(PyObject *self, PyObject *args)
 {
-    PyObject *opk, *oout;
-    if (!PyArg_ParseTuple(args, "OO", &opk, &oout))
+    static const char *const names[] = {"vlan_key"};
+    PyObject *opk, *oout, *oopt;
+    if (!PyArg_ParseTuple(args, "OOO", &opk, &oout, &oopt))
         return NULL;
     views_t vs = {.n = 0};
     packet_cols_t p;
     flow_cols_t o;
+    int64_t vlan_key = 0;
+    int64_t *const opts[] = {&vlan_key};
     Py_ssize_t n = -1, m = -1, kept = 0;
     if (!bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &p, &n, "packets") ||
-        !bind_columns(&vs, oout, FLOW_PACKET_COLUMNS, N_FLOW_PACKET_COLUMNS, &o, &m, "out")) {
+        !bind_columns(&vs, oout, FLOW_PACKET_COLUMNS, N_FLOW_PACKET_COLUMNS, &o, &m, "out") ||
+        !bind_options(oopt, names, opts, 1, "options")) {
         views_release(&vs);
         return NULL;
     }
@@ -53,7 +58,7 @@ flow_packets(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     flow_pkt_t f;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!flow_packet(&p, i, &f))
+        if (!flow_packet(&p, i, (int)vlan_key, &f))
             continue;
         Py_ssize_t j = kept++;
         o.ts[j] = f.t;

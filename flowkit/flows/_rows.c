@@ -12,7 +12,7 @@
 /* Output columns, in the order of COLUMNS below (int64 each; rows.py casts). */
 enum {
     O_FLOW_ID, O_TS0, O_TSEND, O_PROTO, O_IPVER, O_OHI, O_OLO, O_OPORT, O_RHI, O_RLO, O_RPORT,
-    O_OPKTS, O_RPKTS, O_OIPB, O_RIPB, O_OSIZE, O_RSIZE, O_STATE,
+    O_OPKTS, O_RPKTS, O_OIPB, O_RIPB, O_OSIZE, O_RSIZE, O_STATE, O_MISSED,
     O_OFLAGS, O_RFLAGS = O_OFLAGS + 8,
     O_SYNTS = O_RFLAGS + 8, O_SYNLAST, O_SYNACKTS, O_ACKTS, O_SYNCNT, O_VLAN, O_IVLAN, O_KEY, O_PREFIX,
     N_OUT
@@ -21,7 +21,7 @@ enum {
 static const char *COLUMNS[N_OUT] = {
     "flow_id", "ts_start", "ts_end", "proto", "ip_version", "ohi", "olo", "src_port", "rhi", "rlo", "dst_port",
     "src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes", "conn_state",
-    "src_syn", "src_fin", "src_rst", "src_ack", "src_psh", "src_urg", "src_ece", "src_cwr",
+    "missed_bytes", "src_syn", "src_fin", "src_rst", "src_ack", "src_psh", "src_urg", "src_ece", "src_cwr",
     "dst_syn", "dst_fin", "dst_rst", "dst_ack", "dst_psh", "dst_urg", "dst_ece", "dst_cwr",
     "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "syn_count", "vlan", "inner_vlan", "_key", "_prefix",
 };
@@ -66,10 +66,14 @@ rstos0_history(const uint8_t *h)
     return 0;
 }
 
-/* Zeek's conn_state() from conn/main.zeek; UDP's PARTIAL stands for UDP_ACTIVE. */
+/* Zeek's conn_state() from conn/main.zeek; UDP's PARTIAL stands for UDP_ACTIVE; every
+ * protocol but TCP and UDP is OTH. */
 static int
-conn_state(int64_t os, int64_t rs, int tcp, int64_t osize, int64_t rsize, const uint8_t *hist)
+conn_state(int64_t os, int64_t rs, int64_t proto, int64_t osize, int64_t rsize, const uint8_t *hist)
 {
+    int tcp = proto == 6;
+    if (!tcp && proto != 17)
+        return OTH;
     if (!tcp) {
         int uo = os == PARTIAL, ur = rs == PARTIAL;
         return uo && ur ? SF : uo ? S0 : ur ? SHR : OTH;
@@ -134,7 +138,7 @@ columns(PyObject *self, PyObject *args)
         SET(O_FLOW_ID, fid);
         SET(O_TS0, c[F_TS0]);
         SET(O_TSEND, c[F_TSLAST]);
-        SET(O_PROTO, tcp ? 0 : 1);
+        SET(O_PROTO, k[K_PROTO]);
         SET(O_IPVER, k[K_IPVER]);
         SET(O_OHI, ohi);
         SET(O_OLO, olo);
@@ -148,11 +152,12 @@ columns(PyObject *self, PyObject *args)
         SET(O_RIPB, R[S_IPB]);
         SET(O_OSIZE, osize);
         SET(O_RSIZE, rsize);
-        SET(O_STATE, conn_state(O[S_STATE], R[S_STATE], tcp, osize, rsize, h));
+        SET(O_STATE, conn_state(O[S_STATE], R[S_STATE], c[F_PROTO], osize, rsize, h));
         for (int j = 0; j < 8; j++) {
             SET(O_OFLAGS + j, O[S_FL + j]);
             SET(O_RFLAGS + j, R[S_FL + j]);
         }
+        SET(O_MISSED, (int64_t)((uint64_t)O[S_MISSED] + (uint64_t)R[S_MISSED]));
         SET(O_SYNTS, O[S_SYNTS]);
         SET(O_SYNLAST, O[S_SYNLAST]);
         SET(O_SYNACKTS, R[S_SYNACKTS]);

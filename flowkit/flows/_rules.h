@@ -16,7 +16,7 @@
  * in the order of PACKET_COLUMNS below; both drivers bind them with bind_columns. */
 typedef struct {
     int64_t *ts;
-    uint8_t *src_ip, *dst_ip, *ip_proto, *ip_version, *status;
+    uint8_t *src_ip, *dst_ip, *ip_proto, *ip_version, *status, *icmp_type, *icmp_code;
     uint16_t *src_port, *dst_port, *vlan, *inner_vlan, *tcp_flags, *window, *udp_len;
     uint32_t *seq, *ack, *payload_len, *ip_len;
 } packet_cols_t;
@@ -26,7 +26,8 @@ static const column_t PACKET_COLUMNS[] = {
     COL(ts, "l", 1), COL(src_ip, "B", 16), COL(dst_ip, "B", 16), COL(src_port, "H", 1), COL(dst_port, "H", 1),
     COL(ip_proto, "B", 1), COL(vlan, "H", 1), COL(inner_vlan, "H", 1), COL(ip_version, "B", 1),
     COL(status, "B", 1), COL(tcp_flags, "H", 1), COL(seq, "I", 1), COL(ack, "I", 1), COL(window, "H", 1),
-    COL(payload_len, "I", 1), COL(udp_len, "H", 1), COL(ip_len, "I", 1),
+    COL(payload_len, "I", 1), COL(udp_len, "H", 1), COL(ip_len, "I", 1), COL(icmp_type, "B", 1),
+    COL(icmp_code, "B", 1),
 #undef COL
 };
 #define N_PACKET_COLUMNS ((int)(sizeof PACKET_COLUMNS / sizeof PACKET_COLUMNS[0]))
@@ -46,45 +47,114 @@ be64(const uint8_t *p)
     return v;
 }
 
-/* Selection: decoded without error (status OK) and TCP or UDP. Non-first fragments have
- * status FRAGMENT and stay out (counted in the ledger only); first fragments carry ports. */
+/* Selection: every IP packet decoded without error (status OK) makes a flow, whatever its
+ * protocol, as Zeek's conn.log has TCP, UDP, ICMP and unknown_transport rows. Non-first
+ * fragments have status FRAGMENT and stay out (counted in the ledger only). */
 static inline int
-is_flow_packet(int64_t status, int64_t proto)
+is_flow_packet(int64_t status, int64_t ip_version)
 {
-    return status == 0 && (proto == 6 || proto == 17);
+    return status == 0 && ip_version != 0;
 }
 
-/* Inactivity timeout of a connection of protocol `proto`. */
+/* Protocols whose flows are keyed by ports; ICMP and ICMPv6 use type and counterpart/code
+ * as ports; every other protocol is keyed by its addresses alone (ports 0), as Zeek's
+ * unknown_transport. */
+static inline int
+has_ports(int64_t proto)
+{
+    return proto == 6 || proto == 17;
+}
+
+static inline int
+is_icmp(int64_t proto)
+{
+    return proto == 1 || proto == 58;
+}
+
+/* Zeek's ICMP4_counterpart / ICMP6_counterpart (packet_analysis/protocol/icmp/ICMP.cc):
+ * request/reply types map to their counterpart and share one connection; every other
+ * type is one-way (-1 here) and its code is the responder "port". */
+static inline int64_t
+icmp_counterpart(int64_t proto, int64_t type)
+{
+    if (proto == 1) {
+        switch (type) {
+        case 8: return 0;
+        case 0: return 8;
+        case 13: return 14;
+        case 14: return 13;
+        case 15: return 16;
+        case 16: return 15;
+        case 10: return 9;
+        case 9: return 10;
+        case 17: return 18;
+        case 18: return 17;
+        }
+        return -1;
+    }
+    switch (type) {
+    case 128: return 129;
+    case 129: return 128;
+    case 133: return 134;
+    case 134: return 133;
+    case 135: return 136;
+    case 136: return 135;
+    case 130: return 131;
+    case 131: return 130;
+    case 139: return 140;
+    case 140: return 139;
+    case 144: return 145;
+    case 145: return 144;
+    }
+    return -1;
+}
+
+/* Inactivity timeout of a connection of protocol `proto`: TCP's, or the one of UDP, which
+ * ICMP and other protocols share (Zeek: 1 min each). */
 static inline int64_t
 timeout_of(int64_t proto, int64_t tcp_ns, int64_t udp_ns)
 {
     return proto == 6 ? tcp_ns : udp_ns;
 }
 
-/* The key hash: endpoints, ports, protocol and VLAN tags (a 64-bit collision would merge
- * two connections; at 2**-64 per pair it is ignored). */
+/* The key hash: endpoints, ports, protocol, and the VLAN tags when `vlan_key` (Zeek's default
+ * key ignores them; policy/frameworks/conn_key/vlan_fivetuple.zeek adds them). Connections
+ * are told apart by this hash alone: a 64-bit collision would merge two, at 2**-64 per pair
+ * it is ignored. The K row keeps the packet's tags either way (the flow table's columns). */
 static inline uint64_t
-key_hash(const int64_t *key)
+key_hash(const int64_t *key, int vlan_key)
 {
     uint64_t h = mix(mix(mix(mix(0, (uint64_t)key[K_AHI]), (uint64_t)key[K_ALO]), (uint64_t)key[K_BHI]),
                      (uint64_t)key[K_BLO]);
     h = mix(h, (uint64_t)((key[K_APORT] << 16) | key[K_BPORT]));
-    return mix(h, ((uint64_t)key[K_PROTO] << 32) | ((uint64_t)key[K_VLAN] << 16) | (uint64_t)key[K_IVLAN]);
+    uint64_t tags = vlan_key ? ((uint64_t)key[K_VLAN] << 16) | (uint64_t)key[K_IVLAN] : 0;
+    return mix(h, ((uint64_t)key[K_PROTO] << 32) | tags);
 }
 
 /* Packet i of the columns as a flow packet; 0 when it makes no flow. Side 0 is the smaller
  * endpoint (address bytes, then port): the order Community ID uses, so both directions
  * share one key. */
 static inline int
-flow_packet(const packet_cols_t *p, Py_ssize_t i, flow_pkt_t *out)
+flow_packet(const packet_cols_t *p, Py_ssize_t i, int vlan_key, flow_pkt_t *out)
 {
     int64_t proto = p->ip_proto[i];
-    if (!is_flow_packet(p->status[i], proto))
+    if (!is_flow_packet(p->status[i], p->ip_version[i]))
         return 0;
     const uint8_t *sa = p->src_ip + i * 16, *da = p->dst_ip + i * 16;
     uint64_t shi = be64(sa), slo = be64(sa + 8), dhi = be64(da), dlo = be64(da + 8);
-    int64_t sport = p->src_port[i], dport = p->dst_port[i];
-    int64_t side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && sport > dport)));
+    int64_t sport = 0, dport = 0, one_way = 0;
+    if (has_ports(proto)) {
+        sport = p->src_port[i];
+        dport = p->dst_port[i];
+    } else if (is_icmp(proto)) {
+        sport = p->icmp_type[i];
+        dport = icmp_counterpart(proto, sport);
+        one_way = dport < 0;
+        if (one_way)
+            dport = p->icmp_code[i];
+    }
+    /* a one-way ICMP message keys its own direction: its sender is always side 0 */
+    int64_t side = !one_way && (shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && sport > dport))));
     int64_t *key = out->key;
     key[K_AHI] = (int64_t)(side ? dhi : shi);
     key[K_ALO] = (int64_t)(side ? dlo : slo);
@@ -96,7 +166,7 @@ flow_packet(const packet_cols_t *p, Py_ssize_t i, flow_pkt_t *out)
     key[K_VLAN] = p->vlan[i];
     key[K_IVLAN] = p->inner_vlan[i];
     key[K_IPVER] = p->ip_version[i];
-    key[K_HASH] = (int64_t)key_hash(key);
+    key[K_HASH] = (int64_t)key_hash(key, vlan_key);
     out->side = side;
     out->t = p->ts[i];
     out->flags = p->tcp_flags[i];
@@ -105,8 +175,14 @@ flow_packet(const packet_cols_t *p, Py_ssize_t i, flow_pkt_t *out)
     out->win = p->window[i];
     out->iplen = p->ip_len[i];
     out->proto = proto;
-    /* UDP: Zeek sums the UDP length field minus the header, not the IP payload */
-    out->plen = proto == 17 ? (p->udp_len[i] > 8 ? p->udp_len[i] - 8 : 0) : (int64_t)p->payload_len[i];
+    /* UDP: Zeek sums the UDP length field minus the header, not the IP payload; ICMP: the
+     * payload after the 8-byte header; other protocols: no payload size (Zeek's stay 0) */
+    if (proto == 17)
+        out->plen = p->udp_len[i] > 8 ? p->udp_len[i] - 8 : 0;
+    else if (proto == 6 || is_icmp(proto))
+        out->plen = p->payload_len[i];
+    else
+        out->plen = 0;
     return 1;
 }
 
@@ -192,10 +268,12 @@ group_address(uint64_t hi, uint64_t lo)
 }
 
 /* Orientation of a new connection: 1 when the packet's sender is the responder. The sender
- * of a SYN without ACK originates; a SYN-ACK comes from the responder (Zeek's baselines flip
- * it); otherwise Zeek's likely-server-port heuristic (WantConnection): flipped when the
- * source port is a likely server port and the destination port is not, or (TCP) both are
- * and the source port is the lower one. Never for traffic sent to a group address. */
+ * of a SYN without ACK originates; anything else (a SYN-ACK included) follows Zeek's
+ * likely-server-port heuristic (TCPAnalyzer::WantConnection): flipped when the source port
+ * is a likely server port and the destination port is not, or (TCP, no SYN) both are and
+ * the source port is the lower one. Never for traffic sent to a group address. A SYN-ACK
+ * left unflipped keeps its sender as originator (a stealth scan's answer) unless an ACK or
+ * data follows: late_flip in _conn.h. */
 static inline int
 flips(const int64_t *key, int64_t side, int64_t proto, int64_t flags)
 {
@@ -205,13 +283,17 @@ flips(const int64_t *key, int64_t side, int64_t proto, int64_t flags)
     int64_t dhi = key[side ? K_AHI : K_BHI], dlo = key[side ? K_ALO : K_BLO];
     if (group_address((uint64_t)dhi, (uint64_t)dlo))
         src_likely = 0;
+    if (!has_ports(proto))
+        return 0; /* Zeek never flips ICMP or unknown_transport connections */
     if (proto != 6)
         return src_likely && !dst_likely;
-    if ((flags & TH_SYN) != 0 && (flags & TH_ACK) != 0)
-        return 1;
-    if ((flags & TH_SYN) != 0 || !src_likely)
-        return 0;
-    return dst_likely ? sport < dport : 1;
+    if ((flags & TH_SYN) != 0 && (flags & TH_ACK) == 0)
+        return 0; /* a SYN's sender originates */
+    if (!src_likely)
+        return 0; /* a SYN-ACK too: _conn.h flips it later if an ACK or data follows */
+    if (dst_likely) /* both likely: the lower port serves, but a SYN-ACK keeps its sender */
+        return (flags & TH_SYN) == 0 && sport < dport;
+    return 1;
 }
 
 #endif

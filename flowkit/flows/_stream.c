@@ -39,7 +39,7 @@ static const column_t TABLE_COLUMNS[] = {
     {"keys", "L", 1, offsetof(table_t, keys), 1}, {"row", "l", 1, offsetof(table_t, row), 1},
 };
 
-static const char *const STREAM_OPTIONS[] = {"tcp_ns", "udp_ns", "active_ns"};
+static const char *const STREAM_OPTIONS[] = {"tcp_ns", "udp_ns", "active_ns", "vlan_key"};
 
 typedef struct {
     rows_t r;
@@ -47,7 +47,7 @@ typedef struct {
     int64_t *meta, *done;
     packet_cols_t p;
     Py_ssize_t cap, tcap, n;
-    int64_t tcp_ns, udp_ns, active_ns;
+    int64_t tcp_ns, udp_ns, active_ns, vlan_key;
 } stream_t;
 
 /* Table slot holding key h, or the slot where it would go (first deleted or empty one). */
@@ -79,7 +79,7 @@ run_stream(stream_t *s)
     Py_ssize_t n_done = 0;
     flow_pkt_t f;
     for (Py_ssize_t i = 0; i < s->n; i++) {
-        if (!flow_packet(&s->p, i, &f))
+        if (!flow_packet(&s->p, i, (int)s->vlan_key, &f))
             continue; /* counted in the ledger only */
         uint64_t h = (uint64_t)f.key[K_HASH];
         if (f.t > meta[M_TMAX])
@@ -137,7 +137,7 @@ PyDoc_STRVAR(stream_doc,
 "stream(rows, table, meta, done, packets, options) -> int\n"
 "--\n\n"
 "Run a packet batch's columns (PACKET_COLUMNS order) through the open connections; rows:\n"
-"ROW_COLUMNS, table: TABLE_COLUMNS, options: (tcp_ns, udp_ns, active_ns). Returns how many\n"
+"ROW_COLUMNS, table: TABLE_COLUMNS, options: (tcp_ns, udp_ns, active_ns, vlan_key). Returns how many\n"
 "rows finished (their indices in done[:n]; they are on the free list for the next call),\n"
 "or -1 when rows ran out (the caller guarantees free rows >= packets, so never in use).");
 
@@ -151,12 +151,12 @@ stream(PyObject *self, PyObject *args)
     views_t vs = {.n = 0};
     PyObject *result = NULL;
     Py_ssize_t ndone;
-    int64_t *const opts[] = {&s.tcp_ns, &s.udp_ns, &s.active_ns};
+    int64_t *const opts[] = {&s.tcp_ns, &s.udp_ns, &s.active_ns, &s.vlan_key};
     s.n = -1;
     if (!bind_state(&vs, orows, otable, ometa, &s.r, &s.tb, &s.meta, &s.cap, &s.tcap) ||
         !(s.done = view_of(&vs, odone, "l", 1, "done", &ndone)) ||
         !bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &s.p, &s.n, "packets") ||
-        !bind_options(oopt, STREAM_OPTIONS, opts, 3, "options"))
+        !bind_options(oopt, STREAM_OPTIONS, opts, 4, "options"))
         goto out;
     /* every packet may open a connection: room for all, and a table at most half full */
     if (ndone < s.n || s.meta[M_FREE] + (s.cap - s.meta[M_ROWS]) < s.n || 2 * (s.meta[M_FILLED] + s.n) > s.tcap) {

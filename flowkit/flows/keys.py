@@ -41,12 +41,14 @@ def empty_columns(n: int = 0) -> dict[str, np.ndarray]:
     return {name: np.zeros(n, dtype) for name, dtype in _DTYPES.items()}
 
 
-def flow_packets(batch: pa.RecordBatch) -> dict[str, np.ndarray] | None:
-    """Flow-making packets of one batch as compact columns (PACKET_FIELDS), or None."""
+def flow_packets(batch: pa.RecordBatch, vlan_key: bool = False) -> dict[str, np.ndarray] | None:
+    """Flow-making packets of one batch as compact columns (PACKET_FIELDS), or None.
+
+    ``vlan_key``: VLAN tags are part of the connection key (FlowOptions.vlan_key)."""
     if batch.num_rows == 0:
         return None
     out = empty_columns(batch.num_rows)
-    n = _machine.flow_packets(packet_arrays(batch), tuple(out.values()))
+    n = _machine.flow_packets(packet_arrays(batch), tuple(out.values()), (int(vlan_key),))
     if n == 0:
         return None
     return {name: v[:n] for name, v in out.items()} if n < batch.num_rows else out

@@ -13,11 +13,12 @@ from flowkit.decode.addresses import to_strings
 from flowkit.flows import _rows
 from flowkit.flows.community import community_ids
 from flowkit.flows._machine import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_IPVER, K_PROTO
-from flowkit.flows.schema import FLOW_SCHEMA, TS
+from flowkit.flows.schema import FLOW_SCHEMA, TS, proto_names
 
 INTERNAL = [pa.field("_key", pa.uint64()), pa.field("_prefix", pa.bool_())]
 STATE_SCHEMA = pa.schema([*FLOW_SCHEMA, *INTERNAL])
 FLAG_NAMES = ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
+PROTO_NAMES = proto_names()
 
 
 def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
@@ -44,7 +45,8 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
         "ts_start": _ts(ts0),
         "ts_end": _ts(tsend),
         "duration": _arrow.array((tsend - ts0) / 1e9, pa.float64()),
-        "proto": _arrow.choose(v["proto"], ["tcp", "udp"]),
+        "proto": _arrow.choose(v["proto"], PROTO_NAMES),
+        "ip_proto": _arrow.array(v["proto"], pa.uint8()),
         "ip_version": _arrow.array(v["ip_version"], pa.uint8()),
         "src_ip": _addr(v["ohi"].view(np.uint64), v["olo"].view(np.uint64)),
         "src_port": _arrow.array(v["src_port"], pa.uint16()),
@@ -54,6 +56,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
     for name in ("src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes"):
         cols[name] = _arrow.array(v[name], pa.uint64())
     cols["conn_state"] = _arrow.choose(v["conn_state"], list(_rows.STATES))
+    cols["missed_bytes"] = _arrow.array(v["missed_bytes"], pa.uint64())
     cols["history"] = _arrow.fixed_strings(H)
     for prefix in ("src", "dst"):
         for name in FLAG_NAMES:

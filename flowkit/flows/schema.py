@@ -21,7 +21,8 @@ FLOW_SCHEMA = pa.schema(
         pa.field("ts_start", TS),
         pa.field("ts_end", TS),
         pa.field("duration", pa.float64()),  # seconds
-        pa.field("proto", pa.string()),  # "tcp" | "udp"
+        pa.field("proto", pa.string()),  # "tcp" | "udp" | "icmp" (IPv4 and IPv6, as Zeek) | other: PROTO_NAMES
+        pa.field("ip_proto", pa.uint8()),  # IP protocol number (ICMPv6: 58)
         pa.field("ip_version", pa.uint8()),
         pa.field("src_ip", pa.string()),
         pa.field("src_port", pa.uint16()),
@@ -34,6 +35,7 @@ FLOW_SCHEMA = pa.schema(
         pa.field("src_payload_bytes", pa.uint64()),  # Zeek orig_bytes (TCP: from sequence numbers)
         pa.field("dst_payload_bytes", pa.uint64()),
         pa.field("conn_state", pa.string()),  # Zeek's 13 states
+        pa.field("missed_bytes", pa.uint64()),  # Zeek missed_bytes: acknowledged bytes never seen (content gaps)
         pa.field("history", pa.string()),  # Zeek's history letters
         *_DIR_COUNTS,
         pa.field("syn_ts", TS),  # first originator SYN (no ACK); null when none
@@ -48,3 +50,23 @@ FLOW_SCHEMA = pa.schema(
 )
 
 FLOW_COLUMNS = FLOW_SCHEMA.names
+
+# ``proto`` of flows that are neither TCP, UDP nor ICMP: IANA's protocol keyword, lower
+# case; numbers without one read "ip-N". Zeek writes all of them as "unknown_transport".
+PROTO_NAMES = {
+    0: "hopopt", 2: "igmp", 3: "ggp", 4: "ipv4", 8: "egp", 9: "igp", 41: "ipv6", 46: "rsvp", 47: "gre", 50: "esp",
+    51: "ah", 88: "eigrp", 89: "ospf", 94: "ipip", 97: "etherip", 103: "pim", 108: "ipcomp", 112: "vrrp",
+    115: "l2tp", 124: "isis", 132: "sctp", 133: "fc", 136: "udplite", 137: "mpls-in-ip",
+}
+
+
+def zeek_proto(proto: str) -> str:
+    """Zeek's conn.log ``proto`` for a flowkit ``proto``: tcp, udp, icmp, or unknown_transport."""
+    return proto if proto in ("tcp", "udp", "icmp") else "unknown_transport"
+
+
+def proto_names() -> list[str]:
+    """The ``proto`` text of each IP protocol number 0-255."""
+    names = [PROTO_NAMES.get(n, f"ip-{n}") for n in range(256)]
+    names[6], names[17], names[1], names[58] = "tcp", "udp", "icmp", "icmp"
+    return names

@@ -49,6 +49,7 @@ class FlowOptions:
     chunk_bytes: int | None = None
     spill_rows: int | None = 100_000
     spill_dir: str | None = None
+    vlan_key: bool = False  # VLAN tags in the connection key (Zeek's default: no)
 
     @property
     def tcp_ns(self) -> int:

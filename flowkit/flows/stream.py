@@ -81,7 +81,8 @@ class StreamState:
         packets = packet_arrays(batch)
         done = np.empty(n, np.int64)
         o = self.options
-        n_done = _stream.stream(self._rows, self._tab, self._meta, done, packets, (o.tcp_ns, o.udp_ns, o.active_ns))
+        n_done = _stream.stream(self._rows, self._tab, self._meta, done, packets,
+                                (o.tcp_ns, o.udp_ns, o.active_ns, int(o.vlan_key)))
         if self.t0 is None:
             self.t0 = int(packets[0][0])
         self.tmax = int(self._meta[M_TMAX])
