@@ -287,6 +287,21 @@ def _root(
     """Packet captures (pcap, pcapng) into five-tuple flows, and the analyses on them."""
 
 
+def _local_nets(text: Optional[str]):
+    """``--local-nets``: comma-separated networks, checked before any capture is read."""
+    if text is None:
+        return None
+    import ipaddress
+
+    nets = [n.strip() for n in text.split(",") if n.strip()]
+    for n in nets:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{n!r} is not a network (CIDR, e.g. 10.0.0.0/8)", param_hint="'--local-nets'") from None
+    return nets
+
+
 @app.command()
 @_with_options(*_flow_source_options, _show_options, _common_options)
 def flows(
@@ -295,6 +310,7 @@ def flows(
     format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix; parquet when it has none)"),
     active_timeout: Optional[float] = typer.Option(None, "--active-timeout", metavar="S", help="also end a flow after S seconds even while active (NetFlow style; default: never)"),
     vlan_key: bool = typer.Option(False, "--vlan-key", help="VLAN tags separate connections (Zeek's vlan_fivetuple key; default: as Zeek, they do not)"),
+    local_nets: Optional[str] = typer.Option(None, "--local-nets", metavar="CIDR,...", help="networks the Zeek format's local_orig/local_resp test (default: Zeek's, the private address space)"),
     stats: bool = StatsOpt,
     **shared,
 ) -> None:
@@ -307,6 +323,7 @@ def flows(
             raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
         s.active_timeout = active_timeout
     s.vlan_key = vlan_key
+    nets = _local_nets(local_nets)
     where, fmt = cli_output.destination(output, format, json=json)
     if where is not None:
         if where != STDOUT:
@@ -317,7 +334,7 @@ def flows(
         if fmt == "parquet":  # load the writer while the capture is read (the readers release the GIL)
             threading.Thread(target=importlib.import_module, args=("pyarrow.parquet",), daemon=True).start()
         table = build_table(s)
-        cli_output.write_flows(table, where, fmt, shape, quiet=s.quiet)
+        cli_output.write_flows(table, where, fmt, shape, quiet=s.quiet, local_nets=nets)
         if stats:
             _print_stats(getattr(table, "stats", None), to_stderr=True)
         return

@@ -219,7 +219,7 @@ def refuse_inputs(output: Path, inputs) -> None:
                                      param_hint="'--output'")
 
 
-def write_flows(table, where, fmt: str, shape: Shape, *, quiet: bool) -> None:
+def write_flows(table, where, fmt: str, shape: Shape, *, quiet: bool, local_nets=None) -> None:
     """The flow table into a file or standard output, in ``fmt``; a note on stderr for a file."""
     from flowkit import progress
     from flowkit.flows import FlowTable
@@ -231,9 +231,9 @@ def write_flows(table, where, fmt: str, shape: Shape, *, quiet: bool) -> None:
     if where == STDOUT:
         with to_stdout():
             sys.stdout.flush()
-            table.write(sys.stdout.buffer, format=fmt)
+            table.write(sys.stdout.buffer, format=fmt, local_nets=local_nets)
         return
     with progress.current().writing(where, quiet=quiet):
-        table.write(str(where), format=fmt)
+        table.write(str(where), format=fmt, local_nets=local_nets)
     if not quiet:
         print(f"wrote {len(table):,} flows to {where} ({fmt})", file=sys.stderr)

@@ -163,21 +163,25 @@ def _zeek_time(when: float) -> str:
     return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(when))
 
 
-def write_zeek(chunks: Iterable[pa.Table], stream) -> None:
-    """Zeek's ASCII conn.log: the header Zeek writes (with ``#open``), the rows, ``#close``."""
+def write_zeek(chunks: Iterable[pa.Table], stream, local_nets=None) -> None:
+    """Zeek's ASCII conn.log: the header Zeek writes (with ``#open``), the rows, ``#close``.
+
+    ``local_nets``: CIDR strings for ``local_orig``/``local_resp`` (default: Zeek's)."""
+    from flowkit.flows.local import DEFAULT, LocalNets
+
+    local = DEFAULT if local_nets is None else LocalNets(local_nets)
     stream.write(("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
                   f"#open\t{_zeek_time(time.time())}\n"
                   "#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n"
                   "#types\t" + "\t".join(ty for _, ty, _ in ZEEK_FIELDS) + "\n").encode())
     for t in chunks:
         if t.num_rows:
-            stream.write(_zeek_rows(t).encode())
+            stream.write(_zeek_rows(t, local).encode())
     stream.write(f"#close\t{_zeek_time(time.time())}\n".encode())
 
 
-def _zeek_rows(t: pa.Table) -> str:
+def _zeek_rows(t: pa.Table, local) -> str:
     from flowkit.decode.addresses import address_matrix, from_strings
-    from flowkit.flows.local import DEFAULT as LOCAL
     from flowkit.flows.schema import zeek_proto
 
     n = t.num_rows
@@ -187,8 +191,8 @@ def _zeek_rows(t: pa.Table) -> str:
         if col is None or col not in t.column_names:  # a saved table from before the column existed
             cols.append(["-"] * n)
         elif ztype == "bool":
-            local = LOCAL.contains(address_matrix(from_strings(t.column(col).combine_chunks())))
-            cols.append(np.where(local, "T", "F").tolist())
+            inside = local.contains(address_matrix(from_strings(t.column(col).combine_chunks())))
+            cols.append(np.where(inside, "T", "F").tolist())
         elif zname == "proto":
             cols.append([zeek_proto(p) for p in t.column(col).to_pylist()])
         elif col == "ts_start":

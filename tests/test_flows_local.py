@@ -58,3 +58,37 @@ def test_user_networks():
     nets = LocalNets(["8.8.8.0/24", "2001:4860::/32"])
     got = nets.contains(_matrix(["8.8.8.8", "8.8.9.8", "2001:4860::8888", "10.0.0.1"]))
     assert list(got) == [True, False, True, False]
+
+
+def _zeek_local(path):
+    lines = path.read_text().splitlines()
+    fields = next(x for x in lines if x.startswith("#fields")).split("\t")[1:]
+    rows = [dict(zip(fields, x.split("\t"))) for x in lines if not x.startswith("#")]
+    return {(r["id.orig_h"], r["id.resp_h"], r["local_orig"], r["local_resp"]) for r in rows}
+
+
+def test_zeek_output_with_user_networks(tmp_path, run):
+    import flowkit
+    from flowgen import batch, pkt
+
+    packets = [pkt(1.0, "10.0.0.1", 4000, "8.8.8.8", 53, proto="udp", payload=10),
+               pkt(2.0, "8.8.4.4", 4001, "192.0.2.7", 80, "S")]
+    ft = flowkit.flows([batch(packets)])
+    default, mine = tmp_path / "a.log", tmp_path / "b.log"
+    ft.write(str(default))
+    ft.write(str(mine), local_nets=["8.8.0.0/16"])
+    # default: Zeek's private space (10/8 and the 192.0.2/24 documentation block are local)
+    assert _zeek_local(default) == {("10.0.0.1", "8.8.8.8", "T", "F"), ("8.8.4.4", "192.0.2.7", "F", "T")}
+    assert _zeek_local(mine) == {("10.0.0.1", "8.8.8.8", "F", "T"), ("8.8.4.4", "192.0.2.7", "T", "F")}
+
+
+def test_cli_local_nets(tmp_path, run):
+    from conftest import SAMPLES
+
+    out = tmp_path / "conn.log"
+    rc, _, _ = run("flows", SAMPLES / "dns.pcap", "-o", out, "--local-nets", "10.99.0.2/32")
+    assert rc == 0
+    assert {(o, r, lo, lr) for o, r, lo, lr in _zeek_local(out) if o == "10.99.0.2"} == {
+        ("10.99.0.2", "10.99.0.1", "T", "F")}
+    rc, _, err = run("flows", SAMPLES / "dns.pcap", "-o", out, "--local-nets", "10.99.0.0/33")
+    assert rc == 2 and "--local-nets" in err

@@ -83,11 +83,13 @@ class FlowTable:
 
         yield from rechunk(self._spilled.merged(), ROW_GROUP)
 
-    def write(self, path, format: str | None = None) -> Path | None:
+    def write(self, path, format: str | None = None, *, local_nets=None) -> Path | None:
         """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``).
 
         ``path`` may also be a binary stream (``sys.stdout.buffer``); then ``format`` is needed.
-        The text formats are flowkit.output's (one ISO 8601 timestamp form)."""
+        The text formats are flowkit.output's (one ISO 8601 timestamp form). ``local_nets``:
+        the networks (CIDR strings) the Zeek format's ``local_orig``/``local_resp`` test; by
+        default Zeek's own default, its private address space (flowkit/flows/local.py)."""
         from flowkit import output
 
         stream = path if hasattr(path, "write") else None
@@ -110,7 +112,7 @@ class FlowTable:
             elif fmt == "jsonl":
                 output.write_jsonl(self._chunks(), sink)
             else:
-                output.write_zeek(self._chunks(), sink)
+                output.write_zeek(self._chunks(), sink, local_nets=local_nets)
         return path if stream is None else None
 
     def _write_parquet(self, sink) -> None:
