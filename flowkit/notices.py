@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 # ledger categories that never make a flow, as the no-flow line names them
 NOT_FLOWS = {
-    "icmp": "ICMP (flows are TCP and UDP)",
-    "other_ip": "other IP protocols (flows are TCP and UDP)",
     "fragment": "non-first IP fragments",
     "non_ip": "not IP (ARP, LLDP, ...)",
     "truncated": "truncated before the ports",
@@ -99,7 +97,7 @@ def no_flow_reason(ledger: Ledger, kept: Ledger, links: Counter, packet_filter: 
         if kept.counts.get(name):
             reasons.append(f"{kept.counts[name]:,} {label}")
     if not reasons:
-        reasons.append("no TCP or UDP packet")
+        reasons.append("no IP packet")
     return f"{ledger.packets:,} packet{'' if ledger.packets == 1 else 's'}, none in a flow: " + ", ".join(reasons)
 
 

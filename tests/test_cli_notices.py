@@ -33,14 +33,22 @@ def test_unsupported_link_type_says_why_no_flow(run, tmp_path):
     assert notes(err) == ["flowkit: 1,333 packets, none in a flow: 1,333 unsupported link type 10"]
 
 
-def test_icmp_only_and_packet_filter_say_why(run, tmp_path):
+def test_icmp_makes_flows_and_packet_filter_says_why(run, tmp_path):
+    # every IP protocol makes flows: three pings are one ICMP connection, nothing to explain
     path = write_pcap(tmp_path / "ping.pcap", [(1000.0 + i, icmp_frame("10.0.0.1", "10.0.0.2")) for i in range(3)])
+    rc, out, err = run("flows", path)
+    assert rc == 0 and notes(err) == [] and out.strip().splitlines()[-1] == "1 of 1 flows"
+    # dns.pcap (sample_pcaps/README.md): 31 UDP packets and 1 ICMP port unreachable, no TCP
+    rc, _, err = run("flows", DNS, "--packet-filter", "tcp")
+    assert notes(err) == ["flowkit: 32 packets, none in a flow: 32 not matching --packet-filter 'tcp'"]
+
+
+def test_arp_only_says_why(run, tmp_path):
+    arp = bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\xff" * 6, type=dpkt.ethernet.ETH_TYPE_ARP,
+                                       data=dpkt.arp.ARP()))
+    path = write_pcap(tmp_path / "arp.pcap", [(1000.0 + i, arp) for i in range(4)])
     rc, _, err = run("flows", path)
-    assert notes(err) == ["flowkit: 3 packets, none in a flow: 3 ICMP (flows are TCP and UDP)"]
-    # dns.pcap (sample_pcaps/README.md): 31 UDP packets and 1 ICMP port unreachable
-    rc, _, err = run("flows", DNS, "--packet-filter", "icmp")
-    assert notes(err) == ["flowkit: 32 packets, none in a flow: 31 not matching --packet-filter 'icmp', "
-                          "1 ICMP (flows are TCP and UDP)"]
+    assert notes(err) == ["flowkit: 4 packets, none in a flow: 4 not IP (ARP, LLDP, ...)"]
 
 
 def test_flow_filter_matching_nothing_says_so(run):
