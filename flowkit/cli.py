@@ -40,7 +40,8 @@ ENGINES = ("fast", "dpkt", "pyshark")
 class Settings:
     """Options shared by the commands that read captures."""
 
-    def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None):
+    def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None,
+                 memory=None):
         self.captures = list(captures)
         self.engine = engine
         self.filter = filter  # over flows: src = originator, dst = responder
@@ -51,6 +52,7 @@ class Settings:
         self.udp_timeout = udp_timeout
         self.strict = strict
         self.quiet = quiet
+        self.memory = memory  # bytes, None: the default budget
 
     def sources(self) -> list:
         if self.captures.count("-") > 1:
@@ -65,7 +67,7 @@ class Settings:
     def flow_options(self) -> dict:
         options = {"engine": self.engine, "strict": self.strict}
         if self.packet_filter:
-            options["filter"] = self.packet_filter
+            options["packet_filter"] = self.packet_filter
         if self.idle_timeout is not None:
             options["tcp_timeout"] = self.idle_timeout
         if self.udp_timeout is not None:
@@ -74,6 +76,8 @@ class Settings:
             options["active_timeout"] = self.active_timeout
         if self.vlan_key:
             options["vlan_key"] = True
+        if self.memory is not None:
+            options["memory"] = self.memory
         return options
 
 
@@ -98,7 +102,8 @@ EngineOpt = typer.Option("fast", "--engine", "-e", help="decode engine: fast, dp
 FilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="keep flows matching a tcpdump-style expression (src = originator, dst = responder), e.g. 'tcp and dst port 80'")
 PacketFilterOpt = typer.Option(None, "--packet-filter", metavar="EXPR", help="keep only packets matching EXPR before building flows (tcpdump semantics, packet by packet)")
 PacketOnlyFilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help="keep packets matching a tcpdump-style expression, e.g. 'tcp and port 80'")
-IdleOpt = typer.Option(None, "--idle-timeout", metavar="S", help="TCP inactivity timeout in seconds (default 300, as Zeek)")
+IdleOpt = typer.Option(None, "--tcp-timeout", "--idle-timeout", metavar="S", help="TCP inactivity timeout in seconds (default 300, as Zeek; --idle-timeout is the older name)")
+MemoryOpt = typer.Option(None, "--memory", metavar="SIZE", help="memory for the flow state (bytes, or with K, M, G; default 96M: the process stays under 300 MB); past it connections go to disk and come back, the flows are the same")
 UdpOpt = typer.Option(None, "--udp-timeout", metavar="S", help="UDP inactivity timeout in seconds (default 60, as Zeek)")
 StrictOpt = typer.Option(False, "--strict", help="fail on the first damaged record instead of keeping what was read")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar, no notes on stderr")
@@ -109,7 +114,8 @@ StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
 
 
 def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None, idle_timeout=None,
-              udp_timeout=None, strict: bool = False, quiet: bool = False, debug: bool = False) -> Settings:
+              udp_timeout=None, memory=None, strict: bool = False, quiet: bool = False,
+              debug: bool = False) -> Settings:
     """Check the shared options (before any capture is read) and bundle them."""
     if engine not in ENGINES:
         raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
@@ -118,10 +124,11 @@ def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None
             from flowkit.filter import compile_filter
 
             compile_filter(expr)  # a bad expression fails before any capture is read
-    for name, value in (("--idle-timeout", idle_timeout), ("--udp-timeout", udp_timeout)):
+    for name, value in (("--tcp-timeout", idle_timeout), ("--udp-timeout", udp_timeout)):
         if value is not None and value <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint=f"'{name}'")
-    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter)
+    budget = None if memory is None else _size(memory, "--memory")
+    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter, budget)
 
 
 # Option groups: functions whose parameters are typer options, spliced into the commands'
@@ -138,7 +145,8 @@ def _flow_filter_option(filter: Optional[str] = FilterOpt): ...
 def _packet_filter_option(packet_filter: Optional[str] = PacketFilterOpt): ...
 
 
-def _timeout_options(idle_timeout: Optional[float] = IdleOpt, udp_timeout: Optional[float] = UdpOpt): ...
+def _timeout_options(idle_timeout: Optional[float] = IdleOpt, udp_timeout: Optional[float] = UdpOpt,
+                     memory: Optional[str] = MemoryOpt): ...
 
 
 def _show_options(limit: Optional[int] = LimitOpt, json: bool = JsonOpt, fields: Optional[str] = cli_output.FieldsOpt,
@@ -214,7 +222,7 @@ def build_table(s: Settings):
     session = progress.current()
     # the same PacketTable flows() would open, watched batch by batch (no per-packet work)
     packets = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], options.pop("engine"),
-                                     strict=options.pop("strict"), filter=options.pop("filter", None),
+                                     strict=options.pop("strict"), filter=options.pop("packet_filter", None),
                                      names=_source_names(s.captures), on_packets=session.add_packets)
     with session.reading(s.captures, quiet=s.quiet):
         table = flowkit.flows(packets, **options)

@@ -34,6 +34,8 @@ class Ledger:
     packets: int = 0
     bytes_read: int = 0
     damage: list[Damage] = field(default_factory=list)
+    # what a memory budget sent to disk (flows(memory=...)): empty when nothing was
+    spilled: dict[str, int] = field(default_factory=dict)
 
     def add_batch(self, status: np.ndarray, ip_proto: np.ndarray) -> None:
         """Count one decoded batch (numpy columns ``status`` and ``ip_proto``)."""
@@ -60,6 +62,7 @@ class Ledger:
         out = Ledger(packets=self.packets + other.packets, bytes_read=self.bytes_read + other.bytes_read)
         out.counts = {k: self.counts[k] + other.counts[k] for k in CATEGORIES}
         out.damage = [*self.damage, *other.damage]
+        out.spilled = {k: self.spilled.get(k, 0) + other.spilled.get(k, 0) for k in {*self.spilled, *other.spilled}}
         return out
 
     def check(self) -> None:
@@ -73,4 +76,5 @@ class Ledger:
             **self.counts,
             "bytes_read": self.bytes_read,
             "damage": [str(d) for d in self.damage],
+            **({"spilled": dict(self.spilled)} if self.spilled else {}),
         }

@@ -8,7 +8,6 @@ produced the same dataset.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -20,9 +19,6 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 
 
-NOT_IN_RESULT = ("chunk_bytes",)  # options that change speed or memory, never the flows
-
-
 def _describe(value):
     if callable(value):  # a filter function: its name (a repr would hold a memory address)
         return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
@@ -30,9 +26,10 @@ def _describe(value):
 
 
 def options_record(flow_options, stitch: bool) -> dict:
-    """The options that change the dataset, JSON-ready (split size and executor do not)."""
-    record = dataclasses.asdict(flow_options) if dataclasses.is_dataclass(flow_options) else dict(flow_options)
-    record = {k: _describe(v) for k, v in record.items() if k not in NOT_IN_RESULT}
+    """The options that change the dataset, JSON-ready: FlowOptions.result_record (read
+    options and semantics); memory, spill settings, chunk size, split size and executor are
+    operational and not part of it."""
+    record = {k: _describe(v) for k, v in flow_options.result_record().items()}
     record = json.loads(json.dumps(record, sort_keys=True, default=str))
     return {"flows": record, "stitch": bool(stitch)}
 

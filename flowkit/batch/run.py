@@ -28,7 +28,7 @@ def _check_options(capture: CaptureInput, options) -> None:
     (a PacketTable checks both when made, and reads nothing until iterated)."""
     from flowkit.decode import PacketTable
 
-    PacketTable(capture.path, engine=options.engine, strict=options.strict, filter=options.filter)
+    PacketTable(capture.path, engine=options.engine, strict=options.strict, filter=options.packet_filter)
 
 
 def _hash_all(captures: list[CaptureInput]) -> dict[str, str]:
@@ -66,7 +66,8 @@ def batch(
                  parallel (default 256 MiB on Dask, no split in-process; 0 never splits)
     progress     called with each capture's manifest entry as it is written (captures
                  skipped as already done: a copy with status "skipped")
-    flow_options FlowOptions fields (tcp_timeout, udp_timeout, engine, filter, strict, ...)
+    flow_options FlowOptions fields (tcp_timeout, udp_timeout, engine, packet_filter, strict, memory, ...;
+                 filter= is the deprecated spelling of packet_filter)
     """
     from flowkit import __version__
     from flowkit.flows import FlowOptions
@@ -74,8 +75,8 @@ def batch(
     t0 = time.perf_counter()
     started = now_utc()
     try:
-        options = FlowOptions(**flow_options)
-    except TypeError as exc:
+        options = FlowOptions.from_kwargs(**flow_options)
+    except (TypeError, ValueError) as exc:
         raise FlowkitError(f"batch: {exc}") from exc
     out = os.fspath(out)
     check_arguments(workers, scheduler)

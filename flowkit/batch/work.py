@@ -71,42 +71,15 @@ def _packets(piece: Piece, options):
     """The piece's packets as a PacketTable (its ``.stats`` ledger counts packets before any filter)."""
     from flowkit.decode import PacketTable
 
-    kwargs = {"strict": options.strict, "filter": options.filter}
-    if options.chunk_bytes:
-        kwargs["chunk_bytes"] = options.chunk_bytes
-    if piece.start is None:
-        return PacketTable(piece.path, engine=options.engine, **kwargs)
-    return RangePackets(piece.path, piece.start, piece.end, engine=options.engine, **kwargs)
-
-
-def _range_packet_table():
-    from flowkit.decode import PacketTable
-
-    class _RangePackets(PacketTable):
-        """Packets whose record header starts in ``[start, end)`` of a classic pcap: only the
-        framing differs from a PacketTable, so only its ``chunks`` hook is replaced."""
-
-        def __init__(self, path, start, end, **kwargs):
-            super().__init__(path, **kwargs)
-            self.start, self.end = start, end
-
-        def chunks(self, source):
-            from flowkit.capture import read_chunks
-
-            return read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict,
-                               start=self.start, end=self.end)
-
-    return _RangePackets
-
-
-def RangePackets(path, start, end, **kwargs):
-    return _range_packet_table()(path, start, end, **kwargs)
+    byte_range = None if piece.start is None else (piece.start, piece.end)
+    return PacketTable(piece.path, engine=options.engine, strict=options.strict, filter=options.packet_filter,
+                       chunk_bytes=options.chunk_bytes, byte_range=byte_range)
 
 
 def run_piece(piece: Piece, options) -> PieceResult:
     """Accumulate one piece into flow state (or flows). Bad input becomes ``error``, not a crash."""
-    from flowkit.flows import accumulate
-    from flowkit.flows.stream import StreamState
+    from flowkit.flows import FlowState, StreamState
+    from flowkit.flows.keys import flow_packets
 
     t0 = time.perf_counter()
     result = PieceResult(piece)
@@ -122,14 +95,17 @@ def run_piece(piece: Piece, options) -> PieceResult:
             for batch in batches:
                 state.advance_batch(batch)
         else:
-            state = accumulate(batches, options)
+            state = FlowState(options)
+            for batch in batches:
+                state.advance(flow_packets(batch, options.vlan_key))
         result.first_ts = batches.first_ts
         result.last_ts = state.tmax if batches.first_ts is not None else None
-        result.ledger = table.stats.to_dict()  # every packet read, also those a filter dropped
+        state.ledger = table.stats  # every packet read, also those a filter dropped
         if piece.finalize:
             result.flows = state.finalize().to_arrow()
         else:
             result.state = state.to_arrow()
+        result.ledger = state.ledger.to_dict()
     except (FlowkitError, OSError) as exc:
         result.error = str(exc) if isinstance(exc, FlowkitError) else f"{piece.source}: {exc.strerror or exc}"
     result.seconds = time.perf_counter() - t0
@@ -143,6 +119,10 @@ def merge_ledgers(ledgers: list[dict]) -> dict:
         for key, value in ledger.items():
             if key == "damage":
                 out.setdefault("damage", []).extend(value)
+            elif isinstance(value, dict):  # "spilled": counts per kind
+                into = out.setdefault(key, {})
+                for name, count in value.items():
+                    into[name] = into.get(name, 0) + count
             else:
                 out[key] = out.get(key, 0) + value
     return out

@@ -4,6 +4,10 @@ A ``PacketTable`` is lazy: nothing is read until it is iterated, and iterating s
 one ``pa.RecordBatch`` per capture chunk, so memory stays bounded by the chunk size
 whatever the capture size. Every packet read is counted in the ledger (``.stats``)
 before the optional filter drops any, so filtered packets are never lost silently.
+
+It is the one way packets are read: ``flows()``, ``accumulate()``, batch pieces (byte
+ranges) and the CLI's progress bar (a per-batch callback) all iterate a PacketTable, so
+the ledger and the filter are applied here and nowhere else.
 """
 from __future__ import annotations
 
@@ -47,11 +51,9 @@ def _compile(filter: BatchFilter | str | None) -> BatchFilter | None:
     if filter is None or callable(filter):
         return filter
     if isinstance(filter, str):
-        try:
-            module = importlib.import_module("flowkit.filter")
-        except ImportError:
-            raise FlowkitError("string filters need flowkit.filter, which is not available") from None
-        return module.compile_filter(filter)
+        from flowkit.filter import compile_filter
+
+        return compile_filter(filter)
     raise TypeError(f"filter must be a callable or a string, not {type(filter).__name__}")
 
 
@@ -68,6 +70,11 @@ class PacketTable:
     each iteration reads the source again (so a file object or stdin can be iterated
     only once). ``.stats`` is the ledger of the last complete iteration; reading it
     before any complete iteration consumes the source once to count.
+
+    ``byte_range=(start, end)``: only the records whose header starts in [start, end) of
+    one classic pcap (a batch piece). ``on_batch``: called with each decoded batch before
+    the filter (every packet read, e.g. for a progress bar). ``PacketTable.of_batches``
+    wraps batches already decoded (counted and filtered alike).
     """
 
     schema = PACKET_SCHEMA
@@ -78,50 +85,75 @@ class PacketTable:
         engine: str = "fast",
         *,
         strict: bool = False,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_bytes: int | None = DEFAULT_CHUNK_BYTES,
         filter: BatchFilter | str | None = None,
+        byte_range: tuple[int, int] | None = None,
+        on_batch: Callable[[pa.RecordBatch], None] | None = None,
     ):
         self.sources = _sources(source)
         self.engine = engine
         self.strict = strict
-        self.chunk_bytes = chunk_bytes
-        self._decode = engine_decoder(engine)
+        self.chunk_bytes = chunk_bytes or DEFAULT_CHUNK_BYTES
+        self.byte_range = byte_range
+        self.on_batch = on_batch
+        self._decode = engine_decoder(engine) if engine is not None else None
         self._filter = _compile(filter)
         self._ledger: Ledger | None = None
+        self._batches = None  # of_batches: decoded batches instead of sources
+
+    @classmethod
+    def of_batches(cls, batches, *, filter: BatchFilter | str | None = None,
+                   on_batch: Callable[[pa.RecordBatch], None] | None = None) -> "PacketTable":
+        """Packet batches already decoded (a RecordBatch, a Table, or an iterable of batches)."""
+        table = cls([], engine=None, filter=filter, on_batch=on_batch)
+        if isinstance(batches, pa.RecordBatch):
+            batches = [batches]
+        elif isinstance(batches, pa.Table):
+            batches = batches.to_batches()
+        table._batches = batches
+        return table
 
     def __repr__(self) -> str:
+        if self._batches is not None:
+            return "PacketTable(<decoded batches>)"
         names = ", ".join(str(getattr(s, "name", s)) for s in self.sources)
         return f"PacketTable([{names}], engine={self.engine!r})"
 
     def chunks(self, source) -> Iterator:
-        """Framed records of one source (a subclass may frame differently, e.g. a byte range)."""
+        """Framed records of one source (of its byte range when one is given)."""
         from flowkit.capture import read_chunks  # imported late: capture/ imports nothing from here
 
-        return read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict)
+        start, end = self.byte_range or (None, None)
+        return read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict, start=start, end=end)
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        ledger = Ledger()
+    def _decoded(self, ledger: Ledger) -> Iterator[pa.RecordBatch]:
+        """Every decoded batch, before the filter; damage and bytes read into ``ledger``."""
+        if self._batches is not None:
+            yield from self._batches
+            return
         for source in self.sources:
             for chunk in self.chunks(source):
                 ledger.damage.extend(chunk.damage)
                 if len(chunk) == 0:
                     continue
                 batch = self._decode(chunk)
-                ledger.add_batch(
-                    to_numpy(batch.column("status")),
-                    to_numpy(batch.column("ip_proto")),
-                )
                 ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
                 # the batch holds copies: let the chunk's buffer go before the next one is read
                 chunk = None
-                if self._filter is not None:
-                    mask = np.asarray(self._filter(batch), dtype=bool)
-                    if mask.shape != (batch.num_rows,):
-                        raise FlowkitError(
-                            f"filter returned a mask of shape {mask.shape} for {batch.num_rows} packets"
-                        )
-                    batch = batch.filter(pa.array(mask))
                 yield batch
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        ledger = Ledger()
+        for batch in self._decoded(ledger):
+            ledger.add_batch(to_numpy(batch.column("status")), to_numpy(batch.column("ip_proto")))
+            if self.on_batch is not None:
+                self.on_batch(batch)
+            if self._filter is not None:
+                mask = np.asarray(self._filter(batch), dtype=bool)
+                if mask.shape != (batch.num_rows,):
+                    raise FlowkitError(f"filter returned a mask of shape {mask.shape} for {batch.num_rows} packets")
+                batch = batch.filter(pa.array(mask))
+            yield batch
         self._ledger = ledger
 
     @property
@@ -145,26 +177,12 @@ class PacketTable:
 
 
 def addresses_to_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """16-byte addresses as text, using the shared converter when present."""
+    """16-byte addresses as text (IPv4 dotted, IPv6 compressed)."""
+    from flowkit.decode.addresses import to_strings
+
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], type=column.type)
-    try:
-        from flowkit.decode.addresses import to_strings
-    except ImportError:
-        return _to_strings_slow(column)
     return to_strings(column)
-
-
-def _to_strings_slow(column: pa.Array) -> pa.Array:
-    import ipaddress
-
-    values = column.to_pylist()
-    unique = {}
-    for v in values:
-        if v not in unique:
-            a = ipaddress.IPv6Address(v)
-            unique[v] = str(a.ipv4_mapped) if a.ipv4_mapped else str(a)
-    return pa.array([unique[v] for v in values], type=pa.string())
 
 
 def packets(

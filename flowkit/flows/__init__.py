@@ -14,69 +14,49 @@ import pyarrow as pa
 
 from flowkit._callable import make_callable
 from flowkit._prefetch import prefetch
-from flowkit.decode._arrow import to_numpy
+from flowkit.decode.api import PacketTable
 from flowkit.flows._pool import system_pool
 from flowkit.flows.keys import flow_packets
 from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
-from flowkit.flows.state import FlowOptions, FlowState
+from flowkit.flows.options import DEFAULT_MEMORY, DEPRECATED, FlowOptions
+from flowkit.flows.state import FlowState
 from flowkit.flows.stream import StreamState
 from flowkit.flows.table import FlowTable
-from flowkit.ledger import Ledger
 
-__all__ = ["flows", "accumulate", "FlowOptions", "FlowState", "FlowTable", "FLOW_SCHEMA", "FLOW_COLUMNS"]
-
-
-def _count(ledger: Ledger, batch: pa.RecordBatch) -> None:
-    ledger.add_batch(
-        to_numpy(batch.column("status")),
-        to_numpy(batch.column("ip_proto")),
-    )
+__all__ = ["flows", "accumulate", "FlowOptions", "FlowState", "StreamState", "FlowTable", "FLOW_SCHEMA", "FLOW_COLUMNS"]
 
 
-def _batches(source, options: FlowOptions):
-    """(iterator of packet batches, function returning the ledger once iterated).
+def _options(deprecated: dict, **given) -> FlowOptions:
+    unknown = set(deprecated) - set(DEPRECATED)
+    if unknown:
+        raise TypeError(f"flows() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    return FlowOptions.from_kwargs(**given, **deprecated)
 
-    Every packet is counted in the ledger before the optional filter drops any, as
-    ``flowkit.packets`` does for files.
-    """
-    from flowkit.decode import PacketTable, packets
 
-    if isinstance(source, (str, os.PathLike)) or (
-        isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source)
-    ) or hasattr(source, "read"):
-        kwargs = {"strict": options.strict, "filter": options.filter}
-        if options.chunk_bytes:
-            kwargs["chunk_bytes"] = options.chunk_bytes
-        source = packets(source, engine=options.engine, **kwargs)
+def packet_table(source, options: FlowOptions) -> PacketTable:
+    """The PacketTable of a flow source (paths, a binary file, a PacketTable, or decoded
+    batches): it alone counts the ledger and applies the packet filter."""
     if isinstance(source, PacketTable):
-        return iter(source), lambda: source.stats
-    if isinstance(source, pa.RecordBatch):
-        source = [source]
-    if isinstance(source, pa.Table):
-        source = source.to_batches()
-    ledger = Ledger()
-    return _counted(source, options.filter, ledger), lambda: ledger
-
-
-def _counted(batches, filter, ledger: Ledger):
-    """Count batches given directly, then apply the filter (callable mask or expression)."""
-    if isinstance(filter, str):
-        from flowkit.filter import compile_filter
-
-        filter = compile_filter(filter)
-    for b in batches:
-        _count(ledger, b)
-        if filter is not None:
-            b = b.filter(pa.array(np.asarray(filter(b), dtype=bool)))
-        yield b
+        return source
+    if isinstance(source, (str, os.PathLike)) or hasattr(source, "read") or (
+        isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source)
+    ):
+        return PacketTable(source, options.engine, strict=options.strict, filter=options.packet_filter,
+                           chunk_bytes=options.chunk_bytes)
+    return PacketTable.of_batches(source, filter=options.packet_filter)
 
 
 def accumulate(batches: Iterable[pa.RecordBatch], options: FlowOptions | None = None) -> FlowState:
-    """Flow state of a run of consecutive packet batches (mergeable with its neighbours)."""
-    state = FlowState(options or FlowOptions())
-    for batch in batches:
-        _count(state.ledger, batch)
-        state.advance(flow_packets(batch, state.options.vlan_key))
+    """Flow state of a run of consecutive packet batches (mergeable with its neighbours).
+
+    ``batches``: decoded batches or a PacketTable; the state's ledger is the table's.
+    """
+    options = options or FlowOptions()
+    table = packet_table(batches, options)
+    state = FlowState(options)
+    for batch in table:
+        state.advance(flow_packets(batch, options.vlan_key))
+    state.ledger = table.stats
     return state
 
 
@@ -87,32 +67,42 @@ def flows(
     tcp_timeout: float = 300.0,
     udp_timeout: float = 60.0,
     active_timeout: float | None = None,
-    filter=None,
+    packet_filter=None,
     strict: bool = False,
     chunk_bytes: int | None = None,
-    spill_rows: int | None = 100_000,
+    memory: int | str | None = DEFAULT_MEMORY,
+    spill_rows: int | None = None,
     spill_dir: str | None = None,
     vlan_key: bool = False,
+    **deprecated,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
 
+    ``packet_filter``: tcpdump-style expression (or batch -> mask callable) applied to the
+    packets before flows are built (every packet still counts in ``.stats``); ``filter=``
+    is its deprecated spelling. Timeouts in seconds (see docs/semantics.md).
+
     Streams: each packet batch advances one state (the same state machine as
-    ``accumulate``), connections no later packet can join are finished on the way,
-    so memory follows the number of concurrently active connections. Past
-    ``spill_rows`` finished connections (None or 0: never), they go to a sorted run
-    in a temporary directory (under ``spill_dir``), so memory is bounded whatever
-    the number of flows; see FlowTable and docs/semantics.md. ``vlan_key``: VLAN tags
-    separate connections (Zeek's vlan_fivetuple key); by default, as Zeek, they do not.
+    ``accumulate``), connections no later packet can join are finished on the way.
+    ``memory`` (bytes, or a size such as ``"300M"``; None: unlimited) bounds the flow
+    state: open connections past half of it go to disk as partial state and are
+    merged back at the end, finished flows past the other half go to sorted runs
+    (``spill_rows`` sets that count instead), both in temporary directories under
+    ``spill_dir``. The result is the same whatever the budget; ``.stats.spilled``
+    says what went to disk. See docs/performance.md. ``vlan_key``: VLAN tags separate
+    connections (Zeek's vlan_fivetuple key); by default, as Zeek, they do not.
     """
-    options = FlowOptions(engine, tcp_timeout, udp_timeout, active_timeout, filter, strict, chunk_bytes,
-                          spill_rows, spill_dir, vlan_key)
+    options = _options(deprecated, engine=engine, tcp_timeout=tcp_timeout, udp_timeout=udp_timeout,
+                       active_timeout=active_timeout, packet_filter=packet_filter, strict=strict,
+                       chunk_bytes=chunk_bytes, memory=memory, spill_rows=spill_rows, spill_dir=spill_dir,
+                       vlan_key=vlan_key)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
-        it, ledger_of = _batches(source, options)
+        table = packet_table(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping
         # the next batches are read and decoded in a thread while this one advances the state
-        for batch in prefetch(it):
+        for batch in prefetch(iter(table)):
             state.advance_batch(batch)
-        state.ledger = ledger_of()
+        state.ledger = table.stats
         return state.finalize(release=True)
 
 

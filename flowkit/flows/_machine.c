@@ -278,6 +278,7 @@ PyInit__machine(void)
     /* the only layout constants Python uses (state.py, rows.py) */
     static const int_const_t consts[] = {
         {"NCOL", NCOL}, {"HMAX", HMAX}, {"N_KEY", N_KEY}, {"F_PREFIX", F_PREFIX}, {"F_SLOT", F_SLOT},
+        {"F_TSPKT", F_TSPKT},
         {"K_HASH", K_HASH}, {"K_AHI", K_AHI}, {"K_ALO", K_ALO}, {"K_BHI", K_BHI}, {"K_BLO", K_BLO},
         {"K_APORT", K_APORT}, {"K_BPORT", K_BPORT}, {"K_PROTO", K_PROTO}, {"K_VLAN", K_VLAN},
         {"K_IVLAN", K_IVLAN}, {"K_IPVER", K_IPVER},

@@ -11,13 +11,22 @@
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
  * `free`). Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows
  * in use or freed (high-water mark), [1] free rows, [2] table slots not empty, [3] newest
- * packet time seen.
+ * packet time seen, [4] keys added to the spilled filter.
+ *
+ * Memory budget (stream.py): the keys of connections moved to disk enter the spilled
+ * filter, a blocked Bloom filter (one cache line a lookup, ~10 bits a key, ~1% false
+ * positives). A packet whose key is not open here but in the filter is deferred: its index
+ * is reported, stream.py writes it next to the spilled rows of its key's partition, and at
+ * the end each partition is replayed in capture order. A key stays in the filter, so all
+ * its later packets are deferred too and the replay sees them in order; a false positive
+ * only defers a key that was never spilled, whose connections the replay then builds from
+ * its packets alone: the same result either way.
  */
 #include "_conn.h"
 
 #define EMPTY (-1)
 #define DELETED (-2)
-enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, N_META };
+enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED, N_META };
 
 typedef struct {
     int64_t *C, *K, *freelist;
@@ -41,10 +50,78 @@ static const column_t TABLE_COLUMNS[] = {
 
 static const char *const STREAM_OPTIONS[] = {"tcp_ns", "udp_ns", "active_ns", "vlan_key"};
 
+/* The spilled filter: blocks of 8 words (512 bits, one cache line); `layers` lists
+ * (first block, blocks) of each layer, a key is in when it is in any layer and is added
+ * to the last one (stream.py adds a layer, twice as large, when the last is full). */
+#define BLOCK_WORDS 8
+#define BLOOM_BITS 7
+
+typedef struct {
+    uint64_t *words;
+    const int64_t *layers;
+    Py_ssize_t n_layers;
+} bloom_t;
+
+static inline void
+bloom_spot(const bloom_t *b, Py_ssize_t layer, uint64_t h, uint64_t **block, uint64_t *bits)
+{
+    int64_t first = b->layers[2 * layer], n = b->layers[2 * layer + 1];
+    *block = b->words + (first + (int64_t)((h >> 20) % (uint64_t)n)) * BLOCK_WORDS;
+    *bits = mix(h, 0x5bd1e995); /* 7 positions of 9 bits each within the block */
+}
+
+static inline int
+bloom_has(const bloom_t *b, uint64_t h)
+{
+    for (Py_ssize_t l = 0; l < b->n_layers; l++) {
+        uint64_t *block, g;
+        bloom_spot(b, l, h, &block, &g);
+        int all = 1;
+        for (int j = 0; j < BLOOM_BITS && all; j++) {
+            unsigned bit = (unsigned)(g >> (9 * j)) & 511;
+            all = (block[bit >> 6] >> (bit & 63)) & 1;
+        }
+        if (all)
+            return 1;
+    }
+    return 0;
+}
+
+static inline void
+bloom_add(bloom_t *b, uint64_t h)
+{
+    uint64_t *block, g;
+    bloom_spot(b, b->n_layers - 1, h, &block, &g);
+    for (int j = 0; j < BLOOM_BITS; j++) {
+        unsigned bit = (unsigned)(g >> (9 * j)) & 511;
+        block[bit >> 6] |= (uint64_t)1 << (bit & 63);
+    }
+}
+
+/* The filter's two arrays: words (uint64) and layers (int64 pairs), checked. */
+static int
+bind_bloom(views_t *vs, PyObject *owords, PyObject *olayers, bloom_t *b)
+{
+    Py_ssize_t nw, nl;
+    if (!(b->words = view_of(vs, owords, "L", 1, "bloom_words", &nw)) ||
+        !(b->layers = view_of(vs, olayers, "l", 0, "bloom_layers", &nl)))
+        return 0;
+    b->n_layers = nl / 2;
+    int ok = nl % 2 == 0 && nl > 0;
+    for (Py_ssize_t l = 0; ok && l < b->n_layers; l++)
+        ok = b->layers[2 * l] >= 0 && b->layers[2 * l + 1] > 0 &&
+             (b->layers[2 * l] + b->layers[2 * l + 1]) * BLOCK_WORDS <= nw;
+    if (!ok)
+        PyErr_SetString(PyExc_ValueError, "bloom_layers: (first block, blocks) pairs within bloom_words");
+    return ok;
+}
+
 typedef struct {
     rows_t r;
     table_t tb;
-    int64_t *meta, *done;
+    bloom_t sp;
+    Py_ssize_t n_deferred;
+    int64_t *meta, *done, *deferred;
     packet_cols_t p;
     Py_ssize_t cap, tcap, n;
     int64_t tcp_ns, udp_ns, active_ns, vlan_key;
@@ -87,6 +164,10 @@ run_stream(stream_t *s)
         int found;
         Py_ssize_t slot = probe(s->tb.keys, s->tb.row, s->tcap, h, &found);
         int64_t c = found ? s->tb.row[slot] : -1, keep_orig = -1;
+        if (!found && meta[M_SFILLED] > 0 && bloom_has(&s->sp, h)) {
+            s->deferred[s->n_deferred++] = i;
+            continue;
+        }
         if (c >= 0 && starts_new(ROW(c), f.t, f.proto, f.flags, f.seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
             s->r.used[c] = 0;
             s->done[n_done++] = c; /* freed after the caller has copied it out */
@@ -134,32 +215,36 @@ bind_state(views_t *vs, PyObject *orows, PyObject *otable, PyObject *ometa, rows
 }
 
 PyDoc_STRVAR(stream_doc,
-"stream(rows, table, meta, done, packets, options) -> int\n"
+"stream(rows, table, bloom_words, bloom_layers, meta, done, deferred, packets, options) -> (int, int)\n"
 "--\n\n"
 "Run a packet batch's columns (PACKET_COLUMNS order) through the open connections; rows:\n"
-"ROW_COLUMNS, table: TABLE_COLUMNS, options: (tcp_ns, udp_ns, active_ns, vlan_key). Returns how many\n"
-"rows finished (their indices in done[:n]; they are on the free list for the next call),\n"
-"or -1 when rows ran out (the caller guarantees free rows >= packets, so never in use).");
+"ROW_COLUMNS, table: TABLE_COLUMNS, bloom_*: the spilled filter, options: (tcp_ns, udp_ns,\n"
+"active_ns, vlan_key). Returns (finished, deferred): the finished rows' indices are in done[:finished]\n"
+"(on the free list for the next call), the deferred packets' in deferred[:deferred];\n"
+"finished is -1 when rows ran out (the caller guarantees free rows >= packets).");
 
 static PyObject *
 stream(PyObject *self, PyObject *args)
 {
-    PyObject *orows, *otable, *ometa, *odone, *opk, *oopt;
-    if (!PyArg_ParseTuple(args, "OOOOOO", &orows, &otable, &ometa, &odone, &opk, &oopt))
+    PyObject *orows, *otable, *owords, *olayers, *ometa, *odone, *odef, *opk, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &orows, &otable, &owords, &olayers, &ometa, &odone, &odef, &opk, &oopt))
         return NULL;
     stream_t s;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
-    Py_ssize_t ndone;
+    Py_ssize_t ndone, ndef;
     int64_t *const opts[] = {&s.tcp_ns, &s.udp_ns, &s.active_ns, &s.vlan_key};
     s.n = -1;
+    s.n_deferred = 0;
     if (!bind_state(&vs, orows, otable, ometa, &s.r, &s.tb, &s.meta, &s.cap, &s.tcap) ||
+        !bind_bloom(&vs, owords, olayers, &s.sp) ||
         !(s.done = view_of(&vs, odone, "l", 1, "done", &ndone)) ||
+        !(s.deferred = view_of(&vs, odef, "l", 1, "deferred", &ndef)) ||
         !bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &s.p, &s.n, "packets") ||
         !bind_options(oopt, STREAM_OPTIONS, opts, 4, "options"))
         goto out;
     /* every packet may open a connection: room for all, and a table at most half full */
-    if (ndone < s.n || s.meta[M_FREE] + (s.cap - s.meta[M_ROWS]) < s.n || 2 * (s.meta[M_FILLED] + s.n) > s.tcap) {
+    if (ndone < s.n || ndef < s.n || s.meta[M_FREE] + (s.cap - s.meta[M_ROWS]) < s.n || 2 * (s.meta[M_FILLED] + s.n) > s.tcap) {
         PyErr_SetString(PyExc_ValueError, "stream(): no room for the batch");
         goto out;
     }
@@ -171,7 +256,7 @@ stream(PyObject *self, PyObject *args)
             s.r.freelist[s.meta[M_FREE]++] = s.done[j];
     }
     Py_END_ALLOW_THREADS
-    result = PyLong_FromSsize_t(n_done);
+    result = Py_BuildValue("nn", n_done, s.n_deferred);
 out:
     views_release(&vs);
     return result;
@@ -234,6 +319,52 @@ out:
     return result;
 }
 
+PyDoc_STRVAR(spill_doc,
+"spill(rows, table, bloom_words, bloom_layers, meta, which) -> None\n"
+"--\n\n"
+"Take the open rows `which` out (the caller has copied them to disk): their keys leave\n"
+"the table and enter the spilled filter's last layer; the rows are freed.");
+
+static PyObject *
+spill(PyObject *self, PyObject *args)
+{
+    PyObject *orows, *otable, *owords, *olayers, *ometa, *owhich;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &orows, &otable, &owords, &olayers, &ometa, &owhich))
+        return NULL;
+    rows_t r;
+    table_t tb;
+    bloom_t sp;
+    int64_t *meta, *which;
+    Py_ssize_t cap, tcap, n;
+    views_t vs = {.n = 0};
+    PyObject *result = NULL;
+    if (!bind_state(&vs, orows, otable, ometa, &r, &tb, &meta, &cap, &tcap) ||
+        !bind_bloom(&vs, owords, olayers, &sp) || !(which = view_of(&vs, owhich, "l", 0, "which", &n)))
+        goto out;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t c = which[j];
+        if (c < 0 || c >= meta[M_ROWS] || !r.used[c]) {
+            PyErr_Format(PyExc_ValueError, "spill(): row %lld is not open", (long long)c);
+            goto out;
+        }
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t c = which[j];
+        uint64_t h = (uint64_t)r.K[c * N_KEY + K_HASH];
+        Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, h, c);
+        if (slot >= 0)
+            tb.row[slot] = DELETED;
+        r.used[c] = 0;
+        r.freelist[meta[M_FREE]++] = c;
+        bloom_add(&sp, h);
+        meta[M_SFILLED]++;
+    }
+    result = Py_NewRef(Py_None);
+out:
+    views_release(&vs);
+    return result;
+}
+
 PyDoc_STRVAR(rebuild_doc,
 "rebuild(rows, table, meta) -> None\n"
 "--\n\n"
@@ -279,6 +410,7 @@ static PyMethodDef methods[] = {
     {"stream", stream, METH_VARARGS, stream_doc},
     {"evict", evict, METH_VARARGS, evict_doc},
     {"rebuild", rebuild, METH_VARARGS, rebuild_doc},
+    {"spill", spill, METH_VARARGS, spill_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -291,7 +423,7 @@ PyMODINIT_FUNC
 PyInit__stream(void)
 {
     init_likely_table();
-    static const int_const_t consts[] = {{"N_META", N_META}, {"EMPTY", EMPTY}};
+    static const int_const_t consts[] = {{"N_META", N_META}, {"EMPTY", EMPTY}, {"BLOCK_WORDS", BLOCK_WORDS}};
     PyObject *m = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
     PyObject *names[] = {column_names(ROW_COLUMNS, 5), column_names(TABLE_COLUMNS, 2)};
     if (!m || !names[0] || !names[1] || PyModule_AddObjectRef(m, "ROW_COLUMNS", names[0]) < 0 ||

@@ -58,6 +58,11 @@ class FinishedRows:
 
     def add(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:
         """Queue rows (copies: the caller's matrices may be reused)."""
+        step = self.spill_rows
+        if step and len(C) > step:  # a run holds at most spill_rows flows
+            for at in range(0, len(C), step):
+                self.add(C[at:at + step], H[at:at + step], K[at:at + step])
+            return
         if len(C):
             self._queue.append((C, H, K))
             self._queued += len(C)

@@ -21,7 +21,6 @@ seen), so memory follows the number of concurrently active connections.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -31,37 +30,9 @@ from flowkit.flows import _machine as k
 from flowkit.flows.finished import FinishedRows
 from flowkit.flows.keys import concat_columns, empty_columns, key_matrix, take_columns
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
+from flowkit.flows.options import FlowOptions, parse_size  # noqa: F401  (re-exported)
 from flowkit.ledger import Ledger
 
-NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class FlowOptions:
-    """Options of ``flowkit.flows`` (seconds for timeouts)."""
-
-    engine: str = "fast"
-    tcp_timeout: float = 300.0
-    udp_timeout: float = 60.0
-    active_timeout: float | None = None
-    filter: object = None
-    strict: bool = False
-    chunk_bytes: int | None = None
-    spill_rows: int | None = 100_000
-    spill_dir: str | None = None
-    vlan_key: bool = False  # VLAN tags in the connection key (Zeek's default: no)
-
-    @property
-    def tcp_ns(self) -> int:
-        return int(round(self.tcp_timeout * NS))
-
-    @property
-    def udp_ns(self) -> int:
-        return int(round(self.udp_timeout * NS))
-
-    @property
-    def active_ns(self) -> int:
-        return int(round(self.active_timeout * NS)) if self.active_timeout else 0
 
 
 def _empty_rows(n=0):
@@ -430,5 +401,4 @@ def _load(b: bytes) -> np.ndarray:
     return np.load(io.BytesIO(b), allow_pickle=False)
 
 
-def options_dict(options: FlowOptions) -> dict:
-    return asdict(options)
+

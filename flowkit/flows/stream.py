@@ -6,6 +6,13 @@ none of it: ``StreamState`` keeps open connections in a hash table (``_stream.c`
 feeds each batch's decoded columns to it in one call. The two are peers: the same rules
 (``_rules.h``) and state machine (``_conn.h``) in C, the same finished-rows component
 (finished.py), so the FlowTable is the one ``FlowState`` would give.
+
+Memory by budget (``FlowOptions.memory``, bytes): open connections get half of it, the
+finished rows not yet written the other half. Connections no later packet can join are
+finished lazily (a scan of the open rows each time their number doubles, and whenever the
+budget is reached: amortised O(1) per packet); past the budget, the least recently active
+connections go to disk as partial state (overflow.py) and are replayed at the end, so the
+result equals an unlimited run, every column and the row order.
 """
 from __future__ import annotations
 
@@ -19,7 +26,19 @@ from flowkit.flows.keys import packet_arrays
 from flowkit.flows.state import FlowOptions
 from flowkit.ledger import Ledger
 
-M_ROWS, M_FREE, M_FILLED, M_TMAX = range(_stream.N_META)
+M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
+INF = 2**62
+
+# bytes per open connection: the row matrices (C int64, H history, K key), `used` and the
+# free list, plus the hash table (keys and rows, at most half full: 32 to 64 bytes)
+ROW_BYTES = k.NCOL * 8 + k.HMAX + k.N_KEY * 8 + 1 + 8
+TABLE_BYTES = 48
+OPEN_BYTES = ROW_BYTES + TABLE_BYTES
+FINISHED_BYTES = 400  # a finished flow as Arrow (FLOW_SCHEMA plus _key/_prefix), measured: 330-380
+MIN_EVICT_SCAN = 1024  # open rows below which the lazy eviction scan is not worth it
+SPILL_BLOCK = 8192  # open rows copied to disk at once
+MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
+KEYS_PER_BLOCK = 24  # spilled keys per 512-bit filter block: ~21 bits a key, ~0.05% false positives
 
 
 class StreamState:
@@ -30,25 +49,34 @@ class StreamState:
         self.ledger = Ledger()
         self.t0: int | None = None
         self.tmax: int = -(2**62)
-        self.done = FinishedRows(self.options.spill_rows, self.options.spill_dir)
+        memory = self.options.memory
+        self.max_open = max(8, memory // 2 // OPEN_BYTES) if memory else None
+        spill_rows = self.options.spill_rows
+        if memory and not spill_rows:
+            spill_rows = max(256, memory // 2 // FINISHED_BYTES)
+        self.done = FinishedRows(spill_rows, self.options.spill_dir)
+        self.overflow = None  # overflow.Overflow once open connections went to disk
         self._rows = None
-        self._grow(capacity)
+        self._scanned_at = 0  # open rows after the last eviction scan
+        # the spilled filter (_stream.c): words, (first block, blocks) per layer, keys per layer
+        self._bloom = np.zeros(_stream.BLOCK_WORDS, np.uint64)
+        self._layers = np.array([0, 1], np.int64)
+        self._layer_keys = [0]
+        self._grow(min(capacity, self.max_open or capacity))
 
+    # ------------------------------------------------------------------ storage
     # open rows live in self._rows (C, H, K, used, free: ROW_COLUMNS) with a hash table
     def _grow(self, capacity: int) -> None:
-        C = np.zeros((capacity, k.NCOL), np.int64)
-        H = np.zeros((capacity, k.HMAX), np.uint8)
-        K = np.zeros((capacity, k.N_KEY), np.int64)
-        used = np.zeros(capacity, np.uint8)
-        free = np.zeros(capacity, np.int64)
-        meta = np.array([0, 0, 0, -(2**62)], np.int64)
-        if self._rows is not None:
-            oC, oH, oK, oused, ofree = self._rows
-            n = int(self._meta[M_ROWS])
-            C[:n], H[:n], K[:n], used[:n] = oC[:n], oH[:n], oK[:n], oused[:n]
-            meta[:] = self._meta
-            free[: int(meta[M_FREE])] = ofree[: int(meta[M_FREE])]
-        self._rows, self._meta = (C, H, K, used, free), meta
+        if self._rows is None:
+            self._rows = (np.zeros((capacity, k.NCOL), np.int64), np.zeros((capacity, k.HMAX), np.uint8),
+                          np.zeros((capacity, k.N_KEY), np.int64), np.zeros(capacity, np.uint8),
+                          np.zeros(capacity, np.int64))
+            self._meta = np.array([0, 0, 0, -(2**62), 0], np.int64)
+        else:
+            # in place (realloc: large blocks move by remapping, no second copy at the peak);
+            # nothing else references these arrays
+            for a in self._rows:
+                a.resize((capacity, *a.shape[1:]), refcheck=False)
         self._table(capacity)
 
     def _table(self, rows: int) -> None:
@@ -56,40 +84,61 @@ class StreamState:
         self._tab = (np.zeros(size, np.uint64), np.full(size, _stream.EMPTY, np.int64))
         _stream.rebuild(self._rows, self._tab, self._meta)
 
+    @property
+    def open_count(self) -> int:
+        return int(self._meta[M_ROWS] - self._meta[M_FREE])
+
     def _room(self, n: int) -> None:
-        meta = self._meta
-        if meta[M_FREE] + len(self._rows[0]) - meta[M_ROWS] < n:
-            self._grow(max(2 * len(self._rows[0]), int(meta[M_ROWS]) + n))
+        """Free rows and table slots for n packets, within the budget."""
+        meta, cap = self._meta, len(self._rows[0])
+        open_ = self.open_count
+        if open_ >= MIN_EVICT_SCAN and open_ >= 2 * self._scanned_at:
+            self.evict()
+        if self.max_open is not None and self.open_count + n > self.max_open:
+            self.evict()
+            over = self.open_count + n - self.max_open
+            if over > 0:
+                self._spill_oldest(over + self.max_open // 4)  # hysteresis: not at every batch
+        need = int(meta[M_ROWS]) + n - int(meta[M_FREE])
+        if need > cap:
+            self._grow(max(need, min(2 * cap, self.max_open or 2 * cap)))
         elif 2 * (int(meta[M_FILLED]) + n) > len(self._tab[0]):
             self._table(len(self._rows[0]) + n)  # rebuilding also drops the deleted slots
 
-    def _open(self, j: int) -> np.ndarray:
+    def _open_rows(self) -> np.ndarray:
         used = self._rows[3][: int(self._meta[M_ROWS])]
-        return self._rows[j][: len(used)][used != 0]
+        return np.flatnonzero(used)
 
     # the open connections' rows (copies)
-    C = property(lambda self: self._open(0))
-    H = property(lambda self: self._open(1))
-    K = property(lambda self: self._open(2))
+    C = property(lambda self: self._rows[0][self._open_rows()])
+    H = property(lambda self: self._rows[1][self._open_rows()])
+    K = property(lambda self: self._rows[2][self._open_rows()])
 
+    # ------------------------------------------------------------------ packets
     def advance_batch(self, batch: pa.RecordBatch) -> "StreamState":
         """Feed one decoded packet batch (PACKET_SCHEMA) in capture order."""
-        n = batch.num_rows
+        step = max(1, min(self.max_open // 2, MAX_STEP)) if self.max_open else batch.num_rows
+        for at in range(0, batch.num_rows, step):
+            self._advance(packet_arrays(batch.slice(at, step) if step < batch.num_rows else batch))
+        return self
+
+    def _advance(self, packets: tuple[np.ndarray, ...]) -> None:
+        n = len(packets[0])
         if n == 0:
-            return self
+            return
         self._room(n)
-        packets = packet_arrays(batch)
         done = np.empty(n, np.int64)
+        deferred = np.empty(n, np.int64)
         o = self.options
-        n_done = _stream.stream(self._rows, self._tab, self._meta, done, packets,
-                                (o.tcp_ns, o.udp_ns, o.active_ns, int(o.vlan_key)))
+        n_done, n_def = _stream.stream(self._rows, self._tab, self._bloom, self._layers, self._meta, done, deferred,
+                                       packets, (o.tcp_ns, o.udp_ns, o.active_ns, int(o.vlan_key)))
         if self.t0 is None:
             self.t0 = int(packets[0][0])
         self.tmax = int(self._meta[M_TMAX])
         if n_done:
             self._finish(done[:n_done])
-        self.evict()
-        return self
+        if n_def:
+            self._defer(packets, deferred[:n_def])
 
     def _finish(self, rows: np.ndarray) -> None:
         C, H, K = self._rows[:3]
@@ -101,20 +150,146 @@ class StreamState:
         n = _stream.evict(self._rows, self._tab, self._meta, gone, (self.options.tcp_ns, self.options.udp_ns))
         if n:
             self._finish(gone[:n])
+        self._scanned_at = self.open_count
+
+    # ------------------------------------------------------------------ budget
+    def _spill_oldest(self, count: int) -> None:
+        """Move the ``count`` least recently active open connections to disk."""
+        from flowkit.flows import _machine
+        from flowkit.flows.overflow import Overflow
+
+        rows = self._open_rows()
+        count = min(count, len(rows))
+        if count <= 0:
+            return
+        last = self._rows[0][rows, _machine.F_TSPKT]
+        which = rows[np.argpartition(last, count - 1)[:count]] if count < len(rows) else rows
+        which = np.sort(which)
+        if self.overflow is None:
+            self.overflow = Overflow(self.options.spill_dir)
+        C, H, K = self._rows[:3]
+        for at in range(0, len(which), SPILL_BLOCK):  # bounded copies
+            part = which[at:at + SPILL_BLOCK]
+            self.overflow.write_rows(C[part], H[part], K[part], _machine.K_HASH)
+        del C, H, K
+        self._reserve_filter(count)
+        _stream.spill(self._rows, self._tab, self._bloom, self._layers, self._meta, which)
+        self._layer_keys[-1] += count
+
+    def _reserve_filter(self, count: int) -> None:
+        """A last filter layer with room for ``count`` more keys (a new one, twice as large)."""
+        blocks = int(self._layers[-1])
+        if self._layer_keys[-1] + count <= blocks * KEYS_PER_BLOCK:
+            return
+        blocks = max(2 * blocks, -(-count // KEYS_PER_BLOCK), 64)
+        first = len(self._bloom) // _stream.BLOCK_WORDS
+        self._bloom = np.concatenate([self._bloom, np.zeros(blocks * _stream.BLOCK_WORDS, np.uint64)])
+        self._layers = np.concatenate([self._layers, [first, blocks]]).astype(np.int64)
+        self._layer_keys.append(0)
+
+    def _defer(self, packets: tuple[np.ndarray, ...], idx: np.ndarray) -> None:
+        """Packets on spilled keys: to disk with their key's rows, replayed at the end."""
+        from flowkit.flows import _machine
+        from flowkit.flows.keys import empty_columns
+
+        taken = tuple(a[idx] for a in packets)
+        out = empty_columns(len(idx))
+        _machine.flow_packets(taken, tuple(out.values()), (int(self.options.vlan_key),))  # the key hash
+        self.overflow.write_packets(taken, out["hash"])
+
+    def _replay(self) -> None:
+        """Replay every overflow partition: rows back open, deferred packets through them."""
+        from flowkit.decode.schema import PACKET_SCHEMA
+        from flowkit.flows import _machine
+        from flowkit.flows.keys import empty_columns
+
+        row_layout = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]
+        packet_layout = []
+        for name in _machine.PACKET_COLUMNS:
+            if name in ("src_ip", "dst_ip"):
+                packet_layout.append((np.uint8, (16,)))
+            elif name == "ts":
+                packet_layout.append((np.int64, ()))
+            else:
+                packet_layout.append((np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype()), ()))
+        unlimited = FlowOptions(**{**self.options.__dict__, "memory": None})
+        for p in range(_overflow_partitions()):
+            ov = self.overflow
+            if not ov.has("rows", p) and not ov.has("packets", p):
+                continue
+            packets = ov.read("packets", p, packet_layout) if ov.has("packets", p) else None
+            if packets is None:  # nothing came after: the rows are final as they are
+                for block in ov.blocks("rows", p, row_layout):
+                    self.done.add(*block)
+                continue
+            # only the rows of keys that had packets deferred run again; the others are final
+            keys = empty_columns(len(packets[0]))
+            _machine.flow_packets(tuple(packets), tuple(keys.values()), (int(self.options.vlan_key),))
+            wanted = np.unique(keys["hash"])
+            kept = []
+            for C, H, K in ov.blocks("rows", p, row_layout):
+                again = np.isin(K[:, k.K_HASH].view(np.uint64), wanted)
+                self.done.add(C[~again], H[~again], K[~again])
+                if again.any():
+                    kept.append((C[again], H[again], K[again]))
+            rows = [np.concatenate([r[j] for r in kept]) if kept else np.zeros((0, *shape), dtype)
+                    for j, (dtype, shape) in enumerate(row_layout)]
+            state = StreamState(unlimited, capacity=len(rows[0]) + 64)
+            state.done = self.done  # the replayed rows follow every row finished in the pass
+            state._load(*rows)
+            state._advance(tuple(np.ascontiguousarray(a) for a in packets))
+            state.done.add(state.C, state.H, state.K)
+
+    def _load(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:
+        """Open connections from rows (a fresh state)."""
+        n = len(C)
+        if len(self._rows[0]) < n:
+            self._grow(n)
+        self._rows[0][:n], self._rows[1][:n], self._rows[2][:n], self._rows[3][:n] = C, H, K, 1
+        self._meta[M_ROWS] = n
+        self._table(len(self._rows[0]))
+
+    # ------------------------------------------------------------------ results
+    def spill_stats(self) -> dict:
+        """How much went to disk: open connections, deferred packets, finished flows, bytes."""
+        ov = self.overflow
+        return {
+            "open_connections": ov.rows if ov else 0,
+            "deferred_packets": ov.packets if ov else 0,
+            "open_bytes": ov.bytes if ov else 0,
+            "finished_flows": self.done.spilled_rows,
+        }
 
     def table(self) -> pa.Table:
-        """All connections, finished and open, with the internal columns."""
+        """All connections, finished and open, with the internal columns (no overflow)."""
         from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 
         parts = [*self.done.tables()]
-        if len(self.C):
+        if self.open_count:
             parts.append(rows_to_arrow(self.C, self.H, self.K))
         return pa.concat_tables(parts) if parts else STATE_SCHEMA.empty_table()
 
     def finalize(self, *, release: bool = False):
-        """The FlowTable, sorted by (ts_start, flow_id) (see FinishedRows.finalize)."""
-        open_rows = (self.C, self.H, self.K)
-        if release:
-            self._rows = None
-            self._grow(16)
-        return self.done.finalize(open_rows, self.ledger, release=release)
+        """The FlowTable, sorted by (ts_start, flow_id) (see FinishedRows.finalize).
+
+        The open connections are finished after every other row (the order an unlimited
+        run finishes them in); then the overflow partitions are replayed.
+        """
+        self.done.add(self.C, self.H, self.K)
+        self._rows = None
+        self._grow(16)
+        if self.overflow is not None:
+            self._replay()
+        stats = self.spill_stats()
+        if self.overflow is not None:
+            self.overflow.close()
+            self.overflow = None
+        self.ledger.spilled = stats if stats["open_connections"] or stats["finished_flows"] else {}
+        empty = (self._rows[0][:0], self._rows[1][:0], self._rows[2][:0])
+        return self.done.finalize(empty, self.ledger, release=release)
+
+
+def _overflow_partitions() -> int:
+    from flowkit.flows.overflow import PARTITIONS
+
+    return PARTITIONS
