@@ -198,8 +198,8 @@ def _zeek_rows(t: pa.Table, local) -> str:
         elif col == "ts_start":
             ns = t.column(col).cast(pa.int64()).to_numpy()
             cols.append([f"{v / 1e9:.6f}" for v in ns])
-        elif col == "flow_id":
-            cols.append([f"F{v:016x}" for v in t.column(col).to_numpy()])
+        elif col == "flow_id":  # null for flows read from another tool's log: no uid to give
+            cols.append(["-" if v is None else f"F{v:016x}" for v in t.column(col).to_pylist()])
         elif col == "duration":
             cols.append([f"{v:.6f}" for v in t.column(col).to_numpy()])
         else:

@@ -33,7 +33,7 @@ def tsv_start(data: bytes) -> int:
 
 def looks_like_conn_log(head: bytes) -> bool:
     """First bytes (decompressed) of a Zeek log: the TSV header or a JSON object."""
-    return head.lstrip().startswith(b"{") or tsv_start(head) >= 0
+    return head.lstrip().startswith(b'{"') or tsv_start(head) >= 0
 
 
 def kind_of(path: str) -> str:

@@ -133,7 +133,10 @@ def _join(parts: dict) -> dict:
     out = {}
     for name, pieces in parts.items():
         have = dict(pieces)
-        out[name] = pa.chunked_array([have.get(s, pa.nulls(size[s], pa.string())) for s in starts], pa.string())
+        chunks = []
+        for s in starts:
+            chunks += have[s].chunks if s in have else [pa.nulls(size[s], pa.string())]
+        out[name] = pa.chunked_array(chunks, pa.string())
     out[LINE] = np.concatenate([s + np.arange(size[s]) for s in starts]) if starts else np.zeros(0, np.int64)
     return out
 
@@ -260,9 +263,16 @@ def _flow_ids(cols: dict, n: int) -> pa.Array:
         return pa.nulls(n, pa.uint64())
     uid = _strings(cols, "uid", n, "")
     ours = pc.match_substring_regex(uid, r"^F[0-9a-f]{16}$")
-    hexed = pc.if_else(ours, pc.utf8_slice_codeunits(uid, 1), None)
-    values = [None if h is None else int(h, 16) for h in hexed.to_pylist()] if pc.any(ours).as_py() else [None] * n
-    return pa.array(values, pa.uint64())
+    if not pc.any(ours).as_py():
+        return pa.nulls(n, pa.uint64())
+    # the 16 hex digits as nibbles, whole column at once
+    text = pc.if_else(ours, uid, "F" + "0" * 16).to_numpy(zero_copy_only=False).astype("S17")
+    digits = np.frombuffer(text.tobytes(), np.uint8).reshape(n, 17)[:, 1:]
+    nibbles = np.where(digits >= ord("a"), digits - ord("a") + 10, digits - ord("0")).astype(np.uint64)
+    value = np.zeros(n, np.uint64)
+    for k in range(16):
+        value = (value << np.uint64(4)) | nibbles[:, k]
+    return pa.array(value, pa.uint64(), mask=~ours.to_numpy(zero_copy_only=False))
 
 
 def _community_ids(out: dict, n: int) -> pa.Array:

@@ -276,3 +276,14 @@ def test_fixed_source_ports_in_a_conn_log(tmp_path, run):
     rc, out, _ = run("scans", log, "--json")
     row = json.loads(out.splitlines()[0])
     assert (row["kind"], row["target"], row["failed"]) == ("vertical", "192.0.2.1", 600)
+
+
+@pytest.mark.corpus
+def test_conn_log_written_back_as_a_zeek_log_reads_the_same(run, tmp_path, corpus):
+    log = unmasked("scripts.base.protocols.ftp.ftp-ipv6", tmp_path)
+    out = tmp_path / "again.log"
+    rc, _, err = run("flows", log, "-o", out, "-q")
+    assert rc == 0, err
+    rows = zeek_rows(out)
+    assert {r["uid"] for r in rows} == {"-"}  # Zeek's random uids are not kept, and none is made up
+    pd.testing.assert_frame_equal(zeek_frame(out), zeek_frame(log))
