@@ -23,7 +23,7 @@ REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
 ADDRS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "addr"}  # id.orig_h -> src_ip, ...
 PORTS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "port"}
 COUNTS = {z: col for z, kind, col in ZEEK_FIELDS if kind == "count" and col}  # orig_pkts -> src_pkts, ...
-_HEADER = re.compile(rb"^#[^\n]*(?:\n|$)", re.M)
+EMPTY_CAN_BE = ("history", "conn_state")  # text fields read whose empty value Zeek writes as #empty_field
 _NUMBER = r"^-?[0-9]+(\.[0-9]*)?$"
 LINE = "\0line"  # row -> line in the file, beside the fields
 
@@ -68,9 +68,9 @@ def _tsv_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
                            "(a zeek-cut extract without Zeek's headers cannot be read)")
     sep, unset, empty, fields = "\t", "-", "(empty)", None
     parts: dict[str, list] = {}
-    headers = list(_HEADER.finditer(data, first))
-    for i, h in enumerate(headers):
-        line = h.group().decode("utf-8", "replace").rstrip("\n")
+    headers = _header_lines(data, first)
+    for i, (h_start, h_end) in enumerate(headers):
+        line = data[h_start:h_end].decode("utf-8", "replace").rstrip("\n")
         if line.startswith("#separator "):
             sep = _unescape(line.split(" ", 1)[1])
             continue
@@ -81,8 +81,8 @@ def _tsv_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
             empty = value
         elif key == "#fields":
             fields = value.split(sep)
-        start = h.end()
-        stop = headers[i + 1].start() if i + 1 < len(headers) else len(data)
+        start = h_end
+        stop = headers[i + 1][0] if i + 1 < len(headers) else len(data)
         block = data[start:stop]
         if not block.strip():
             continue
@@ -103,12 +103,28 @@ def _tsv_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
         line0 = data.count(b"\n", 0, start) + 1
         for f in fields:
             col = table.column(f)
-            if empty is not None:
+            if empty is not None and f in EMPTY_CAN_BE:
                 col = pc.if_else(pc.equal(col, empty), "", col)
             parts.setdefault(f, []).append((line0, col))
     if fields is None:
         raise FlowkitError(f"{path}: not a Zeek log: no '#fields' header")
     return _join(parts)
+
+
+def _header_lines(data: bytes, pos: int) -> list[tuple[int, int]]:
+    """(start, end) of every line starting with '#' from ``pos`` (a line start) on; bytes.find, not a regex
+    over every line, since the data lines are nearly all of the file."""
+    out = []
+    while pos >= 0 and pos < len(data):
+        if data.startswith(b"#", pos):
+            end = data.find(b"\n", pos)
+            end = len(data) if end < 0 else end + 1
+            out.append((pos, end))
+            pos = end
+        else:
+            nl = data.find(b"\n#", pos)
+            pos = -1 if nl < 0 else nl + 1
+    return out
 
 
 def _json_columns(path: str, data: bytes) -> dict[str, pa.ChunkedArray]:
