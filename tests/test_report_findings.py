@@ -176,3 +176,14 @@ def test_capture_names_are_whole_with_their_directory_once():
     spans = re.findall(r'<span class="path" title="([^"]+)">([^<]+)</span>', html)
     assert spans == [(s, s.rsplit("/", 1)[1]) for s in sources]
     assert "3 captures" in html.upper() or "3 CAPTURES" in html.upper()
+
+
+def test_exposure_chart_keeps_the_hosts_with_open_ports():
+    # 13 hosts probed on 5 closed ports each, and one host with a single open port: 14 hosts, 12 bars
+    rows = [tcp(f"10.0.0.3:{30000 + 10 * h + p} > 10.2.0.{h}:{p}", "rejected", t=h + p / 10)
+            for h in range(1, 14) for p in range(1, 6)]
+    rows.append(tcp("10.0.0.9:50000 > 10.2.0.99:443", "complete", t=50))
+    doc = parse(S.exposure_section(A.exposure(frame(rows))))
+    bars = doc.titles_of("rect", "bar")
+    assert "10.2.0.99 / open: 1" in bars
+    assert len({t.split(" / ")[0] for t in bars}) == 12

@@ -353,14 +353,17 @@ def exposure_section(exp: pd.DataFrame) -> str:
         return section("exposure", "Exposure", empty_note("no connection attempts to any server in this capture"))
     host = pick(exp, "dst_ip", "host")
     state = pick(exp, "state")
-    hosts = exp.groupby(host).size().sort_values(ascending=False)
-    top = list(hosts.index[:12])
+    # hosts with open ports first (then by ports seen): a busy scan target does not push them off the chart
+    opened = (exp[state].astype(str) == "open") if state else pd.Series(False, index=exp.index)
+    hosts = pd.DataFrame({"open": opened.groupby(exp[host]).sum(), "ports": exp.groupby(host).size()})
+    top = list(hosts.sort_values(["open", "ports"], ascending=False, kind="stable").index[:12])
     chart = ""
     if state:
         states = _ordered(exp[state].astype(str), STATE_ORDER)
         ct = exp[exp[host].isin(top)].groupby([host, exp[state].astype(str)]).size()
         series = {s: [int(ct.get((h, s), 0)) for h in top] for s in states}
-        chart = svg.stacked_bars([str(h) for h in top], series, title="Ports per server host by state",
+        chart = svg.stacked_bars([str(h) for h in top], series,
+                                 title="Ports per server host by state (hosts with open ports first)",
                                  y_label="ports", colors=[STATE_COLORS.get(s, svg.OTHER_COLOR) for s in states])
     per_host = ""
     if state:
