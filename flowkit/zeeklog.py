@@ -1,6 +1,6 @@
 """Zeek conn.log (TSV or JSON, plain or gzip) into a flow table in flowkit's schema.
 
-Zeek's field names map to flowkit's columns as ``flowkit.flows.table.ZEEK_FIELDS`` says (the
+Zeek's field names map to flowkit's columns as ``flowkit.output.ZEEK_FIELDS`` says (the
 same table flowkit writes its own Zeek logs with); what a conn.log does not hold is derived from
 ``history`` where Zeek's letters say it, else left null. Reference: docs/cli.md ("Saved flows as input").
 """
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from flowkit.errors import FlowkitError
 from flowkit.flows.schema import FLOW_SCHEMA
-from flowkit.flows.table import ZEEK_FIELDS
+from flowkit.output import ZEEK_FIELDS
 from flowkit.saved import tsv_start
 
 REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
