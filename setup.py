@@ -5,7 +5,7 @@ ARGS = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
 
 
 HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_columns.h", "flowkit/flows/_rules.h",
-           "flowkit/flows/_conn.h"]
+           "flowkit/flows/_conn.h", "flowkit/protocols/_identify.h"]
 
 
 def kernel(name: str, source: str) -> Extension:
@@ -22,5 +22,6 @@ setup(
         kernel("flowkit.flows._sha1", "flowkit/flows/_sha1.c"),
         kernel("flowkit.flows._rows", "flowkit/flows/_rows.c"),
         kernel("flowkit.flows._stream", "flowkit/flows/_stream.c"),
+        kernel("flowkit.protocols._identify", "flowkit/protocols/_identify.c"),
     ],
 )

@@ -98,6 +98,10 @@ typedef struct {
     uint16_t *udp_len;
     uint8_t *icmp_type, *icmp_code;
     uint32_t *payload_len;
+    /* not schema columns: where the captured transport payload is (flows/ reads it for
+     * service identification); start is an offset into the chunk buffer */
+    int64_t *payload_start;
+    uint32_t *payload_caplen;
 } cols_t;
 
 static const struct { const char *name, *fmt; int width; size_t offset; } COLUMNS[] = {
@@ -132,6 +136,7 @@ typedef struct {
     int64_t end;       /* end of the captured bytes */
     int64_t wire_end;  /* end of the frame on the wire */
     uint8_t status;
+    uint8_t fragment;  /* inside a fragmented IP datagram */
 } pkt_t;
 
 #define AVAIL(k) ((k)->end - (k)->pos)
@@ -457,6 +462,18 @@ complete(pkt_t *k, int64_t l4len, int64_t need)
     return 1;
 }
 
+/* The captured part of a TCP/UDP payload of `len` bytes on the wire at `start` (never the
+ * link layer's padding); nothing for fragments, whose payload is incomplete. */
+static inline void
+captured(const pkt_t *k, const cols_t *c, int64_t start, int64_t len)
+{
+    if (!c->payload_start || k->fragment)
+        return;
+    int64_t have = k->end - start;
+    c->payload_start[k->i] = start;
+    c->payload_caplen[k->i] = (uint32_t)(have < len ? (have > 0 ? have : 0) : len);
+}
+
 /* payload_len always derives from the IP length, never from the captured length, so
  * snaplen-limited captures still count the bytes that were on the wire. */
 static void
@@ -489,6 +506,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
             return;
         }
         c->payload_len[i] = (uint32_t)(l4len - hlen);
+        captured(k, c, p + hlen, l4len - hlen);
         if (hlen > 20)
             tcp_options(b, c, i, p + 20, p + hlen);
     } else if (proto == UDP) {
@@ -496,6 +514,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
             return;
         c->udp_len[i] = be16(b, p + 4);
         c->payload_len[i] = (uint32_t)(l4len - 8);
+        captured(k, c, p + 8, l4len - 8);
     } else if (proto == ICMP || proto == ICMPV6) {
         if (AVAIL(k) >= 2) {
             c->icmp_type[i] = b[p];
@@ -551,6 +570,7 @@ ipv4(pkt_t *k, const cols_t *c)
     uint32_t frag_offset = flags_off & 0x1FFF;
     /* MF (bit 13) and DF (bit 14) shift straight onto FRAG_MF = 1 and FRAG_DF = 2 */
     c->frag[i] = ((flags_off >> 13) & (FRAG_MF | FRAG_DF)) | ((flags_off & 0x3FFF) ? FRAG_IS_FRAGMENT : 0);
+    k->fragment = (flags_off & 0x3FFF) != 0;
     c->frag_offset[i] = (uint16_t)frag_offset;
     /* a total length beyond the frame's length on the wire is impossible (not a snaplen cut) */
     if ((b0 >> 4) != 4 || ihl < 20 || total < ihl || p + total > k->wire_end) {
@@ -630,6 +650,7 @@ ipv6(pkt_t *k, const cols_t *c)
             c->ip_id[i] = be32(b, c0 + 4);
             c->frag_offset[i] = (uint16_t)offset;
             c->frag[i] = (more ? FRAG_MF : 0) | (more || offset > 0 ? FRAG_IS_FRAGMENT : 0);
+            k->fragment = more || offset > 0;
             if (offset > 0) {
                 k->status = FRAGMENT;
                 c->ip_proto[i] = (uint8_t)nh;
@@ -646,8 +667,9 @@ ipv6(pkt_t *k, const cols_t *c)
 static PyObject *
 decode(PyObject *self, PyObject *args)
 {
-    PyObject *obuf, *ostart, *ocaplen, *owirelen, *olink, *ocols;
-    if (!PyArg_ParseTuple(args, "OOOOOO!", &obuf, &ostart, &ocaplen, &owirelen, &olink, &PyTuple_Type, &ocols))
+    PyObject *obuf, *ostart, *ocaplen, *owirelen, *olink, *ocols, *opstart = NULL, *opcap = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOO!|OO", &obuf, &ostart, &ocaplen, &owirelen, &olink, &PyTuple_Type, &ocols,
+                          &opstart, &opcap))
         return NULL;
     if (PyTuple_GET_SIZE(ocols) != N_COLUMNS)
         return PyErr_Format(PyExc_ValueError, "expected %d columns, got %zd", N_COLUMNS, PyTuple_GET_SIZE(ocols));
@@ -663,7 +685,18 @@ decode(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "start, caplen, wirelen and linktype differ in length");
         ok = 0;
     }
-    cols_t cols;
+    cols_t cols = {0};
+    if (ok && opstart && opcap) {
+        Py_ssize_t n1, n2;
+        cols.payload_start = view_of(&vout, opstart, "l", 1, "payload_start", &n1);
+        cols.payload_caplen = cols.payload_start ? view_of(&vout, opcap, "I", 1, "payload_caplen", &n2) : NULL;
+        if (!cols.payload_caplen)
+            ok = 0;
+        else if (n1 != n || n2 != n) {
+            PyErr_SetString(PyExc_ValueError, "payload_start and payload_caplen must have one item per packet");
+            ok = 0;
+        }
+    }
     for (int j = 0; ok && j < N_COLUMNS; j++) {
         Py_ssize_t count;
         void *ptr = view_of(&vout, PyTuple_GET_ITEM(ocols, j), COLUMNS[j].fmt, 1, COLUMNS[j].name, &count);
@@ -710,8 +743,9 @@ decode(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
-     "decode(data, start, caplen, wirelen, linktype, columns): fill the zeroed columns (a tuple in COLUMNS "
-     "order) for every packet."},
+     "decode(data, start, caplen, wirelen, linktype, columns[, payload_start, payload_caplen]): fill the zeroed "
+     "columns (a tuple in COLUMNS order) for every packet; with the two optional zeroed arrays, also where each "
+     "TCP/UDP packet's captured payload is in data."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.decode._arrow import to_numpy
+from flowkit.decode.payload import Payload
 from flowkit.decode.schema import PACKET_SCHEMA
 from flowkit.errors import FlowkitError
 from flowkit.ledger import Ledger
@@ -97,6 +98,9 @@ class PacketTable:
         self.byte_range = byte_range
         self.on_batch = on_batch
         self._decode = engine_decoder(engine) if engine is not None else None
+        # engines that also say where each packet's payload is (flowkit.decode.payload)
+        self._decode_payload = getattr(importlib.import_module(ENGINES[engine]), "decode_chunk_payload", None) \
+            if engine is not None else None
         self._filter = _compile(filter)
         self._ledger: Ledger | None = None
         self._batches = None  # of_batches: decoded batches instead of sources
@@ -126,25 +130,32 @@ class PacketTable:
         start, end = self.byte_range or (None, None)
         return read_chunks(source, chunk_bytes=self.chunk_bytes, strict=self.strict, start=start, end=end)
 
-    def _decoded(self, ledger: Ledger) -> Iterator[pa.RecordBatch]:
-        """Every decoded batch, before the filter; damage and bytes read into ``ledger``."""
+    _want_payload = False
+    _last: tuple | None = None
+
+    def _decoded(self, ledger: Ledger) -> Iterator[tuple[pa.RecordBatch, Payload | None]]:
+        """Every decoded batch with its Payload (None unless asked for and the engine records
+        it), before the filter; damage and bytes read into ``ledger``."""
         if self._batches is not None:
-            yield from self._batches
+            for batch in self._batches:
+                yield batch, None
             return
+        decode_payload = self._decode_payload if self._want_payload else None
         for source in self.sources:
             for chunk in self.chunks(source):
                 ledger.damage.extend(chunk.damage)
                 if len(chunk) == 0:
                     continue
-                batch = self._decode(chunk)
+                batch, where = decode_payload(chunk) if decode_payload else (self._decode(chunk), None)
                 ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
                 # the batch holds copies: let the chunk's buffer go before the next one is read
+                # (a Payload keeps it while the pair is in use)
                 chunk = None
-                yield batch
+                yield batch, where
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         ledger = Ledger()
-        for batch in self._decoded(ledger):
+        for batch, where in self._decoded(ledger):
             ledger.add_batch(to_numpy(batch.column("status")), to_numpy(batch.column("ip_proto")))
             if self.on_batch is not None:
                 self.on_batch(batch)
@@ -153,8 +164,26 @@ class PacketTable:
                 if mask.shape != (batch.num_rows,):
                     raise FlowkitError(f"filter returned a mask of shape {mask.shape} for {batch.num_rows} packets")
                 batch = batch.filter(pa.array(mask))
+                where = where.filter(mask) if where is not None else None
+            self._last = (batch, where)
             yield batch
         self._ledger = ledger
+
+    def with_payload(self) -> Iterator[tuple[pa.RecordBatch, Payload | None]]:
+        """(batch, Payload) pairs: where each packet's captured payload is (flowkit.decode.payload).
+
+        Engines that do not record it (and decoded batches given directly) yield None in place
+        of the Payload. Goes through ``iter(self)``, so a subclass watching the batches still
+        sees every one.
+        """
+        self._want_payload = True
+        try:
+            for batch in self:
+                last = self._last
+                yield batch, (last[1] if last is not None and last[0] is batch else None)
+        finally:
+            self._want_payload = False
+            self._last = None
 
     @property
     def stats(self) -> Ledger:

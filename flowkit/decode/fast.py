@@ -14,9 +14,10 @@ import pyarrow as pa
 from flowkit.capture.records import RecordChunk
 from flowkit.decode import _decode
 from flowkit.decode.fast_bytes import Columns
+from flowkit.decode.payload import Payload
 from flowkit.decode.schema import PACKET_SCHEMA
 
-__all__ = ["decode_chunk", "decode_columns"]
+__all__ = ["decode_chunk", "decode_chunk_payload", "decode_columns"]
 
 _FIELDS = [(field.name, field.type) for field in PACKET_SCHEMA]
 
@@ -40,6 +41,8 @@ def decode_columns(chunk: RecordChunk) -> Columns:
         cols["wirelen"],
         cols["linktype"],
         tuple(cols[name] for name in _decode.COLUMNS),
+        cols["payload_start"],
+        cols["payload_caplen"],
     )
     return cols
 
@@ -47,6 +50,13 @@ def decode_columns(chunk: RecordChunk) -> Columns:
 def decode_chunk(chunk: RecordChunk) -> pa.RecordBatch:
     """Decode every packet of ``chunk`` into a batch with exactly ``PACKET_SCHEMA``."""
     return to_batch(decode_columns(chunk))
+
+
+def decode_chunk_payload(chunk: RecordChunk) -> tuple[pa.RecordBatch, Payload]:
+    """``decode_chunk`` plus where each packet's captured payload is in the chunk's buffer."""
+    cols = decode_columns(chunk)
+    data = np.ascontiguousarray(chunk.data, dtype=np.uint8)
+    return to_batch(cols), Payload(data, cols["payload_start"], cols["payload_caplen"])
 
 
 def to_batch(cols: Columns) -> pa.RecordBatch:

@@ -19,6 +19,8 @@ LAYOUT = [
     else (f.name, np.dtype(f.type.to_pandas_dtype()), 1)
     for f in PACKET_SCHEMA
 ]
+# not schema columns: where each packet's captured payload is (flowkit.decode.payload)
+INTERNAL = [("payload_start", np.dtype(np.int64), 1), ("payload_caplen", np.dtype(np.uint32), 1)]
 
 
 class Columns:
@@ -26,12 +28,13 @@ class Columns:
 
     def __init__(self, n: int):
         self.n = n
-        sizes = [n * width * dtype.itemsize for _, dtype, width in LAYOUT]
+        layout = LAYOUT + INTERNAL
+        sizes = [n * width * dtype.itemsize for _, dtype, width in layout]
         spans = [-(-size // ALIGN) * ALIGN for size in sizes]
         memory = np.zeros(sum(spans) + ALIGN, np.uint8)
         offset = -memory.ctypes.data % ALIGN
         self.arrays: dict[str, np.ndarray] = {}
-        for (name, dtype, width), size, span in zip(LAYOUT, sizes, spans):
+        for (name, dtype, width), size, span in zip(layout, sizes, spans):
             values = memory[offset : offset + size].view(dtype)
             self.arrays[name] = values.reshape(n, width) if width > 1 else values
             offset += span
