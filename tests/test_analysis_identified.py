@@ -92,3 +92,12 @@ def test_flag_rules(services, port, proto, payload, want):
 def test_needs_the_service_column():
     with pytest.raises(A.AnalysisInputError, match="service"):
         A.server_services(frame([tcp("10.0.0.1:1 > 10.0.0.2:80", "complete")]))
+
+
+def test_zeek_removed_services_do_not_count():
+    """A conn.log's 'ftp,-ftp' (Zeek removed the analyzer after a violation) is no service."""
+    df = _frame([(tcp("10.0.0.1:50000 > 10.1.0.1:21", "complete"), "ftp,-ftp", ""),
+                 (tcp("10.0.0.1:50001 > 10.1.0.2:21", "complete"), "ftp", "")])
+    out = A.server_services(df)
+    assert _row(out, "10.1.0.1", 21)["services"] == "" and _row(out, "10.1.0.1", 21)["flags"] == "unidentified"
+    assert _row(out, "10.1.0.2", 21)["services"] == "ftp"

@@ -76,6 +76,14 @@ def flags_of(services: str, port: int, proto: str, payload: bool, reg: dict | No
     return out
 
 
+def _confirmed(service: str) -> str:
+    """A service value without Zeek's '-name' entries (an analyzer removed after a violation,
+    logged when DPD::track_removed_services_in_connection is on) and the names they cancel."""
+    names = service.split(",")
+    removed = {n[1:] for n in names if n.startswith("-")}
+    return ",".join(n for n in names if n and not n.startswith("-") and n not in removed)
+
+
 def _joined(df: pd.DataFrame, key: list[str], column: str, limit: int | None = None) -> pd.Series:
     """Distinct comma-separated values of ``column`` per key, sorted, joined with commas."""
     values = df[key + [column]].assign(**{column: df[column].str.split(",")}).explode(column)
@@ -101,7 +109,10 @@ def server_services(flows, flagged_only: bool = False) -> pd.DataFrame:
     src_pl = col_or(df, "src_payload_bytes", 0).fillna(0).astype(np.int64).to_numpy()
     dst_pl = col_or(df, "dst_payload_bytes", 0).fillna(0).astype(np.int64).to_numpy()
     udp = (df["proto"] == "udp").to_numpy()
-    service = df["service"].fillna("").astype(str).to_numpy()
+    service = df["service"].fillna("").astype(str)
+    if service.str.contains("-", regex=False).any():  # conn.logs: '-' unset, '-name' removed analyzers
+        service = service.map({v: _confirmed(v) for v in service.unique()})
+    service = service.to_numpy()
     key = ["server_ip", "server_port", "proto"]
     work = pd.DataFrame({
         "server_ip": df["dst_ip"].to_numpy(), "server_port": df["dst_port"].astype(np.int64).to_numpy(),

@@ -10,10 +10,11 @@ static const char *const SVC_NAMES[] = {SVC_LIST(SVC_NAME)};
 #undef SVC_NAME
 
 PyDoc_STRVAR(identify_doc,
-"identify(packets, tcp=True) -> (services, server_name, expectations, read)\n"
+"identify(packets, tcp=True, partial=False) -> (services, server_name, expectations, read)\n"
 "--\n\n"
 "Run one connection's payloads through the rules, as the flow kernels do.\n\n"
-"packets: sequence of (is_orig, payload bytes) in capture order. services: tuple of\n"
+"packets: sequence of (is_orig, payload bytes) in capture order; partial: a TCP connection\n"
+"whose SYN was not seen (text protocols are not read). services: tuple of\n"
 "Zeek service names confirmed, sorted; server_name: TLS SNI or HTTP Host ('' when\n"
 "none); expectations: list of (service, peer, address or None, port) data connections\n"
 "announced (the address is 16 bytes, IPv4 mapped; None means the control connection's\n"
@@ -23,10 +24,10 @@ PyDoc_STRVAR(identify_doc,
 static PyObject *
 identify(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"packets", "tcp", NULL};
+    static char *kwlist[] = {"packets", "tcp", "partial", NULL};
     PyObject *packets;
-    int tcp = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p", kwlist, &packets, &tcp))
+    int tcp = 1, partial = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pp", kwlist, &packets, &tcp, &partial))
         return NULL;
     PyObject *seq = PySequence_Fast(packets, "packets must be a sequence of (is_orig, bytes)");
     if (!seq)
@@ -49,7 +50,7 @@ identify(PyObject *self, PyObject *args, PyObject *kw)
         }
         if (reading) {
             svc_expect_t ex;
-            svc_packet(&s, b.buf, b.len, is_orig, tcp, name, NAME_MAX_, &ex);
+            svc_packet(&s, b.buf, b.len, is_orig, tcp, partial, name, NAME_MAX_, &ex);
             if (ex.service >= 0) {
                 PyObject *addr = ex.has_addr ? PyBytes_FromStringAndSize((const char *)ex.addr, 16)
                                              : (Py_INCREF(Py_None), Py_None);

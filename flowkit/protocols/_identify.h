@@ -192,6 +192,8 @@ http_request(const uint8_t *p, int64_t len)
     int64_t o = 0;
     while (o < len && o < 16 && is_space(p[o]))
         o++;
+    if (o >= len || p[o] < 'C' || p[o] > 'U')
+        return 0; /* no method starts otherwise: most payloads leave here */
     for (int m = 0; HTTP_METHODS[m]; m++) {
         int64_t n = (int64_t)strlen(HTTP_METHODS[m]);
         if (len - o < n || !starts_ci(p + o, len - o, HTTP_METHODS[m]))
@@ -799,11 +801,14 @@ krb_message(const uint8_t *p, int64_t len)
 }
 
 /* Modbus/TCP: MBAP header with protocol id 0, a length matching the payload, and a known
- * function code (an exception response sets the top bit). */
+ * function code (an exception response sets the top bit). An LDAP message with a 4-byte BER
+ * length (30 84 00 00 LL LL 02 01 ...) has that shape too: it is not Modbus. */
 static int
 modbus_adu(const uint8_t *p, int64_t len)
 {
     if (len < 8 || p[2] || p[3] || rd16(p + 4) + 6 != len)
+        return 0;
+    if (p[0] == 0x30 && p[1] == 0x84 && p[6] == 0x02)
         return 0;
     int fc = p[7] & 0x7F;
     return (fc >= 1 && fc <= 8) || (fc >= 11 && fc <= 17) || (fc >= 20 && fc <= 24) || fc == 43;
@@ -882,7 +887,8 @@ gtpv1_packet(const uint8_t *p, int64_t len)
 }
 
 /* Teredo (RFC 4380): optional authentication (0x0001) and origin indication (0x0000)
- * headers, then an IPv6 packet whose payload length matches. */
+ * headers, then an IPv6 packet whose payload fits the datagram (Zeek accepts bytes after
+ * it: its teredo_bubble_with_payload test). */
 static int
 teredo_packet(const uint8_t *p, int64_t len)
 {
@@ -894,7 +900,7 @@ teredo_packet(const uint8_t *p, int64_t len)
     }
     if (o + 8 <= len && p[o] == 0 && p[o + 1] == 0)
         o += 8;
-    return o + 40 <= len && (p[o] >> 4) == 6 && rd16(p + o + 4) + 40 == len - o && p[o + 8] != 0xFF;
+    return o + 40 <= len && (p[o] >> 4) == 6 && rd16(p + o + 4) + 40 <= len - o && p[o + 8] != 0xFF;
 }
 
 /* AYIYA: dpd_ayiya (authentication method / opcode 0x11 forward, next header 41) and a
@@ -934,7 +940,6 @@ pairs(svc_t *s)
 {
     uint64_t b = s->bits;
 #define BOTH(a, c, sv) if ((b & EV(a)) && (b & EV(c))) b |= BIT(sv);
-    BOTH(E_HTTP_O, E_HTTP_R, SV_HTTP)
     BOTH(E_SSH_O, E_SSH_R, SV_SSH)
     BOTH(E_SMTP_O, E_SMTP_R, SV_SMTP)
     BOTH(E_POP3_O, E_POP3_R, SV_POP3)
@@ -943,6 +948,8 @@ pairs(svc_t *s)
     BOTH(E_REDIS_O, E_REDIS_R, SV_REDIS)
     BOTH(E_RDP_O, E_RDP_R, SV_RDP)
 #undef BOTH
+    if (b & EV(E_HTTP_O))
+        b |= BIT(SV_HTTP); /* a whole request line: Zeek's baselines name http when the reply never came */
     if ((b & EV(E_FTP_USER)) && (b & EV(E_FTP_LOGIN)))
         b |= BIT(SV_FTP);
     if (b & EV(E_FTP_BAD))
@@ -957,8 +964,8 @@ pairs(svc_t *s)
 /* Whether reading more payload of this connection can change anything: a control
  * channel (FTP, IRC) is read to the end; a protocol that may switch to TLS (STARTTLS,
  * HTTP CONNECT) until TLS shows or SVC_LOOK_TLS packets per side; any other confirmed
- * service ends the reading; otherwise SVC_LOOK payload packets per side (3 * SVC_LOOK
- * in all, for connections whose payload goes one way). */
+ * service ends the reading; otherwise SVC_LOOK payload packets per side (a side that
+ * has not spoken yet may still answer late, after many packets of the other). */
 static inline int
 svc_settled(const svc_t *s)
 {
@@ -969,11 +976,10 @@ svc_settled(const svc_t *s)
     uint32_t starttls = ((uint32_t)1 << SV_SMTP) | ((uint32_t)1 << SV_POP3) | ((uint32_t)1 << SV_IMAP) |
                         ((uint32_t)1 << SV_XMPP) | ((uint32_t)1 << SV_MYSQL) | ((uint32_t)1 << SV_RDP);
     if ((c & starttls) || ((c & ((uint32_t)1 << SV_HTTP)) && (s->bits & EV(E_CONNECT))))
-        return (c & ((uint32_t)1 << SV_SSL)) || (no >= SVC_LOOK_TLS && nr >= SVC_LOOK_TLS) ||
-               no + nr >= 3 * SVC_LOOK_TLS;
+        return (c & ((uint32_t)1 << SV_SSL)) || (no >= SVC_LOOK_TLS && nr >= SVC_LOOK_TLS);
     if (c)
         return 1;
-    return (no >= SVC_LOOK && nr >= SVC_LOOK) || no + nr >= 3 * SVC_LOOK;
+    return no >= SVC_LOOK && nr >= SVC_LOOK;
 }
 
 /* Text, as far as its first bytes tell: printable ASCII, tabs and line ends. */
@@ -987,11 +993,13 @@ textual(const uint8_t *p, int64_t len)
 }
 
 /* Read one packet's payload. p/len: the captured payload bytes; is_orig: sent by the
- * originator; tcp: 1 for TCP, 0 for UDP. A server name found (TLS SNI, HTTP Host) goes
+ * originator; tcp: 1 for TCP, 0 for UDP; partial: a TCP connection whose SYN was not seen,
+ * whose text lines Zeek's line-based analyzers (HTTP, FTP, SMTP, POP3, IMAP, IRC) skip
+ * (ContentLine_Analyzer::SetSkipPartial). A server name found (TLS SNI, HTTP Host) goes
  * to name[0..name_max) when name[0] is still 0; a data connection announced on a control
  * channel goes to *ex (ex->service stays -1 otherwise). Returns the confirmed bits. */
-static uint32_t
-svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, char *name, int name_max,
+static __attribute__((noinline)) uint32_t
+svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, int partial, char *name, int name_max,
            svc_expect_t *ex)
 {
     ex->service = -1;
@@ -1002,9 +1010,9 @@ svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, char *
     if (seen < 0xFFFF)
         s->count += (uint64_t)1 << shift;
     uint32_t c = svc_confirmed(s);
-    int look = (c & (BIT(SV_FTP) | BIT(SV_IRC))) ? 0xFFFF : SVC_LOOK_TLS;
+    int look = (c & (BIT(SV_FTP) | BIT(SV_IRC))) ? 0xFFFF : c ? SVC_LOOK_TLS : SVC_LOOK;
     if ((int)seen >= look)
-        return c;
+        return c; /* this side said enough; the other may still answer */
     int early = seen < SVC_LOOK; /* identification proper: the first packets only */
     const uint8_t *line;
     int64_t n;
@@ -1016,7 +1024,7 @@ svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, char *
                 tls_sni(p, len, name, name_max);
         }
         if (early) {
-            int m = is_orig ? http_request(p, len) : 0;
+            int m = is_orig && !partial ? http_request(p, len) : 0;
             if (m) {
                 s->bits |= EV(E_HTTP_O);
                 if (m == 7) /* CONNECT: a tunnel, often TLS, follows the reply */
@@ -1024,12 +1032,13 @@ svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, char *
                 if (name && !name[0])
                     http_host(p, len, name, name_max);
             }
-            if (!is_orig && len >= 6 && memcmp(p, "HTTP/", 5) == 0 && is_digit(p[5]))
+            if (!is_orig && !partial && len >= 6 && memcmp(p, "HTTP/", 5) == 0 && is_digit(p[5]))
                 s->bits |= EV(E_HTTP_R);
             /* SSH: "SSH-" at the start (the server may send other lines before it) */
+            int text = textual(p, len);
             if (len >= 4 && starts_ci(p, len, "ssh-"))
                 s->bits |= is_orig ? EV(E_SSH_O) : EV(E_SSH_R);
-            else if (!is_orig)
+            else if (!is_orig && text && !m)
                 for (int64_t at = 0; next_line(p, len, &at, &line, &n);)
                     if (starts_ci(line, p + len - line, "ssh-"))
                         s->bits |= EV(E_SSH_R);
@@ -1052,7 +1061,8 @@ svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, char *
             if (len >= 2 && rd16(p) + 2 == len && dns_message(p + 2, len - 2))
                 s->bits |= BIT(SV_DNS);
         }
-        if ((early || (svc_confirmed(s) & (BIT(SV_FTP) | BIT(SV_IRC)))) && textual(p, len))
+        if ((early || (svc_confirmed(s) & (BIT(SV_FTP) | BIT(SV_IRC)))) && !partial && !(s->bits & BIT(SV_HTTP)) &&
+            textual(p, len))
             for (int64_t at = 0; next_line(p, len, &at, &line, &n);)
                 text_line(s, line, n, is_orig, ex);
     } else if (early) {
