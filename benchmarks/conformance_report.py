@@ -160,7 +160,7 @@ def score_entry(test: str, entry: dict) -> Score:
             bad = [n for n in (*COUNT_FIELDS, *STATE_FIELDS) if z[n] != f[n]]
             for n in (*COUNT_FIELDS, *STATE_FIELDS):
                 sc.ok[n] += z[n] == f[n]
-            for n in EXTRA_FIELDS:  # Zeek leaves them unset sometimes
+            for n in EXTRA_FIELDS:  # rows where Zeek logs them (unset when the duration is 0)
                 if z[n] is not None:
                     sc.ok[n + "_n"] += 1
                     sc.ok[n] += z[n] == f[n]
@@ -215,7 +215,7 @@ def table(scores: list[Score]) -> str:
     )
     lines += [
         "",
-        f"Payload bytes (rows where Zeek logs them): `orig_bytes` {t['orig_bytes']:.1%} of "
+        f"Payload bytes (asserted on every row where Zeek logs them): `orig_bytes` {t['orig_bytes']:.1%} of "
         f"{t['orig_bytes_rows']}, `resp_bytes` {t['resp_bytes']:.1%} of {t['resp_bytes_rows']}; "
         f"`missed_bytes` {t['missed_bytes']:.1%} of {t['missed_bytes_rows']}.",
     ]

@@ -547,3 +547,35 @@ def test_interrupted_before_the_manifest_caught_up_redoes_and_ends_identical(rot
     resumed = flowkit.batch(caps, out)
     assert resumed["run"]["units_skipped"] == 1
     assert dataset_rows(out).equals(dataset_rows(clean))
+
+
+def _ledgers(out) -> dict:
+    """Each capture's ledger file, by capture (the manifest's ``ledger`` path)."""
+    m = json.loads((out / "manifest.json").read_text())
+    return {e["source"]: json.loads((out / e["ledger"]).read_text()) for e in m["captures"]}
+
+
+@pytest.mark.parametrize("lost", ["parquet", "ledger"])
+def test_resume_redoes_a_capture_whose_outputs_were_lost(rotated, tmp_path, lost):
+    """A capture listed as done whose Parquet file (or ledger) is gone is read again; the
+    dataset then equals a clean run's, and the other captures are skipped."""
+    _whole, caps = rotated
+    clean = tmp_path / "clean"
+    flowkit.batch(caps, clean)
+    out = tmp_path / "out"
+    first = flowkit.batch(caps, out)
+    victim = first["captures"][1]
+    assert victim["status"] == "done" and victim["outputs"] and victim["ledger"]
+    if lost == "parquet":
+        for rel in victim["outputs"]:
+            os.unlink(out / rel)
+    else:
+        os.unlink(out / victim["ledger"])
+    redone = []
+    again = flowkit.batch(caps, out, progress=lambda e: redone.append((e["source"], e["status"])))
+    assert [s for s, status in redone if status != "skipped"] == [victim["source"]]
+    assert again["run"]["units_skipped"] == len(first["captures"]) - 1
+    assert all(os.path.exists(out / rel) for e in again["captures"] for rel in [*e["outputs"], e["ledger"]])
+    assert dataset_rows(out).equals(dataset_rows(clean))
+    assert _ledgers(out) == _ledgers(clean)
+    assert again["totals"] == first["totals"]

@@ -36,3 +36,21 @@ def test_small_chunks_give_the_same_table(corpus):
         chunked = flowkit.flows(path, chunk_bytes=64 << 10).to_arrow()
         assert chunked.equals(whole), name
         assert np.all(np.diff(whole.column("ts_start").cast("int64").to_numpy()) >= 0)
+
+
+def test_community_id_of_every_corpus_flow_matches_the_reference(corpus):
+    """Every flow of every corpus capture against the ``communityid`` package (the spec's
+    reference implementation), both IP versions, TCP and UDP, any port order."""
+    communityid = pytest.importorskip("communityid")
+    cid = communityid.CommunityID()
+    make = {"tcp": communityid.FlowTuple.make_tcp, "udp": communityid.FlowTuple.make_udp}
+    checked, versions = 0, set()
+    for path in corpus_files("zeek/traces") + corpus_files("nfstream"):
+        t = flowkit.flows(path).to_arrow()
+        cols = [t.column(c).to_pylist() for c in ("proto", "src_ip", "dst_ip", "src_port", "dst_port",
+                                                  "community_id", "ip_version")]
+        for proto, src, dst, sport, dport, got, version in zip(*cols):
+            assert got == cid.calc(make[proto](src, dst, sport, dport)), (path.name, src, sport, dst, dport, proto)
+            versions.add(version)
+            checked += 1
+    assert checked > 4000 and versions == {4, 6}

@@ -118,6 +118,25 @@ def _oth(c):
     c.data(False, 30)
 
 
+def _rsto_in_handshake(c):
+    c.syn()
+    c.synack()
+    c.rst(True)  # the client aborts instead of completing the handshake
+
+
+def _rstr_after_fin(c):
+    c.handshake()
+    c.fin(True)
+    c.rst(False)
+
+
+def _sf_responder_first(c):
+    c.handshake()
+    c.data(False, 7)
+    c.fin(False)
+    c.fin(True)
+
+
 # state, builder, Zeek's history (upper case: originator), (orig_bytes, resp_bytes)
 STATES = [
     ("S0", _s0, "S", (0, 0)),
@@ -133,6 +152,9 @@ STATES = [
     ("SH", _sh, "SF", (0, 0)),
     ("SHR", _shr, "^hf", (0, 0)),
     ("OTH", _oth, "Dd", (10, 30)),
+    ("RSTO", _rsto_in_handshake, "ShR", (0, 0)),
+    ("RSTR", _rstr_after_fin, "ShAFr", (0, 0)),
+    ("SF", _sf_responder_first, "ShAdfF", (0, 7)),
 ]
 
 
@@ -141,7 +163,7 @@ def test_the_table_covers_all_of_zeeks_tcp_states():
     assert {s[0] for s in STATES} == zeek
 
 
-@pytest.mark.parametrize("state, build, history, size", STATES, ids=[s[0] for s in STATES])
+@pytest.mark.parametrize("state, build, history, size", STATES, ids=[s[1].__name__.strip("_") for s in STATES])
 def test_conn_state(tmp_path, state, build, history, size):
     c = conv()
     build(c)

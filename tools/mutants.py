@@ -1,0 +1,206 @@
+"""Mutation check: plant small deliberate bugs, one at a time, and see whether the tests notice.
+
+    python tools/mutants.py                  # every mutant: killed / survived table
+    python tools/mutants.py --list           # names, files and test files only
+    python tools/mutants.py rstrh cwr        # only these mutants
+    python tools/mutants.py --markdown       # the table as docs/testing.md shows it
+
+The committed HEAD of this checkout is cloned into a temporary directory (beside a link to
+../shared so the corpus tests find the corpus), built once, and then for each mutant: one
+unique code snippet is replaced, the extensions are rebuilt when a C file changed, the
+mutant's test files run (``pytest -x``), and the file is restored. A mutant is *killed*
+when the tests fail, *survived* when they pass. A snippet that is no longer in the file,
+or is there more than once, stops the run with an error: the code moved, so the mutant
+must be updated (rules move between files during refactoring).
+
+Not part of CI (about a minute per C mutant); run it before landing changes to decode/,
+flows/, capture/, batch/ or the ledger. Every listed mutant must be killed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str  # the bug, in words
+    path: str  # file, relative to the repository root
+    find: str  # unique snippet
+    replace: str
+    tests: tuple[str, ...]  # test files (pytest node ids allowed)
+
+
+TRUTH = ("tests/test_flows_truth.py",)
+M = Mutant
+MUTANTS = [
+    # ---- the ten bugs the issue measured
+    M("cwr", "the flag-count loop stops one short (CWR never counted)", "flowkit/flows/_conn.h",
+      "for (int k = 0; k < 8; k++)\n        if (flags & FLAG_BITS[k])",
+      "for (int k = 0; k < 7; k++)\n        if (flags & FLAG_BITS[k])", TRUTH),
+    M("rstrh", "RSTRH reported as RSTR", "flowkit/flows/_rows.c",
+      "return o_in ? RSTRH : RSTR;", "return RSTR;", TRUTH),
+    M("ledger-icmpv6", "ICMPv6 packets counted as other_ip in the ledger (total unchanged)", "flowkit/ledger.py",
+      '((ip_proto == 1) | (ip_proto == 58))', '(ip_proto == 1)', ("tests/test_ledger_corpus.py",)),
+    M("resume-parquet", "resume trusts a capture whose Parquet output was lost", "flowkit/batch/manifest.py",
+      'for p in [*entry.get("outputs", []), entry.get("ledger", "")])',
+      'for p in [entry.get("ledger", "")])', ("tests/test_batch_run.py",)),
+    M("ack-gap", "a segment missing from the capture but ACKed counts 0 payload bytes", "flowkit/flows/_rows.c",
+      "int64_t s = E[S_LASTREL] > E[S_ACKREL] ? E[S_LASTREL] : E[S_ACKREL];", "int64_t s = E[S_LASTREL];", TRUTH),
+    M("ip-bytes-swap", "orig/resp IP bytes swapped", "flowkit/flows/_rows.c",
+      "SET(O_OIPB, O[S_IPB]);\n        SET(O_RIPB, R[S_IPB]);",
+      "SET(O_OIPB, R[S_IPB]);\n        SET(O_RIPB, O[S_IPB]);", TRUTH),
+    M("last-record", "the last record of each read buffer dropped", "flowkit/capture/pcap.py",
+      "            cols.n += n\n            index += n\n",
+      "            cols.n += max(n - 1, 0)\n            index += n\n",
+      ("tests/test_capture_boundaries.py", "tests/test_capture_formats.py")),
+    M("cid-ports", "Community ID ports swapped", "flowkit/flows/_sha1.c",
+      "block[n] = (uint8_t)(ap >> 8);\n            block[n + 1] = (uint8_t)ap;\n"
+      "            block[n + 2] = (uint8_t)(bp >> 8);\n            block[n + 3] = (uint8_t)bp;",
+      "block[n] = (uint8_t)(bp >> 8);\n            block[n + 1] = (uint8_t)bp;\n"
+      "            block[n + 2] = (uint8_t)(ap >> 8);\n            block[n + 3] = (uint8_t)ap;",
+      ("tests/test_flows.py",)),
+    M("tier-49153", "dynamic port tier starts at 49153", "flowkit/analysis/_frame.py",
+      "DYNAMIC_FIRST = 49152", "DYNAMIC_FIRST = 49153", ("tests/test_analysis_ports.py",)),
+    M("pcapng-sections", "pcapng interfaces not reset by a new section", "flowkit/capture/pcapng.py",
+      "                    if section:\n                        ifs = _Interfaces()",
+      "                    if section:\n                        ifs = ifs", ("tests/test_capture_formats.py",)),
+    # ---- one per rule the truth table, ledger and resume tests check
+    M("rej", "an answered-by-RST attempt is not REJ", "flowkit/flows/_rows.c",
+      "if (os == SYN_SENT || os == SYN_ACK_SENT || (os == RESET", "if (os == SYN_ACK_SENT || (os == RESET", TRUTH),
+    M("rstos0", "RSTOS0 history pattern never matches (OTH instead)", "flowkit/flows/_rows.c",
+      "    if (h[i] != 'S')\n        return 0;", "    if (h[i] != 'X')\n        return 0;", TRUTH),
+    M("sh", "SH reported as S2", "flowkit/flows/_rows.c", "return r_in ? SH : S2;", "return S2;", TRUTH),
+    M("shr", "SHR reported as S3", "flowkit/flows/_rows.c", "return o_in ? SHR : S3;", "return S3;", TRUTH),
+    M("udp-states", "UDP S0 and SHR swapped", "flowkit/flows/_rows.c",
+      "return uo && ur ? SF : uo ? S0 : ur ? SHR : OTH;", "return uo && ur ? SF : uo ? SHR : ur ? S0 : OTH;", TRUTH),
+    M("synack-flip", "a connection first seen at its SYN-ACK is not flipped", "flowkit/flows/_conn.h",
+      "return 1; /* a SYN-ACK comes from the responder", "return 0; /* a SYN-ACK comes from the responder", TRUTH),
+    M("fin-size", "the FIN's sequence number counted as a payload byte", "flowkit/flows/_rows.c",
+      "if (E[S_FINCNT] > 0 && s != 0)\n        s -= 1;", "if (0)\n        s -= 1;", TRUTH),
+    M("seq-wrap", "sequence differences not taken modulo 2^32", "flowkit/flows/_conn.h",
+      "return d >= 0x80000000LL ? d - 0x100000000LL : d;", "return d;", TRUTH),
+    M("rexmit-scale", "retransmission letters at 1, 2, 4... instead of 1, 10, 100", "flowkit/flows/_conn.h",
+      "r[b + th_col] = mul(r[b + th_col], 10);", "r[b + th_col] = mul(r[b + th_col], 2);", TRUTH),
+    M("zero-window-rst", "a zero window on a RST gets a letter", "flowkit/flows/_conn.h",
+      "if (win == 0 && !rst && r[p + S_STATE] != CLOSED", "if (win == 0 && r[p + S_STATE] != CLOSED", TRUTH),
+    M("psh-urg", "PSH and URG counted into each other's column", "flowkit/flows/_conn.h",
+      "{TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_PSH, TH_URG, TH_ECE, TH_CWR}",
+      "{TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_URG, TH_PSH, TH_ECE, TH_CWR}", TRUTH),
+    M("ledger-fragment", "non-first fragments counted as malformed in the ledger (total unchanged)",
+      "flowkit/ledger.py", '("fragment", Status.FRAGMENT),', '("malformed", Status.FRAGMENT),',
+      ("tests/test_ledger_corpus.py",)),
+    M("resume-ledger", "resume trusts a capture whose ledger was lost", "flowkit/batch/manifest.py",
+      'for p in [*entry.get("outputs", []), entry.get("ledger", "")])',
+      'for p in [*entry.get("outputs", [])])', ("tests/test_batch_run.py",)),
+]
+
+
+def sh(cmd, cwd, log=None, timeout=3600) -> int:
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if log is not None:
+        log.append(proc.stdout)
+    return proc.returncode
+
+
+def build(tree: Path, log: list) -> bool:
+    return sh([sys.executable, "setup.py", "build_ext", "--inplace", "-q"], tree, log) == 0
+
+
+def apply(tree: Path, m: Mutant) -> str:
+    """Replace the mutant's snippet; returns the original text. Fails loudly unless it occurs once."""
+    path = tree / m.path
+    if not path.is_file():
+        raise SystemExit(f"mutant {m.name}: {m.path} does not exist (moved?): update tools/mutants.py")
+    text = path.read_text()
+    hits = text.count(m.find)
+    if hits != 1:
+        raise SystemExit(f"mutant {m.name}: snippet found {hits} times in {m.path} (code moved or changed): "
+                         f"update tools/mutants.py\n--- snippet ---\n{m.find}")
+    path.write_text(text.replace(m.find, m.replace))
+    return text
+
+
+def run_one(tree: Path, m: Mutant) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    original = apply(tree, m)
+    is_c = m.path.endswith((".c", ".h"))
+    log: list = []
+    try:
+        if is_c and not build(tree, log):
+            return "build error", time.perf_counter() - t0
+        rc = sh([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *m.tests], tree, log)
+    finally:
+        (tree / m.path).write_text(original)
+        if is_c:  # back to the unmutated build (the restored file is newer than the build)
+            if not build(tree, []):
+                raise SystemExit(f"mutant {m.name}: the restored tree does not build")
+    verdict = {0: "survived", 1: "killed"}.get(rc, f"error (pytest exit {rc})")
+    if verdict != "killed":
+        tail = "".join(log)[-3000:]
+        print(f"--- {m.name}: {verdict}\n{tail}", file=sys.stderr)
+    return verdict, time.perf_counter() - t0
+
+
+def clone(into: Path) -> Path:
+    """The committed HEAD in ``into/flowkit``, with ``into/shared`` pointing at the corpus."""
+    tree = into / "flowkit"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(tree)], check=True)
+    shared = ROOT.parent / "shared"
+    if shared.exists():
+        os.symlink(shared, into / "shared")
+    return tree
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="only these mutants")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--markdown", action="store_true", help="print the result as a Markdown table")
+    args = ap.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
+    unknown = set(args.names) - {m.name for m in MUTANTS}
+    if unknown:
+        raise SystemExit(f"unknown mutants: {', '.join(sorted(unknown))}")
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:18s} {m.path:32s} {' '.join(m.tests)}\n{'':18s} {m.what}")
+        return 0
+    results = []
+    with tempfile.TemporaryDirectory(prefix="flowkit-mutants-") as tmp:
+        tree = clone(Path(tmp))
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True).stdout
+        for m in chosen:  # every snippet is checked before anything slow runs
+            apply(tree, m)
+            subprocess.run(["git", "checkout", "-q", "--", m.path], cwd=tree, check=True)
+        log: list = []
+        if not build(tree, log):
+            print("".join(log), file=sys.stderr)
+            raise SystemExit("the unmutated tree does not build")
+        print(f"mutating {head.strip()} in {tree}", file=sys.stderr)
+        for m in chosen:
+            verdict, secs = run_one(tree, m)
+            results.append((m, verdict, secs))
+            print(f"{m.name:18s} {verdict:10s} {secs:6.1f} s  {m.what}", flush=True)
+    if args.markdown:
+        print("\n| mutant | planted bug | file | tests | result |\n|---|---|---|---|---|")
+        for m, verdict, _ in results:
+            tests = ", ".join(f"`{Path(t).name}`" for t in m.tests)
+            print(f"| {m.name} | {m.what} | `{m.path}` | {tests} | {verdict} |")
+    killed = sum(v == "killed" for _, v, _ in results)
+    print(f"{killed} of {len(results)} killed", file=sys.stderr)
+    return 0 if killed == len(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
