@@ -234,19 +234,19 @@ def test_missing_middle_segment_is_counted_from_sequence_numbers(tmp_path):
     assert row.conn_state == "SF"
 
 
-def test_missing_last_segment_is_counted_from_the_peers_ack(tmp_path):
-    """Zeek's size is max(last sequence number, peer's acknowledgement) from the start:
-    an ACKed segment missing from the capture still counts (Zeek's core.tcp.miss-end-data
-    baseline: resp_bytes 2902 from 4 packets of 172 IP bytes)."""
+def test_missing_last_segments_are_counted_from_the_peers_ack(tmp_path):
+    """Zeek's size is max(last sequence number, peer's acknowledgement) from the start: data
+    missing from the capture but ACKed still counts, even when nothing later from its sender
+    was captured (Zeek's core.tcp.miss-end-data baseline: resp_bytes 2902 from 4 packets of
+    172 IP bytes)."""
     c = conv().handshake()
-    lost = c.data(True, 100)  # never captured; the server's ACK covers it
-    c.ack(False)
-    c.data(False, 50)
-    c.ack(True)
-    c.close()
-    row = only_row(tmp_path, [p for p in c.packets if p is not lost])
-    assert (row.src_payload_bytes, row.dst_payload_bytes) == (100, 50)
-    assert row.conn_state == "SF"
+    c.data(True, 100)
+    lost = [c.data(False, 1000), c.data(False, 400)]  # the server's answer never reached the capture
+    c.ack(True)  # ... but the client acknowledges all of it
+    c.fin(True)
+    row = only_row(tmp_path, [p for p in c.packets if not any(p is q for q in lost)])
+    assert (row.src_payload_bytes, row.dst_payload_bytes) == (100, 1400)
+    assert (row.dst_pkts, row.conn_state) == (1, "S2")
 
 
 def test_payload_bytes_across_sequence_wrap(tmp_path):
