@@ -89,14 +89,14 @@ MUTANTS = [
     M("fin-size", "the FIN's sequence number counted as a payload byte", "flowkit/flows/_rows.c",
       "if (E[S_FINCNT] > 0 && s != 0)\n        s -= 1;", "if (0)\n        s -= 1;", TRUTH),
     M("seq-wrap", "sequence differences not taken modulo 2^32", "flowkit/flows/_conn.h",
-      "return d >= 0x80000000LL ? d - 0x100000000LL : d;", "return d;", TRUTH),
+      "int64_t d = sub(a, b) & 0xFFFFFFFF;", "int64_t d = sub(a, b);", TRUTH),
     M("rexmit-scale", "retransmission letters at 1, 2, 4... instead of 1, 10, 100", "flowkit/flows/_conn.h",
       "r[b + th_col] = mul(r[b + th_col], 10);", "r[b + th_col] = mul(r[b + th_col], 2);", TRUTH),
     M("zero-window-rst", "a zero window on a RST gets a letter", "flowkit/flows/_conn.h",
       "if (win == 0 && !rst && r[p + S_STATE] != CLOSED", "if (win == 0 && r[p + S_STATE] != CLOSED", TRUTH),
-    M("psh-urg", "PSH and URG counted into each other's column", "flowkit/flows/_conn.h",
-      "{TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_PSH, TH_URG, TH_ECE, TH_CWR}",
-      "{TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_URG, TH_PSH, TH_ECE, TH_CWR}", TRUTH),
+    M("psh-urg", "PSH/URG and ECE/CWR counted into each other's columns", "flowkit/flows/_conn.h",
+      "b[S_FL + k] = add(b[S_FL + k], 1);",
+      "b[S_FL + (k ^ (k >> 2 == 1))] = add(b[S_FL + (k ^ (k >> 2 == 1))], 1);", TRUTH),
     M("ledger-fragment", "non-first fragments counted as malformed in the ledger (total unchanged)",
       "flowkit/ledger.py", '("fragment", Status.FRAGMENT),', '("malformed", Status.FRAGMENT),',
       ("tests/test_ledger_corpus.py",)),
@@ -113,7 +113,14 @@ def sh(cmd, cwd, log=None, timeout=3600) -> int:
     return proc.returncode
 
 
-def build(tree: Path, log: list) -> bool:
+def build(tree: Path, log: list, changed: str | None = None) -> bool:
+    """Build the extensions; ``changed`` (a .c or .h file) has its targets removed first, so
+    they are rebuilt whatever the file times say (a timestamp check can miss a fast edit)."""
+    if changed:
+        stem = Path(changed).stem if changed.endswith(".c") else "*"  # a header: every kernel
+        for so in [*tree.glob(f"flowkit/**/{stem}.*.so"), *tree.glob(f"build/**/{stem}.*.so"),
+                   *tree.glob(f"build/**/{stem}.o")]:
+            so.unlink()
     return sh([sys.executable, "setup.py", "build_ext", "--inplace", "-q"], tree, log) == 0
 
 
@@ -137,13 +144,13 @@ def run_one(tree: Path, m: Mutant) -> tuple[str, float]:
     is_c = m.path.endswith((".c", ".h"))
     log: list = []
     try:
-        if is_c and not build(tree, log):
+        if is_c and not build(tree, log, m.path):
             return "build error", time.perf_counter() - t0
         rc = sh([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *m.tests], tree, log)
     finally:
         (tree / m.path).write_text(original)
         if is_c:  # back to the unmutated build (the restored file is newer than the build)
-            if not build(tree, []):
+            if not build(tree, [], m.path):
                 raise SystemExit(f"mutant {m.name}: the restored tree does not build")
     verdict = {0: "survived", 1: "killed"}.get(rc, f"error (pytest exit {rc})")
     if verdict != "killed":
