@@ -2,6 +2,7 @@
 
     python tools/mutants.py                  # every mutant: killed / survived table
     python tools/mutants.py --list           # names, files and test files only
+    python tools/mutants.py --check          # every snippet still in this checkout, once (instant)
     python tools/mutants.py rstrh cwr        # only these mutants
     python tools/mutants.py --markdown       # the table as docs/testing.md shows it
 
@@ -84,8 +85,9 @@ MUTANTS = [
     M("shr", "SHR reported as S3", "flowkit/flows/_rows.c", "return o_in ? SHR : S3;", "return S3;", TRUTH),
     M("udp-states", "UDP S0 and SHR swapped", "flowkit/flows/_rows.c",
       "return uo && ur ? SF : uo ? S0 : ur ? SHR : OTH;", "return uo && ur ? SF : uo ? SHR : ur ? S0 : OTH;", TRUTH),
-    M("synack-flip", "a connection first seen at its SYN-ACK is not flipped", "flowkit/flows/_conn.h",
-      "return 1; /* a SYN-ACK comes from the responder", "return 0; /* a SYN-ACK comes from the responder", TRUTH),
+    M("synack-flip", "a connection first seen at its SYN-ACK is not flipped", "flowkit/flows/_rules.h",
+      "if ((flags & TH_SYN) != 0 && (flags & TH_ACK) != 0)\n        return 1;",
+      "if ((flags & TH_SYN) != 0 && (flags & TH_ACK) != 0)\n        return 0;", TRUTH),
     M("fin-size", "the FIN's sequence number counted as a payload byte", "flowkit/flows/_rows.c",
       "if (E[S_FINCNT] > 0 && s != 0)\n        s -= 1;", "if (0)\n        s -= 1;", TRUTH),
     M("seq-wrap", "sequence differences not taken modulo 2^32", "flowkit/flows/_conn.h",
@@ -174,11 +176,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("names", nargs="*", help="only these mutants")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--markdown", action="store_true", help="print the result as a Markdown table")
+    ap.add_argument("--check", action="store_true", help="only check that every snippet is in this checkout once")
     args = ap.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
     unknown = set(args.names) - {m.name for m in MUTANTS}
     if unknown:
         raise SystemExit(f"unknown mutants: {', '.join(sorted(unknown))}")
+    if args.check:
+        for m in chosen:
+            path = ROOT / m.path
+            hits = path.read_text().count(m.find) if path.is_file() else 0
+            if hits != 1:
+                raise SystemExit(f"mutant {m.name}: snippet found {hits} times in {m.path}: update tools/mutants.py")
+        print(f"{len(chosen)} snippets found once each")
+        return 0
     if args.list:
         for m in chosen:
             print(f"{m.name:18s} {m.path:32s} {' '.join(m.tests)}\n{'':18s} {m.what}")
