@@ -309,6 +309,8 @@ BASELINE_ROWS = [
     ("RSTO", "scripts.base.protocols.pop3.bad-list-retr-crafted", "127.0.0.1", 58854, "ShAdDaFR"),
     ("RSTR", "scripts.base.protocols.ssh.basic", "192.168.2.1", 55179, "ShADadFr"),
     ("OTH", "scripts.base.protocols.redis.django-cloud", "192.168.1.4", 50044, "DdA"),
+    # retransmissions both ways: t at the responder's 1st, T at the originator's 1st and 10th
+    ("SF", "core.pppoe-over-qinq", "1.1.1.1", 20394, "ShADdtaTTtFf"),
 ]
 
 
@@ -324,7 +326,8 @@ def _baseline(test: str) -> list[dict]:
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("state, test, orig_h, orig_p, history", BASELINE_ROWS, ids=[b[0] for b in BASELINE_ROWS])
+@pytest.mark.parametrize("state, test, orig_h, orig_p, history", BASELINE_ROWS,
+                         ids=[f"{b[0]}-{b[1].rsplit('.', 1)[-1]}" for b in BASELINE_ROWS])
 def test_zeek_baseline_rows(corpus, state, test, orig_h, orig_p, history):
     entry = json.loads((corpus / "zeek" / "conformance.json").read_text())[test]
     zeek = [r for r in _baseline(test) if r["id.orig_h"] == orig_h and int(r["id.orig_p"]) == orig_p]
@@ -340,3 +343,15 @@ def test_zeek_baseline_rows(corpus, state, test, orig_h, orig_p, history):
     got = sorted(zip(mine.conn_state, mine.history, *(mine[c].astype(int) for c in (
         "src_pkts", "dst_pkts", "src_payload_bytes", "dst_payload_bytes"))))
     assert got == want
+
+
+@pytest.mark.corpus
+def test_zeek_counts_acked_data_missing_from_the_capture(corpus):
+    """Zeek's core.tcp.miss-end-data: the server's data is not in the trace (4 packets, 172 IP
+    bytes) but the client ACKs it, and Zeek logs resp_bytes 2902 (orig_bytes 538)."""
+    (z,) = _baseline("core.tcp.miss-end-data")
+    assert (z["orig_bytes"], z["resp_bytes"], z["resp_pkts"], z["resp_ip_bytes"]) == ("538", "2902", "4", "172")
+    df = flowkit.flows(corpus / "zeek" / "traces" / "tcp" / "miss_end_data.pcap").to_pandas()
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert (row.src_payload_bytes, row.dst_payload_bytes, row.dst_pkts, row.dst_ip_bytes) == (538, 2902, 4, 172)
