@@ -40,17 +40,28 @@ def test_small_chunks_give_the_same_table(corpus):
 
 def test_community_id_of_every_corpus_flow_matches_the_reference(corpus):
     """Every flow of every corpus capture against the ``communityid`` package (the spec's
-    reference implementation), both IP versions, TCP and UDP, any port order."""
+    reference implementation): TCP, UDP and SCTP with ports, ICMP/ICMPv6 with the type and
+    counterpart type (or code) the flow is keyed by, other protocols by address pair."""
     communityid = pytest.importorskip("communityid")
     cid = communityid.CommunityID()
-    make = {"tcp": communityid.FlowTuple.make_tcp, "udp": communityid.FlowTuple.make_udp}
-    checked, versions = 0, set()
+    FT = communityid.FlowTuple
+
+    def reference(ip_proto, src, dst, sport, dport):
+        if ip_proto in (6, 17, 132):
+            return FT(ip_proto, src, dst, sport, dport)
+        if ip_proto in (1, 58):  # the package pairs the type with its counterpart itself
+            return (FT.make_icmp if ip_proto == 1 else FT.make_icmp6)(src, dst, sport, dport)
+        return FT.make_ip(src, dst, ip_proto)
+
+    checked, versions, protos = 0, set(), set()
     for path in corpus_files("zeek/traces") + corpus_files("nfstream"):
         t = flowkit.flows(path).to_arrow()
-        cols = [t.column(c).to_pylist() for c in ("proto", "src_ip", "dst_ip", "src_port", "dst_port",
+        cols = [t.column(c).to_pylist() for c in ("ip_proto", "src_ip", "dst_ip", "src_port", "dst_port",
                                                   "community_id", "ip_version")]
-        for proto, src, dst, sport, dport, got, version in zip(*cols):
-            assert got == cid.calc(make[proto](src, dst, sport, dport)), (path.name, src, sport, dst, dport, proto)
+        for ip_proto, src, dst, sport, dport, got, version in zip(*cols):
+            want = cid.calc(reference(ip_proto, src, dst, sport, dport))
+            assert got == want, (path.name, ip_proto, src, sport, dst, dport)
             versions.add(version)
+            protos.add(ip_proto)
             checked += 1
-    assert checked > 4000 and versions == {4, 6}
+    assert checked > 4000 and versions == {4, 6} and {1, 6, 17, 58} <= protos

@@ -231,7 +231,8 @@ def test_missing_middle_segment_is_counted_from_sequence_numbers(tmp_path):
     pk = [p for p in c.packets if p is not gap]
     row = only_row(tmp_path, pk)
     assert (row.src_payload_bytes, row.dst_payload_bytes) == (300, 0)
-    assert row.conn_state == "SF"
+    # the server's ACK covers the 100 bytes never seen: a content gap of the originator (G)
+    assert (row.missed_bytes, row.conn_state, row.history) == (100, "SF", "ShADaGFf")
 
 
 def test_missing_last_segments_are_counted_from_the_peers_ack(tmp_path):
@@ -246,7 +247,8 @@ def test_missing_last_segments_are_counted_from_the_peers_ack(tmp_path):
     c.fin(True)
     row = only_row(tmp_path, [p for p in c.packets if not any(p is q for q in lost)])
     assert (row.src_payload_bytes, row.dst_payload_bytes) == (100, 1400)
-    assert (row.dst_pkts, row.conn_state) == (1, "S2")
+    # the client's ACK reveals the responder's gap (g), as in Zeek's baseline ShADafgF
+    assert (row.dst_pkts, row.missed_bytes, row.conn_state, row.history) == (1, 1400, "S2", "ShADgF")
 
 
 def test_payload_bytes_across_sequence_wrap(tmp_path):
@@ -355,3 +357,4 @@ def test_zeek_counts_acked_data_missing_from_the_capture(corpus):
     assert len(df) == 1
     row = df.iloc[0]
     assert (row.src_payload_bytes, row.dst_payload_bytes, row.dst_pkts, row.dst_ip_bytes) == (538, 2902, 4, 172)
+    assert (row.missed_bytes, row.history) == (int(z["missed_bytes"]), z["history"])
