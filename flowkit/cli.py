@@ -417,7 +417,8 @@ def _analysis_command(name: str, help_text: str):
             shape = _shape(options)
             shared = {k: options.pop(k) for k in _SHARED_NAMES}
             df, _ = load_flows(_settings(captures, **shared))
-            shown = fn(df, **options)
+            with progress.current().working(f"analysing {len(df):,} flows", quiet=shared["quiet"]):
+                shown = fn(df, **options)
             cli_output.show([shown] if isinstance(shown, Shown) else shown, shape, json=json)
 
         command.__name__ = fn.__name__
@@ -495,6 +496,7 @@ def report(
         if shared["filter"] or shared["packet_filter"]:
             raise click.UsageError("--filter and --packet-filter apply to captures, not to a dataset directory")
         source = captures[0]  # a batch-mode dataset
+        notices.warn_saved(_settings(captures, **shared))
     else:
         s = _settings(captures, **shared)
         if all(_is_flow_file(c) for c in captures):
@@ -502,7 +504,8 @@ def report(
         else:
             source = build_table(s)  # a FlowTable: the report shows its ledger too
             names = ["standard input" if str(c) == "-" else Path(c).name for c in captures]
-    path = write_report(source, output, title=title, sources=names, top=top)
+    with progress.current().working(f"building {output.name}", quiet=shared["quiet"]):
+        path = write_report(source, output, title=title, sources=names, top=top)
     if not shared["quiet"]:
         print(f"wrote {path}", file=sys.stderr)
 

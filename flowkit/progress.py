@@ -2,7 +2,8 @@
 
 One ``Session`` per command: a *reading* phase (bytes of the input files, packets decoded,
 the time left), a *finishing* phase once the files are read while flows are still being
-built, a *writing* phase while an output file grows, then one summary line. Nothing is
+built, an *analysing* phase for an analysis command, a *writing* phase while an output file
+grows, then one summary line. Nothing is
 drawn before ``DELAY`` seconds into the command, so a short run shows no bar at all, only
 the summary. The line always fits the terminal width (parts give way, never wrapping).
 
@@ -151,6 +152,18 @@ class _Writing(_Phase):
         return fit_line(parts, width)
 
 
+class _Working(_Phase):
+    """Work with no measure of its own (an analysis): what, and for how long."""
+
+    def __init__(self, session, label: str):
+        super().__init__(session)
+        self.label = label
+
+    def line(self, width: int, tick: int) -> str:
+        return fit_line([(0, f"{self.label} {SPINNER[tick % len(SPINNER)]}"), (1, _clock(_now() - self.began))],
+                        width)
+
+
 class _Drawn:
     """A phase drawn by a thread until the ``with`` block ends; then the line is cleared."""
 
@@ -236,6 +249,9 @@ class Session:
 
     def writing(self, path, *, quiet: bool = False) -> _Drawn:
         return _Drawn(self, _Writing(self, path) if self.interactive(quiet) and path is not None else None)
+
+    def working(self, label: str, *, quiet: bool = False) -> _Drawn:
+        return _Drawn(self, _Working(self, label) if self.interactive(quiet) else None)
 
     def summary(self) -> str | None:
         """``read 979,032 packets into 79,752 flows in 1.0 s (960k packets/s)``, when a capture was read."""

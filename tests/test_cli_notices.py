@@ -94,3 +94,11 @@ def test_capture_options_on_a_saved_table_are_named(run, tmp_path, options, name
     assert notes(err) == [f"flowkit: warning: {named} appl{'ies' if ',' not in named else 'y'} to captures, "
                           "not to saved flow tables: ignored"]
     assert run("exposure", saved, "--filter", "tcp")[2] == ""  # the flow filter does apply
+
+
+def test_capture_options_on_a_dataset_report_are_named(run, tmp_path):
+    assert run("batch", HTTP, "-o", tmp_path / "dataset", "-q")[0] == 0
+    rc, _, err = run("report", tmp_path / "dataset", "-o", tmp_path / "r.html", "--idle-timeout", "5")
+    assert rc == 0
+    assert notes(err)[0] == ("flowkit: warning: --idle-timeout applies to captures, not to saved flow tables: "
+                             "ignored")

@@ -220,3 +220,11 @@ def test_summary_line():
     session.read, session.flows, session.reading_time = True, 79_752, 2.0
     assert re.fullmatch(r"read 979,032 packets into 79,752 flows in \d+\.\d s \(490k packets/s while reading\)",
                         session.summary())
+
+
+def test_working_line_names_the_work_and_its_time(monkeypatch):
+    monkeypatch.setattr(progress, "_now", lambda: 103.5)
+    phase = progress._Working(FakeSession(), "analysing 79,752 flows")
+    phase.began = 100.0
+    assert phase.line(80, 1) == "analysing 79,752 flows /  0:04"  # 3.5 s shown as 4: never 0 while working
+    assert len(phase.line(20, 1)) <= 20
