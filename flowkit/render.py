@@ -20,28 +20,7 @@ from flowkit import views
 GAP = "  "
 
 
-# ----------------------------------------------------------------------------- consoles
-def _rich_console(**kwargs):
-    from rich.console import Console
-
-    class PipeConsole(Console):
-        """rich's default exits with status 1 on a closed pipe; let it reach the CLI's handler (exit 0)."""
-
-        def on_broken_pipe(self) -> None:
-            self.quiet = True
-            raise BrokenPipeError
-
-    return PipeConsole(highlight=False, **kwargs)
-
-
-def stdout_console():
-    return _rich_console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
-
-
-def stderr_console():
-    return _rich_console(file=sys.stderr)
-
-
+# ----------------------------------------------------------------------------- width
 def terminal_width(stream=None) -> int | None:
     """Columns to fit on a terminal (``COLUMNS`` when set, as for ls); None for a pipe or a file,
     which get every column whatever their width."""
@@ -94,12 +73,12 @@ def _decimals(values: np.ndarray, base: int, cap: int) -> int | None:
     return None
 
 
-def _float_cells(name: str, values: np.ndarray) -> tuple[list[str], str | None]:
+def _float_cells(name: str, values: np.ndarray) -> list[str]:
     """One precision for the whole column: seconds from microseconds, shares as percentages."""
     finite = values[np.isfinite(values)]
     if not views.is_seconds(name) and not views.is_share(name) and np.all(finite == np.round(finite)) \
             and np.all(np.abs(finite) < 1e15):
-        return [f"{int(v):,}" if math.isfinite(v) else "-" for v in values], None
+        return [f"{int(v):,}" if math.isfinite(v) else "-" for v in values]
     suffix = ""
     if views.is_share(name):
         values, base, cap, suffix = values * 100, 1, 4, "%"
@@ -109,8 +88,8 @@ def _float_cells(name: str, values: np.ndarray) -> tuple[list[str], str | None]:
         base, cap = 2, 6
     d = _decimals(values, base, cap)
     if d is None:
-        return [f"{v:.2e}{suffix}" if math.isfinite(v) else "-" for v in values], None
-    return [f"{v:,.{d}f}{suffix}" if math.isfinite(v) else "-" for v in values], None
+        return [f"{v:.2e}{suffix}" if math.isfinite(v) else "-" for v in values]
+    return [f"{v:,.{d}f}{suffix}" if math.isfinite(v) else "-" for v in values]
 
 
 def _time_cells(values) -> tuple[list[str], list[str] | None, str | None]:
@@ -153,8 +132,7 @@ def column(name: str, values) -> Column:
             return Column(name, [str(v) for v in values.tolist()], True)
         return Column(name, [f"{v:,}" for v in values.tolist()], True)
     if dtype.kind == "f":
-        cells, _ = _float_cells(name, values.to_numpy(dtype=float))
-        return Column(name, cells, True)
+        return Column(name, _float_cells(name, values.to_numpy(dtype=float)), True)
     if dtype.kind == "b":
         return Column(name, [str(v) for v in values.tolist()], False)
     missing = _missing(values)
