@@ -457,13 +457,13 @@ def test_bad_arguments_are_one_line_errors(rotated, tmp_path):
     with pytest.raises(FlowkitError, match="unknown engine"):
         flowkit.batch(caps, tmp_path / "out", engine="nope")
     with pytest.raises(FlowkitError):
-        flowkit.batch(caps, tmp_path / "out", filter="tcp port banana")
+        flowkit.batch(caps, tmp_path / "out", packet_filter="tcp port banana")
     assert not (tmp_path / "out").exists()  # checked before anything was written
 
 
 def test_filter_drops_flows_but_the_ledger_counts_every_packet(rotated, tmp_path):
     _whole, caps = rotated
-    m = flowkit.batch(caps, tmp_path / "out", filter="udp")
+    m = flowkit.batch(caps, tmp_path / "out", packet_filter="udp")
     got = flowkit.read_dataset(tmp_path / "out")
     assert set(got["proto"].to_pylist()) == {"udp"} and got.num_rows == N_UDP
     assert m["totals"]["packets"] == N_TCP * TCP_PKTS + N_UDP * 2

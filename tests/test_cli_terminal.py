@@ -59,6 +59,10 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+        # the server is gone, its socket file is not: remove it so runs leave nothing in /tmp
+        path = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.socket)
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def _terminal(width: int):

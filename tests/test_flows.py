@@ -357,7 +357,7 @@ def test_filter_on_batches_keeps_every_packet_in_the_ledger():
         pkt(1.1, "10.0.0.1", 1001, "10.0.0.2", 80, "S", seq=1),
     ]
     only_udp = lambda b: b.column("ip_proto").to_numpy() == 17  # noqa: E731
-    ft = flowkit.flows([batch(pkts)], filter=only_udp)
+    ft = flowkit.flows([batch(pkts)], packet_filter=only_udp)
     assert list(ft.to_pandas().proto) == ["udp"]
     assert ft.stats.packets == 2
 
