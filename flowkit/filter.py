@@ -464,10 +464,9 @@ class _FlowColumns(_Columns):
         ``proto`` says "icmp" for ICMPv6 too (as Zeek writes it): the IP version tells them apart.
         """
         def make():
-            p = self.get("proto").astype(object)
-            icmp = np.where(self.ip_version() == 6, 58, 1)
-            named = np.select([p == "tcp", p == "udp", p == "icmp", p == "icmp6", p == "sctp"],
-                              [6, 17, icmp, 58, 132], -1)
+            from flowkit.flows.schema import proto_numbers
+
+            named = proto_numbers(self.get("proto"), self.ip_version())
             if "ip_proto" not in _names(self.data):
                 return named
             given = _as_float(self.get("ip_proto"))  # null where a table (a conn.log) lacks the number

@@ -259,11 +259,10 @@ def _protocols(path: str, cols: dict, n: int, proto: pa.Array, version: pa.Array
     """(ip_proto, proto) as flowkit writes them: Zeek's ``ip_proto`` field, else the number its
     ``proto`` implies (icmp: 1 or 58 by IP version); ``unknown_transport`` takes the protocol's name
     when the number is known (older Zeek logs lack ``ip_proto``: the name stays)."""
-    from flowkit.flows.schema import proto_names
+    from flowkit.flows.schema import proto_names, proto_numbers
 
     names = proto.to_numpy(zero_copy_only=False).astype(object)
-    v6 = version.to_numpy(zero_copy_only=False) == 6
-    implied = np.select([names == "tcp", names == "udp", (names == "icmp") & v6, names == "icmp"], [6, 17, 58, 1], -1)
+    implied = proto_numbers(names, version.to_numpy(zero_copy_only=False))
     given = _numbers(path, cols, "ip_proto", n, "int").to_numpy(zero_copy_only=False)
     given = np.where(np.isnan(given.astype(np.float64)), -1, given).astype(np.int64) if len(given) else implied
     number = np.where(given >= 0, given, implied)

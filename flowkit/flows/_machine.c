@@ -258,6 +258,17 @@ ports_tuple(const uint16_t *ports, int n)
     return t;
 }
 
+/* icmp_counterpart (_rules.h) of every type: -1 for one-way types. flows/community.py keys
+ * Community IDs of ICMP by it, so the pairing lives in _rules.h alone. */
+static PyObject *
+counterpart_tuple(int64_t proto)
+{
+    PyObject *t = PyTuple_New(256);
+    for (int j = 0; t && j < 256; j++)
+        PyTuple_SET_ITEM(t, j, PyLong_FromLongLong(icmp_counterpart(proto, j)));
+    return t;
+}
+
 static PyMethodDef methods[] = {
     {"flow_packets", flow_packets, METH_VARARGS, flow_packets_doc},
     {"advance", advance, METH_VARARGS, advance_doc},
@@ -294,6 +305,8 @@ PyInit__machine(void)
         {"MACHINE_COLUMNS", column_names(MACHINE_COLUMNS, 11)},
         {"TCP_SERVER_PORTS", ports_tuple(TCP_SERVER_PORTS, N_TCP_SERVER_PORTS)},
         {"UDP_SERVER_PORTS", ports_tuple(UDP_SERVER_PORTS, N_UDP_SERVER_PORTS)},
+        {"ICMP4_COUNTERPART", counterpart_tuple(1)},
+        {"ICMP6_COUNTERPART", counterpart_tuple(58)},
     };
     for (size_t j = 0; j < sizeof objs / sizeof objs[0]; j++) {
         if (!objs[j].value || PyModule_AddObject(m, objs[j].name, objs[j].value) < 0) {

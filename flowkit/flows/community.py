@@ -15,22 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from flowkit.flows import _machine
 from flowkit.flows._sha1 import WIDTH, community  # WIDTH: "1:" + 28 base64 characters of the digest
 
-# Zeek's ICMP4_counterpart / ICMP6_counterpart (src/packet_analysis/protocol/icmp/ICMP.cc):
-# request/reply pairs share a connection; every other type is one-way.
-ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
-ICMP6_PAIRS = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130,
-               139: 140, 140: 139, 144: 145, 145: 144}
-
-
-def _pair_table(pairs: dict[int, int]) -> np.ndarray:
-    t = np.full(256, -1, np.int64)
-    t[list(pairs)] = list(pairs.values())
-    return t
-
-
-_PAIR4, _PAIR6 = _pair_table(ICMP4_PAIRS), _pair_table(ICMP6_PAIRS)
+# Zeek's ICMP4_counterpart / ICMP6_counterpart, from the flow rules (_rules.h): request/reply
+# types share a connection; every other type (-1 here) is one-way.
+_PAIR4 = np.array(_machine.ICMP4_COUNTERPART, np.int64)
+_PAIR6 = np.array(_machine.ICMP6_COUNTERPART, np.int64)
 
 
 def icmp_ports(icmp_proto: np.ndarray, icmp_type: np.ndarray, icmp_code: np.ndarray):

@@ -65,6 +65,16 @@ def zeek_proto(proto: str) -> str:
     return proto if proto in ("tcp", "udp", "icmp") else "unknown_transport"
 
 
+def proto_numbers(proto, ip_version):
+    """IP protocol numbers implied by ``proto`` names (numpy arrays; icmp: 1 or 58 by IP
+    version); -1 where a name says no number (unknown_transport, other names)."""
+    import numpy as np
+
+    p = np.asarray(proto, dtype=object)
+    icmp = np.where(np.asarray(ip_version) == 6, 58, 1)
+    return np.select([p == "tcp", p == "udp", p == "icmp", p == "icmp6", p == "sctp"], [6, 17, icmp, 58, 132], -1)
+
+
 def proto_names() -> list[str]:
     """The ``proto`` text of each IP protocol number 0-255."""
     names = [PROTO_NAMES.get(n, f"ip-{n}") for n in range(256)]
