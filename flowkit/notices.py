@@ -28,7 +28,7 @@ NOT_FLOWS = {
 
 # options that change how captures are read or cut into flows: (option, Settings attribute, default)
 CAPTURE_ONLY = (("--engine", "engine", "fast"), ("--packet-filter", "packet_filter", None),
-                ("--idle-timeout", "idle_timeout", None), ("--udp-timeout", "udp_timeout", None),
+                ("--tcp-timeout", "idle_timeout", None), ("--udp-timeout", "udp_timeout", None),
                 ("--active-timeout", "active_timeout", None), ("--strict", "strict", False))  # fmt: skip
 
 

@@ -83,7 +83,8 @@ def test_time_going_backwards_between_captures_is_a_warning(run, tmp_path):
 
 @pytest.mark.parametrize("options, named", [
     (["--packet-filter", "tcp"], "--packet-filter"),
-    (["--idle-timeout", "5", "--udp-timeout", "5"], "--idle-timeout, --udp-timeout"),
+    (["--tcp-timeout", "5", "--udp-timeout", "5"], "--tcp-timeout, --udp-timeout"),
+    (["--idle-timeout", "5"], "--tcp-timeout"),  # the older name is the same option
     (["--engine", "dpkt", "--strict"], "--engine, --strict"),
 ])
 def test_capture_options_on_a_saved_table_are_named(run, tmp_path, options, named):
@@ -98,7 +99,7 @@ def test_capture_options_on_a_saved_table_are_named(run, tmp_path, options, name
 
 def test_capture_options_on_a_dataset_report_are_named(run, tmp_path):
     assert run("batch", HTTP, "-o", tmp_path / "dataset", "-q")[0] == 0
-    rc, _, err = run("report", tmp_path / "dataset", "-o", tmp_path / "r.html", "--idle-timeout", "5")
+    rc, _, err = run("report", tmp_path / "dataset", "-o", tmp_path / "r.html", "--tcp-timeout", "5")
     assert rc == 0
-    assert notes(err)[0] == ("flowkit: warning: --idle-timeout applies to captures, not to saved flow tables: "
+    assert notes(err)[0] == ("flowkit: warning: --tcp-timeout applies to captures, not to saved flow tables: "
                              "ignored")

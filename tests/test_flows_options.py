@@ -66,3 +66,10 @@ def test_cli_memory_option(run, tmp_path):
         flowkit.flows(str(MIXED), memory="8K").to_arrow())
     code, _, err = run("flows", str(MIXED), "--memory", "lots", "-o", str(out))
     assert code != 0 and "--memory" in err
+
+
+def test_a_packet_table_keeps_its_own_filter_and_refuses_a_second_one():
+    table = flowkit.PacketTable(str(MIXED), filter="udp")
+    assert set(flowkit.flows(table).to_arrow().column("proto").to_pylist()) == {"udp"}
+    with pytest.raises(ValueError, match="PacketTable"):  # was silently ignored: all protocols came out
+        flowkit.flows(flowkit.PacketTable(str(MIXED)), packet_filter="udp")

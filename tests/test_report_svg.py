@@ -116,3 +116,10 @@ def test_nice_ticks_cover_the_range_with_round_steps(lo, hi):
     mant = steps[0] / 10 ** math.floor(math.log10(steps[0]))
     assert any(math.isclose(mant, m, rel_tol=1e-6) for m in (1, 2, 2.5, 5, 10))
     assert len(t) <= 12
+
+
+@pytest.mark.parametrize("lo,hi", [(-0.3, 0.2), (-0.03, 0.02), (-0.7, 0.4)])
+def test_a_tick_summed_up_to_zero_reads_0_not_minus_0(lo, hi):
+    # -0.3 + 0.1 + 0.1 + 0.1 is -5.6e-17 in floating point: the tick must still be labelled 0
+    labels = [svg._fmt(t) for t in svg.nice_ticks(lo, hi)]
+    assert "0" in labels and "-0" not in labels

@@ -37,6 +37,9 @@ def packet_table(source, options: FlowOptions) -> PacketTable:
     """The PacketTable of a flow source (paths, a binary file, a PacketTable, or decoded
     batches): it alone counts the ledger and applies the packet filter."""
     if isinstance(source, PacketTable):
+        if options.packet_filter is not None:  # silently unfiltered flows would be worse than an error
+            raise ValueError("a PacketTable applies its own packet filter: give it as "
+                             "PacketTable(..., filter=...), not as packet_filter=")
         return source
     if isinstance(source, (str, os.PathLike)) or hasattr(source, "read") or (
         isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source)

@@ -151,9 +151,10 @@ def ledger_section(ledger: dict | None) -> str:
         f'<p class="problem">categories sum to {sum(counts):,}, not {total:,} packets</p>')
     damage = ledger.get("damage") or []
     dmg = ("<h3>Damage</h3><ul class=\"damage\">" + "".join(f"<li>{escape(str(d))}</li>" for d in damage) + "</ul>"
-           if damage else '<p class="ok">no damage: every record of the file was read</p>')
+           if damage else '<p class="ok">no damage: every record of every capture was read</p>')
     intro = (f"Every packet read lands in exactly one category; the categories sum to the "
-             f"{total:,} packets read. Only TCP and UDP packets make flows.")
+             f"{total:,} packets read. Packets counted as tcp, udp, icmp and other_ip make flows; the "
+             f"other categories never do.")
     return section("ledger", "Packet ledger", grid(tbl + ok, chart) + dmg, intro)
 
 

@@ -32,6 +32,7 @@ def color(i: int) -> str:
 
 def _fmt(v: float) -> str:
     """Short human number for tick labels: 1.2k, 3.4M, 0.25."""
+    v = v + 0.0  # -0.0 (a tick summed up from below zero) is written 0, not -0
     a = abs(v)
     if a >= 1e9:
         return f"{v / 1e9:.3g}G"
@@ -60,7 +61,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[
     ticks = []
     t = start
     while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
+        ticks.append(round(t, 12) + 0.0)
         t += step
     if ticks[-1] < hi:
         ticks.append(round(t, 12))
