@@ -187,7 +187,8 @@ def test_ephemeral_section_one_panel_per_busy_client_capped():
 
 def test_ephemeral_panel_thins_huge_clients():
     n = S.MAX_POINTS * 3
-    eph = pd.DataFrame({"client_ip": ["10.0.0.1"], "connections": [n]})
+    eph = pd.DataFrame({"client_ip": ["10.0.0.1"], "connections": [n], "allocation": ["sequential"],
+                        "range": ["linux"]})  # the columns the section reads, as analysis.ephemeral documents them
     pts = pd.DataFrame({"client_ip": "10.0.0.1",
                         "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"),
                         "src_port": 32768 + np.arange(n) % 28000, "dst": "192.0.2.1:80"})

@@ -78,11 +78,7 @@ def render_html(flows_df: pd.DataFrame, ledger=None, title: str = "flowkit repor
     sources = list(sources or [])
 
     def run(name, *args, **kw):
-        fn = getattr(A, name, None)
-        if fn is None:
-            problems.append(f"{name}: not available in flowkit.analysis")
-            return None
-        return _run(problems, name, fn, *args, **kw)
+        return _run(problems, name, getattr(A, name), *args, **kw)
 
     has_tcp = len(df) > 0 and (df["proto"] == "tcp").any()
     exposure = run("exposure", df) if len(df) else None

@@ -31,15 +31,6 @@ MAX_PANELS = 6  # ephemeral scatter panels: the busiest clients
 MAX_POINTS = 1500  # per scatter panel, so a huge capture still gives a small page
 
 
-def pick(df: pd.DataFrame, *names: str) -> str | None:
-    """The first of ``names`` that is a column of ``df`` (analysis columns by documented name,
-    with the obvious synonyms)."""
-    for n in names:
-        if n in df.columns:
-            return n
-    return None
-
-
 def _ordered(values, order) -> list:
     seen = [v for v in order if v in set(values)]
     return seen + sorted(v for v in set(values) if v not in order)
@@ -164,26 +155,20 @@ def ledger_section(ledger: dict | None) -> str:
 def tiers_section(tiers: pd.DataFrame, p2p: int | None = None) -> str:
     if tiers is None or len(tiers) == 0:
         return section("tiers", "Traffic by IANA port tier", empty_note("no TCP or UDP flows in this capture"))
-    tcol = pick(tiers, "tier") or tiers.columns[0]
-    pcol = pick(tiers, "proto", "protocol")
-    tier_names = _ordered(tiers[tcol].astype(str), TIER_ORDER)
-    protos = _ordered(tiers[pcol].astype(str), ("tcp", "udp")) if pcol else [""]
+    # columns as documented for analysis.port_tiers (docs/analyses.md)
+    tier_names = _ordered(tiers["tier"].astype(str), TIER_ORDER)
+    protos = _ordered(tiers["proto"].astype(str), ("tcp", "udp"))
     charts = []
-    for metric, label in (("flows", "flows"), ("bytes", "bytes")):
-        mcol = pick(tiers, metric, f"{metric}_total", "ip_bytes")
-        if not mcol:
-            continue
+    for metric in ("flows", "bytes"):
         series = {}
         for p in protos:
-            sub = tiers[tiers[pcol].astype(str) == p] if pcol else tiers
-            by = sub.groupby(sub[tcol].astype(str))[mcol].sum()
+            sub = tiers[tiers["proto"].astype(str) == p]
+            by = sub.groupby(sub["tier"].astype(str))[metric].sum()
             series[p] = [float(by.get(t, 0)) for t in tier_names]
         fmt = human_bytes if metric == "bytes" else num
-        charts.append(svg.stacked_bars(tier_names, series, title=f"{label.capitalize()} by destination-port tier",
-                                       y_label=label, value_fmt=fmt))
-    fmts = {c: human_bytes for c in tiers.columns if "bytes" in c}
-    if "share" in tiers:
-        fmts["share"] = share
+        charts.append(svg.stacked_bars(tier_names, series, title=f"{metric.capitalize()} by destination-port tier",
+                                       y_label=metric, value_fmt=fmt))
+    fmts = {"bytes": human_bytes, "share": share}
     intro = ("Tiers are judged on the responder (server) port, per RFC 6335: well-known 0–1023, "
              "registered 1024–49151, dynamic 49152–65535. Traffic to dynamic ports usually means "
              "peer-to-peer or negotiated data channels.")
@@ -197,27 +182,19 @@ def tiers_section(tiers: pd.DataFrame, p2p: int | None = None) -> str:
 def services_section(services: pd.DataFrame) -> str:
     if services is None or len(services) == 0:
         return section("services", "Top services", empty_note("no TCP or UDP flows in this capture"))
-    port = pick(services, "dst_port", "port")
-    proto = pick(services, "proto", "protocol")
-    name = pick(services, "service", "name", "service_name")
-    val = pick(services, "flows", "connections", "count")
-    labels = []
-    for _, r in services.iterrows():
-        lab = f"{r[port]}/{r[proto]}" if port and proto else str(r.iloc[0])
-        if name and isinstance(r[name], str) and r[name]:
-            lab += f" {r[name]}"
-        labels.append(lab)
-    chart = ""
-    if val:
-        order = np.argsort(-services[val].to_numpy(dtype=float), kind="stable")[:MAX_SERVICE_BARS]
-        colors = [svg.color(0) if (proto and services[proto].iloc[i] == "tcp") else svg.color(1) for i in order]
-        chart = svg.bar_chart([labels[i] for i in order], services[val].to_numpy(dtype=float)[order],
-                              title=f"Top {len(order)} server ports by flows (blue TCP, orange UDP)", horizontal=True,
-                              x_label="flows", colors=colors)
-    fmts = {c: human_bytes for c in services.columns if "bytes" in c}
+    # columns as documented for analysis.services (docs/analyses.md)
+    labels = [f"{port}/{proto}" + (f" {name}" if isinstance(name, str) and name else "")
+              for port, proto, name in zip(services["dst_port"], services["proto"], services["service"])]
+    flows = services["flows"].to_numpy(dtype=float)
+    order = np.argsort(-flows, kind="stable")[:MAX_SERVICE_BARS]
+    colors = [svg.color(0) if services["proto"].iloc[i] == "tcp" else svg.color(1) for i in order]
+    chart = svg.bar_chart([labels[i] for i in order], flows[order],
+                          title=f"Top {len(order)} server ports by flows (blue TCP, orange UDP)", horizontal=True,
+                          x_label="flows", colors=colors)
+    fmts = {"bytes": human_bytes}
     intro = ("Server ports ranked by number of flows across TCP and UDP, with their IANA service name "
              "where one is registered.")
-    cols = [c for c in (proto, port, name, "tier", val, "bytes", "servers", "clients") if c]
+    cols = ["proto", "dst_port", "service", "tier", "flows", "bytes", "servers", "clients"]
     return section("services", "Top services", grid(chart, table(services, cols, formats=fmts, name="services"), pair=True), intro)
 
 
@@ -280,15 +257,10 @@ def answered_first(servers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _outcome_counts(hs: pd.DataFrame, summary) -> dict[str, int]:
-    """Counts per outcome from ``handshake_summary`` if it is in a recognisable shape,
-    else from the per-flow ``outcome`` column (the same numbers)."""
-    if isinstance(summary, pd.Series) and len(summary):
-        return {str(k): int(v) for k, v in summary.items()}
-    if isinstance(summary, pd.DataFrame) and len(summary):
-        o = pick(summary, "outcome")
-        c = pick(summary, "count", "flows", "n")
-        if o and c:
-            return {str(k): int(v) for k, v in zip(summary[o], summary[c])}
+    """Flows per outcome from ``handshake_summary``, else from the per-flow ``outcome`` column
+    (the same numbers)."""
+    if summary is not None and len(summary):
+        return {str(k): int(v) for k, v in zip(summary["outcome"], summary["flows"])}
     vc = hs["outcome"].astype(str).value_counts()
     return {str(k): int(v) for k, v in vc.items()}
 
@@ -304,34 +276,27 @@ def _non_empty(df: pd.DataFrame) -> list[str]:
 def ephemeral_section(eph: pd.DataFrame, points: pd.DataFrame | None) -> str:
     if eph is None or len(eph) == 0:
         return section("ephemeral", "Ephemeral ports", empty_note("no client connections in this capture"))
-    ccol = pick(eph, "client_ip", "src_ip")
-    ncol = pick(eph, "connections", "flows")
-    busy = eph.sort_values(ncol, ascending=False) if ncol else eph
+    # columns as documented for analysis.ephemeral and ephemeral_points (docs/analyses.md)
+    busy = eph.sort_values("connections", ascending=False)
     panels = []
     if points is not None and len(points):
-        pc = pick(points, "client_ip", "src_ip")
-        tc = pick(points, "ts", "ts_start")
-        yc = pick(points, "src_port", "port")
-        dc = pick(points, "dst", "destination", "dst_ip")
         for _, row in busy.head(MAX_PANELS).iterrows():
-            sub = points[points[pc] == row[ccol]]
+            sub = points[points["client_ip"] == row["client_ip"]]
             if len(sub) < 2:
                 continue
-            sub = sub.sort_values(tc)
+            sub = sub.sort_values("ts")
             n_total = len(sub)
             shown = ""
             if len(sub) > MAX_POINTS:  # even thinning keeps the shape of the sequence
                 sub = sub.iloc[np.linspace(0, len(sub) - 1, MAX_POINTS).astype(int)]
                 shown = f", {MAX_POINTS:,} shown"
-            t = pd.to_datetime(sub[tc], utc=True)
+            t = pd.to_datetime(sub["ts"], utc=True)
             secs = (t - t.iloc[0]).dt.total_seconds().to_numpy()
-            alloc = f" — {row['allocation']}" if "allocation" in eph else ""
-            rng = f", range {row['range']}" if "range" in eph else ""
-            title = f"{row[ccol]}: {n_total:,} connections{shown}{alloc}{rng}"
-            dst = sub[dc].astype(str).to_numpy() if dc else None
-            tips = [f"{d} port {p} at +{s:.3f} s" for d, p, s in zip(dst if dst is not None else [""] * len(sub),
-                                                                    sub[yc].to_numpy(), secs)]
-            panels.append(svg.scatter(secs, sub[yc].to_numpy(dtype=float), groups=dst, title=title,
+            title = f"{row['client_ip']}: {n_total:,} connections{shown} — {row['allocation']}, range {row['range']}"
+            dst = sub["dst"].astype(str).to_numpy()
+            ports = sub["src_port"].to_numpy()
+            tips = [f"{d} port {p} at +{s:.3f} s" for d, p, s in zip(dst, ports, secs)]
+            panels.append(svg.scatter(secs, ports.astype(float), groups=dst, title=title,
                                       x_label="seconds since the client's first connection",
                                       y_label="source port", tips=tips, y_integer=True))
     charts = grid(*panels) if panels else empty_note("no client with two or more connections to plot")
@@ -352,27 +317,22 @@ def ephemeral_section(eph: pd.DataFrame, points: pd.DataFrame | None) -> str:
 def exposure_section(exp: pd.DataFrame) -> str:
     if exp is None or len(exp) == 0:
         return section("exposure", "Exposure", empty_note("no connection attempts to any server in this capture"))
-    host = pick(exp, "dst_ip", "host")
-    state = pick(exp, "state")
+    # columns as documented for analysis.exposure (docs/analyses.md)
+    state = exp["state"].astype(str)
     # hosts with open ports first (then by ports seen): a busy scan target does not push them off the chart
-    opened = (exp[state].astype(str) == "open") if state else pd.Series(False, index=exp.index)
-    hosts = pd.DataFrame({"open": opened.groupby(exp[host]).sum(), "ports": exp.groupby(host).size()})
+    hosts = pd.DataFrame({"open": (state == "open").groupby(exp["dst_ip"]).sum(), "ports": exp.groupby("dst_ip").size()})
     top = list(hosts.sort_values(["open", "ports"], ascending=False, kind="stable").index[:12])
-    chart = ""
-    if state:
-        states = _ordered(exp[state].astype(str), STATE_ORDER)
-        ct = exp[exp[host].isin(top)].groupby([host, exp[state].astype(str)]).size()
-        series = {s: [int(ct.get((h, s), 0)) for h in top] for s in states}
-        chart = svg.stacked_bars([str(h) for h in top], series,
-                                 title="Ports per server host by state (hosts with open ports first)",
-                                 y_label="ports", colors=[STATE_COLORS.get(s, svg.OTHER_COLOR) for s in states])
-    per_host = ""
-    if state:
-        ph = pd.crosstab(exp[host], exp[state].astype(str)).reindex(columns=states, fill_value=0)
-        ph["ports"] = ph.sum(axis=1)
-        order = [c for c in ("open", "closed") if c in ph] + ["ports"]
-        ph = ph.sort_values(order, ascending=False).reset_index().rename(columns={host: "host"})
-        per_host = table(ph, ["host", "ports", *states], caption="ports per host (open first)", name="exposure-hosts")
+    states = _ordered(state, STATE_ORDER)
+    ct = exp[exp["dst_ip"].isin(top)].groupby([exp["dst_ip"], state]).size()
+    series = {s: [int(ct.get((h, s), 0)) for h in top] for s in states}
+    chart = svg.stacked_bars([str(h) for h in top], series,
+                             title="Ports per server host by state (hosts with open ports first)",
+                             y_label="ports", colors=[STATE_COLORS.get(s, svg.OTHER_COLOR) for s in states])
+    ph = pd.crosstab(exp["dst_ip"], state).reindex(columns=states, fill_value=0)
+    ph["ports"] = ph.sum(axis=1)
+    order = [c for c in ("open", "closed") if c in ph] + ["ports"]
+    ph = ph.sort_values(order, ascending=False).reset_index().rename(columns={"dst_ip": "host"})
+    per_host = table(ph, ["host", "ports", *states], caption="ports per host (open first)", name="exposure-hosts")
     body = grid(chart, per_host, pair=True) + "<h3>Per host and port (open, then closed, then filtered)</h3>" + table(
         open_first(exp), [c for c in exp.columns if c not in ("first_ts", "last_ts")], name="exposure")
     intro = ("Per server host and port: open (TCP SYN answered by SYN-ACK; UDP answered), closed (SYN "
