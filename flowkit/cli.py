@@ -48,6 +48,7 @@ class Settings:
         self.packet_filter = packet_filter  # over packets, before flows are built (tcpdump's view)
         self.active_timeout = None
         self.vlan_key = False
+        self.local_nets = None  # CIDR strings of local_orig/local_resp (None: Zeek's default)
         self.idle_timeout = idle_timeout
         self.udp_timeout = udp_timeout
         self.strict = strict
@@ -76,6 +77,8 @@ class Settings:
             options["active_timeout"] = self.active_timeout
         if self.vlan_key:
             options["vlan_key"] = True
+        if self.local_nets is not None:
+            options["local_nets"] = tuple(self.local_nets)
         if self.memory is not None:
             options["memory"] = self.memory
         return options
@@ -318,7 +321,7 @@ def flows(
     format: Optional[str] = typer.Option(None, "--format", help="parquet, csv, jsonl or zeek (default: from the -o suffix; parquet when it has none)"),
     active_timeout: Optional[float] = typer.Option(None, "--active-timeout", metavar="S", help="also end a flow after S seconds even while active (NetFlow style; default: never)"),
     vlan_key: bool = typer.Option(False, "--vlan-key", help="VLAN tags separate connections (Zeek's vlan_fivetuple key; default: as Zeek, they do not)"),
-    local_nets: Optional[str] = typer.Option(None, "--local-nets", metavar="CIDR,...", help="networks the Zeek format's local_orig/local_resp test (default: Zeek's, the private address space)"),
+    local_nets: Optional[str] = typer.Option(None, "--local-nets", metavar="CIDR,...", help="networks of the local_orig/local_resp columns (default: Zeek's, the private address space)"),
     stats: bool = StatsOpt,
     **shared,
 ) -> None:
@@ -331,7 +334,7 @@ def flows(
             raise click.BadParameter("must be a positive number of seconds", param_hint="'--active-timeout'")
         s.active_timeout = active_timeout
     s.vlan_key = vlan_key
-    nets = _local_nets(local_nets)
+    nets = s.local_nets = _local_nets(local_nets)
     where, fmt = cli_output.destination(output, format, json=json)
     if where is not None:
         if where != STDOUT:

@@ -34,8 +34,8 @@ ZEEK_FIELDS = [
     ("orig_bytes", "count", "src_payload_bytes"),
     ("resp_bytes", "count", "dst_payload_bytes"),
     ("conn_state", "string", "conn_state"),
-    ("local_orig", "bool", "src_ip"),  # Zeek's default local networks (flowkit/flows/local.py)
-    ("local_resp", "bool", "dst_ip"),
+    ("local_orig", "bool", "local_orig"),  # local networks: flowkit/flows/local.py
+    ("local_resp", "bool", "local_resp"),
     ("missed_bytes", "count", "missed_bytes"),
     ("history", "string", "history"),
     ("orig_pkts", "count", "src_pkts"),
@@ -166,10 +166,11 @@ def _zeek_time(when: float) -> str:
 def write_zeek(chunks: Iterable[pa.Table], stream, local_nets=None) -> None:
     """Zeek's ASCII conn.log: the header Zeek writes (with ``#open``), the rows, ``#close``.
 
-    ``local_nets``: CIDR strings for ``local_orig``/``local_resp`` (default: Zeek's)."""
-    from flowkit.flows.local import DEFAULT, LocalNets
+    ``local_nets``: CIDR strings for ``local_orig``/``local_resp``; by default the table's own
+    columns, or Zeek's default networks for a table without them."""
+    from flowkit.flows.local import LocalNets
 
-    local = DEFAULT if local_nets is None else LocalNets(local_nets)
+    local = None if local_nets is None else LocalNets(local_nets)
     stream.write(("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
                   f"#open\t{_zeek_time(time.time())}\n"
                   "#fields\t" + "\t".join(z for z, _, _ in ZEEK_FIELDS) + "\n"
@@ -181,18 +182,16 @@ def write_zeek(chunks: Iterable[pa.Table], stream, local_nets=None) -> None:
 
 
 def _zeek_rows(t: pa.Table, local) -> str:
-    from flowkit.decode.addresses import address_matrix, from_strings
     from flowkit.flows.schema import zeek_proto
 
     n = t.num_rows
     lasted = t.column("duration").to_numpy(zero_copy_only=False) > 0
     cols = []
     for zname, ztype, col in ZEEK_FIELDS:
-        if col is None or col not in t.column_names:  # a saved table from before the column existed
+        if ztype == "bool":  # local_orig / local_resp
+            cols.append(_local_flags(t, col, local))
+        elif col is None or col not in t.column_names:  # a saved table from before the column existed
             cols.append(["-"] * n)
-        elif ztype == "bool":
-            inside = local.contains(address_matrix(from_strings(t.column(col).combine_chunks())))
-            cols.append(np.where(inside, "T", "F").tolist())
         elif zname == "proto":
             cols.append([zeek_proto(p) for p in t.column(col).to_pylist()])
         elif col == "ts_start":
@@ -207,6 +206,19 @@ def _zeek_rows(t: pa.Table, local) -> str:
         if zname in ZEEK_IF_DURATION:
             cols[-1] = np.where(lasted, cols[-1], "-").tolist()
     return "".join("\t".join(row) + "\n" for row in zip(*cols))
+
+
+def _local_flags(t: pa.Table, col: str, local) -> list[str]:
+    """Zeek's T/F of ``local_orig``/``local_resp``: the table's column unless other networks are
+    given (``local``) or it has none (a table saved before the column existed: Zeek's default)."""
+    from flowkit.decode.addresses import address_matrix, from_strings
+    from flowkit.flows.local import DEFAULT
+
+    if local is None and col in t.column_names:
+        return ["-" if v is None else "T" if v else "F" for v in t.column(col).to_pylist()]
+    addr = "src_ip" if col == "local_orig" else "dst_ip"
+    inside = (local or DEFAULT).contains(address_matrix(from_strings(t.column(addr).combine_chunks())))
+    return np.where(inside, "T", "F").tolist()
 
 
 class _Counted(io.RawIOBase):

@@ -234,6 +234,10 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
     out["ip_proto"], out["proto"] = _protocols(path, cols, n, proto, out["ip_version"])
     history = _strings(cols, "history", n, "")
     out["conn_state"] = _strings(cols, "conn_state", n, None)
+    for f in ("local_orig", "local_resp"):  # TSV T/F, JSON true/false; unset (or absent) stays null
+        flag = _strings(cols, f, n, None)
+        out[f] = pc.if_else(pc.is_in(flag, pa.array(["T", "true"])), True,
+                            pc.if_else(pc.is_in(flag, pa.array(["F", "false"])), False, pa.scalar(None, pa.bool_())))
     out["history"] = history
     # TCP flag counts per direction cannot be told from history (its letters say "at least once")
     for f in FLOW_SCHEMA.names:

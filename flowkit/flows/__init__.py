@@ -77,6 +77,7 @@ def flows(
     spill_rows: int | None = None,
     spill_dir: str | None = None,
     vlan_key: bool = False,
+    local_nets=None,
     **deprecated,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
@@ -94,11 +95,13 @@ def flows(
     ``spill_dir``. The result is the same whatever the budget; ``.stats.spilled``
     says what went to disk. See docs/performance.md. ``vlan_key``: VLAN tags separate
     connections (Zeek's vlan_fivetuple key); by default, as Zeek, they do not.
+    ``local_nets``: networks (CIDR strings) of the ``local_orig``/``local_resp`` columns;
+    by default Zeek's, its private address space (flows/local.py).
     """
     options = _options(deprecated, engine=engine, tcp_timeout=tcp_timeout, udp_timeout=udp_timeout,
                        active_timeout=active_timeout, packet_filter=packet_filter, strict=strict,
                        chunk_bytes=chunk_bytes, memory=memory, spill_rows=spill_rows, spill_dir=spill_dir,
-                       vlan_key=vlan_key)
+                       vlan_key=vlan_key, local_nets=local_nets)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
         table = packet_table(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping

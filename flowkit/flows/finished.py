@@ -15,6 +15,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from flowkit.flows.local import DEFAULT
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 
 FLUSH_ROWS = 16384  # finished rows converted to Arrow together (about 11 MB of rows)
@@ -24,15 +25,15 @@ MAX_CONVERTING = 2  # groups converted in the background at once (bounds memory)
 class _Converting:
     """rows_to_arrow running in a thread, result on demand."""
 
-    def __init__(self, C, H, K):
+    def __init__(self, C, H, K, local):
         self.rows = len(C)
         self._result = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(C, H, K), name="flowkit-rows", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(C, H, K, local), name="flowkit-rows", daemon=True)
         self._thread.start()
 
-    def _run(self, C, H, K) -> None:
+    def _run(self, C, H, K, local) -> None:
         try:
-            self._result = rows_to_arrow(C, H, K)
+            self._result = rows_to_arrow(C, H, K, local)
         except BaseException as error:  # raised again by result()
             self._error = error
 
@@ -46,7 +47,8 @@ class _Converting:
 class FinishedRows:
     """Finished connection rows of one state: queued, converted, optionally spilled."""
 
-    def __init__(self, spill_rows: int | None = None, spill_dir: str | None = None):
+    def __init__(self, spill_rows: int | None = None, spill_dir: str | None = None, local=DEFAULT):
+        self.local = local  # LocalNets of local_orig/local_resp
         self.spill_rows = spill_rows  # None or 0: never spill (mergeable states)
         self.spill_dir = spill_dir
         self.spill = None  # SpillDir once rows went to disk
@@ -74,7 +76,7 @@ class FinishedRows:
             return
         C, H, K = (np.concatenate([r[j] for r in self._queue]) for j in range(3))
         self._queue, self._queued = [], 0
-        self._converting.append(_Converting(C, H, K))
+        self._converting.append(_Converting(C, H, K, self.local))
         while len(self._converting) > MAX_CONVERTING:
             self._tables.append(self._converting.pop(0).result())
         if self.spill_rows and self.held() >= self.spill_rows:
@@ -126,7 +128,7 @@ class FinishedRows:
 
         parts = [*self.tables()]
         if len(open_rows[0]):
-            parts.append(rows_to_arrow(*open_rows))
+            parts.append(rows_to_arrow(*open_rows, self.local))
         tab = pa.concat_tables(parts) if parts else STATE_SCHEMA.empty_table()
         if release:
             self.replace([])

@@ -54,7 +54,11 @@ class LocalNets:
     def contains(self, addrs: np.ndarray) -> np.ndarray:
         """Boolean per row of an (n, 16) uint8 matrix of binary(16) addresses."""
         words = np.ascontiguousarray(addrs, np.uint8).view(">u8").astype(np.uint64)
-        hi, lo = words[:, 0], words[:, 1]
+        return self.contains_words(words[:, 0], words[:, 1])
+
+    def contains_words(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Boolean per address given as its high and low 64-bit words (uint64 arrays)."""
+        hi, lo = np.asarray(hi).view(np.uint64), np.asarray(lo).view(np.uint64)
         out = np.zeros(len(hi), bool)
         for phi, plo, mhi, mlo in self._words:
             out |= ((hi & mhi) == phi) & ((lo & mlo) == plo)
@@ -62,3 +66,23 @@ class LocalNets:
 
 
 DEFAULT = LocalNets()
+
+
+def local_nets_of(nets: Iterable[str] | None) -> LocalNets:
+    """The LocalNets of a ``local_nets=`` option (None: Zeek's default)."""
+    return DEFAULT if nets is None else LocalNets(nets)
+
+
+def check_nets(nets) -> tuple[str, ...] | None:
+    """``local_nets=`` as a tuple of network strings, each checked; a ValueError names a bad one."""
+    if nets is None:
+        return None
+    if isinstance(nets, str):
+        nets = [n for n in nets.split(",") if n.strip()]
+    out = tuple(str(n).strip() for n in nets)
+    for n in out:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError:
+            raise ValueError(f"local_nets: {n!r} is not a network (CIDR, e.g. 10.0.0.0/8)") from None
+    return out

@@ -1,7 +1,8 @@
 """Options of ``flowkit.flows``, ``accumulate`` and ``flowkit.batch``, in three groups.
 
 ``ReadOptions``    how packets are read: engine, packet filter, strictness, chunk size
-``FlowSemantics``  what a connection is: the timeouts, VLAN tags in the key (they change the flows)
+``FlowSemantics``  what a connection is: the timeouts, VLAN tags in the key, the local networks
+                   (they change the flows)
 ``Resources``      how much memory and where to spill (never change the flows)
 
 ``FlowOptions`` holds all three, field by field (``FlowOptions(tcp_timeout=2.0)``), and
@@ -55,6 +56,12 @@ class FlowSemantics:
     udp_timeout: float = 60.0
     active_timeout: float | None = None
     vlan_key: bool = False  # VLAN tags in the connection key (Zeek's default: no)
+    local_nets: tuple[str, ...] | None = None  # local_orig/local_resp networks (None: Zeek's default)
+
+    def __post_init__(self):
+        from flowkit.flows.local import check_nets
+
+        object.__setattr__(self, "local_nets", check_nets(self.local_nets))  # frozen: normalised once
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,13 @@ class FlowOptions(ReadOptions, FlowSemantics, Resources):
     @property
     def udp_ns(self) -> int:
         return int(round(self.udp_timeout * NS))
+
+    @property
+    def local(self):
+        """The LocalNets of ``local_nets`` (flows/local.py)."""
+        from flowkit.flows.local import local_nets_of
+
+        return local_nets_of(self.local_nets)
 
     @property
     def active_ns(self) -> int:

@@ -12,6 +12,7 @@ from flowkit.decode import _arrow
 from flowkit.decode.addresses import to_strings
 from flowkit.flows import _rows
 from flowkit.flows.community import community_ids
+from flowkit.flows.local import DEFAULT, LocalNets
 from flowkit.flows._machine import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_IPVER, K_PROTO
 from flowkit.flows.schema import FLOW_SCHEMA, TS, proto_names
 
@@ -32,7 +33,8 @@ def _ts(values: np.ndarray) -> pa.Array:
     return _arrow.array(values, TS, mask=mask)
 
 
-def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
+def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets = DEFAULT) -> pa.Table:
+    """Flow-table rows of connection rows; ``local``: the networks of local_orig/local_resp."""
     n = len(C)
     if n == 0:
         return STATE_SCHEMA.empty_table()
@@ -56,6 +58,8 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray) -> pa.Table:
     for name in ("src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes"):
         cols[name] = _arrow.array(v[name], pa.uint64())
     cols["conn_state"] = _arrow.choose(v["conn_state"], list(_rows.STATES))
+    cols["local_orig"] = pa.array(local.contains_words(v["ohi"], v["olo"]), pa.bool_())
+    cols["local_resp"] = pa.array(local.contains_words(v["rhi"], v["rlo"]), pa.bool_())
     cols["missed_bytes"] = _arrow.array(v["missed_bytes"], pa.uint64())
     cols["history"] = _arrow.fixed_strings(H)
     for prefix in ("src", "dst"):

@@ -35,6 +35,8 @@ FLOW_SCHEMA = pa.schema(
         pa.field("src_payload_bytes", pa.uint64()),  # Zeek orig_bytes (TCP: from sequence numbers)
         pa.field("dst_payload_bytes", pa.uint64()),
         pa.field("conn_state", pa.string()),  # Zeek's 13 states
+        pa.field("local_orig", pa.bool_()),  # originator address in the local networks (flows/local.py)
+        pa.field("local_resp", pa.bool_()),
         pa.field("missed_bytes", pa.uint64()),  # Zeek missed_bytes: acknowledged bytes never seen (content gaps)
         pa.field("history", pa.string()),  # Zeek's history letters
         *_DIR_COUNTS,

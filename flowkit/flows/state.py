@@ -47,7 +47,7 @@ class FlowState:
         self.ledger = Ledger()
         self.t0: int | None = None  # first packet time of the part (ns)
         self.tmax: int = -(2**62)
-        self.done = FinishedRows()  # finished connections (kept: merge re-tags them)
+        self.done = FinishedRows(local=self.options.local)  # finished connections (kept: merge re-tags them)
         self.C, self.H, self.K = _empty_rows()  # open connections, one per key, sorted by key
         self.seen = np.zeros(0, np.uint64)  # every key with a packet in the part
         # prefix bookkeeping per key: state 1 = prefix still open, 2 = closed; last prefix packet time
@@ -260,7 +260,7 @@ class FlowState:
         e_rerun = np.isin(e_open, rerun)
         e_super = ~e_rerun & np.isin(e_open, L.seen)
         if e_super.any():
-            out.finished.append(rows_to_arrow(E.C[e_super], E.H[e_super], E.K[e_super]))
+            out.finished.append(rows_to_arrow(E.C[e_super], E.H[e_super], E.K[e_super], E.done.local))
         e_keep = ~e_rerun & ~e_super
 
         # L's open connections
@@ -290,7 +290,8 @@ class FlowState:
             # a re-run key whose later open connection is not a prefix one keeps that one open
             l_nonpref_open = np.isin(tk, l_open[~l_pref])
             if l_nonpref_open.any():
-                out.finished.append(rows_to_arrow(tmp.C[l_nonpref_open], tmp.H[l_nonpref_open], tmp.K[l_nonpref_open]))
+                out.finished.append(rows_to_arrow(tmp.C[l_nonpref_open], tmp.H[l_nonpref_open], tmp.K[l_nonpref_open],
+                                                  E.done.local))
             keep = ~l_nonpref_open
             parts_C.append(tmp.C[keep])
             parts_H.append(tmp.H[keep])
@@ -328,7 +329,7 @@ class FlowState:
     def _copy(self) -> "FlowState":
         out = FlowState(self.options)
         out.__dict__.update({key: value for key, value in self.__dict__.items()})
-        out.done = FinishedRows()
+        out.done = FinishedRows(local=self.options.local)
         out.finished = list(self.finished)
         return out
 
@@ -337,7 +338,7 @@ class FlowState:
         """All connections, finished and open, with the internal columns."""
         parts = [*self.finished]
         if len(self.C):
-            parts.append(rows_to_arrow(self.C, self.H, self.K))
+            parts.append(rows_to_arrow(self.C, self.H, self.K, self.done.local))
         if not parts:
             return STATE_SCHEMA.empty_table()
         return pa.concat_tables(parts)

@@ -54,7 +54,7 @@ class StreamState:
         spill_rows = self.options.spill_rows
         if memory and not spill_rows:
             spill_rows = max(256, memory // 2 // FINISHED_BYTES)
-        self.done = FinishedRows(spill_rows, self.options.spill_dir)
+        self.done = FinishedRows(spill_rows, self.options.spill_dir, self.options.local)
         self.overflow = None  # overflow.Overflow once open connections went to disk
         self._rows = None
         self._scanned_at = 0  # open rows after the last eviction scan
@@ -266,7 +266,7 @@ class StreamState:
 
         parts = [*self.done.tables()]
         if self.open_count:
-            parts.append(rows_to_arrow(self.C, self.H, self.K))
+            parts.append(rows_to_arrow(self.C, self.H, self.K, self.done.local))
         return pa.concat_tables(parts) if parts else STATE_SCHEMA.empty_table()
 
     def finalize(self, *, release: bool = False):
