@@ -31,6 +31,7 @@ ZEEK = CORPUS / "zeek"
 DOC = ROOT / "docs" / "conformance.md"
 COUNT_FIELDS = ("orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes")
 STATE_FIELDS = ("conn_state", "history")
+SERVICE = "service"  # scored as a set of Zeek names apart from the fields above
 FLOWKIT = {
     "orig_pkts": "src_pkts", "resp_pkts": "dst_pkts", "orig_ip_bytes": "src_ip_bytes",
     "resp_ip_bytes": "dst_ip_bytes", "conn_state": "conn_state", "history": "history",
@@ -75,7 +76,16 @@ def _key(r: dict) -> tuple:
 def _fk_row(r: dict) -> dict:
     out = {z: r[f] for z, f in FLOWKIT.items()}
     out["history"] = out["history"] or ""
+    out[SERVICE] = frozenset(n for n in (r.get(SERVICE) or "").split(",") if n)
     return out
+
+
+def zeek_services(value: str) -> frozenset:
+    """Zeek's service set; '-' is empty. A '-name' entry (Zeek's record of an analyzer it removed
+    after a violation, when DPD::track_removed_services_in_connection is on) cancels 'name'."""
+    names = [n for n in value.split(",") if n and n != "-"]
+    removed = {n[1:] for n in names if n.startswith("-")}
+    return frozenset(n for n in names if not n.startswith("-") and n not in removed)
 
 
 def _zeek_row(r: dict) -> dict:
@@ -86,6 +96,7 @@ def _zeek_row(r: dict) -> dict:
             out[z] = "" if v == "-" else v
         else:
             out[z] = None if v == "-" else int(v)
+    out[SERVICE] = zeek_services(r.get(SERVICE, "-"))
     return out
 
 
@@ -122,6 +133,8 @@ def score_entry(test: str, entry: dict) -> Score:
     from flowkit.flows.schema import zeek_proto
 
     df["proto"] = df["proto"].map(zeek_proto)
+        if SERVICE in raw[0]:
+            sc.extract.append((SERVICE, ",".join(sorted(z[SERVICE])) or "-", ",".join(sorted(f[SERVICE])) or "-"))
     ours_keys = set(zip(df["src_ip"], df["src_port"].astype(int), df["dst_ip"], df["dst_port"].astype(int), df["proto"]))
     kept = []
     for r in base:
@@ -160,6 +173,9 @@ def score_entry(test: str, entry: dict) -> Score:
             bad = [n for n in (*COUNT_FIELDS, *STATE_FIELDS) if z[n] != f[n]]
             for n in (*COUNT_FIELDS, *STATE_FIELDS):
                 sc.ok[n] += z[n] == f[n]
+            sc.ok[SERVICE] += z[SERVICE] == f[SERVICE]
+            if z[SERVICE] != f[SERVICE]:
+                sc.diffs.append((key, [SERVICE], z, f))
             for n in EXTRA_FIELDS:  # rows where Zeek logs them (unset when the duration is 0)
                 if z[n] is not None:
                     sc.ok[n + "_n"] += 1
@@ -181,7 +197,7 @@ def totals(scores: list[Score]) -> dict:
     rows = sum(s.rows for s in scores)
     counts_ok = sum(min(s.ok[f] for f in COUNT_FIELDS) if s.rows else 0 for s in scores)
     out = {"rows": rows}
-    for f in (*COUNT_FIELDS, *STATE_FIELDS):
+    for f in (*COUNT_FIELDS, *STATE_FIELDS, SERVICE):
         out[f] = sum(s.ok[f] for s in scores) / rows if rows else 1.0
     out["counts_all"] = counts_ok / rows if rows else 1.0
     for n in EXTRA_FIELDS:
@@ -193,25 +209,26 @@ def totals(scores: list[Score]) -> dict:
 
 def table(scores: list[Score]) -> str:
     lines = [
-        "| Zeek test | trace | rows | matched | extra | pkts+ip_bytes | conn_state | history |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| Zeek test | trace | rows | matched | extra | pkts+ip_bytes | conn_state | history | service |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in scores:
         if s.rows == 0:
             if not s.excluded:
-                lines.append(f"| {s.test} | {s.trace} | 0 | 0 | {s.extra} | - | - | - |")
+                lines.append(f"| {s.test} | {s.trace} | 0 | 0 | {s.extra} | - | - | - | - |")
             continue
         counts = min(s.ok[f] for f in COUNT_FIELDS)
         lines.append(
             f"| {s.test} | {s.trace} | {s.rows} | {s.matched} | {s.extra} | {counts}/{s.rows} | "
-            f"{s.ok['conn_state']}/{s.rows} | {s.ok['history']}/{s.rows} |"
+            f"{s.ok['conn_state']}/{s.rows} | {s.ok['history']}/{s.rows} | {s.ok[SERVICE]}/{s.rows} |"
         )
     for s in scores:
         for why, n in sorted(s.excluded.items()):
-            lines.append(f"| {s.test} | {s.trace} | {n} excluded: {why} | | | | | |")
+            lines.append(f"| {s.test} | {s.trace} | {n} excluded: {why} | | | | | | |")
     t = totals(scores)
     lines.append(
-        f"| **all** | | {t['rows']} | | | {t['counts_all']:.1%} | {t['conn_state']:.1%} | {t['history']:.1%} |"
+        f"| **all** | | {t['rows']} | | | {t['counts_all']:.1%} | {t['conn_state']:.1%} | {t['history']:.1%} "
+        f"| {t[SERVICE]:.1%} |"
     )
     lines += [
         "",

@@ -467,6 +467,17 @@ def exposure(df):
     return Shown(analysis.exposure(df), views.EXPOSURE, "server ports")
 
 
+@_analysis_command("services", "Which service really answers each server port (from payload), with flags: "
+                              "unexpected-service, off-port, unidentified.")
+def services(df, flagged: bool = typer.Option(False, "--flagged", help="only servers with a flag")):
+    from flowkit import analysis
+
+    if "service" not in df.columns:
+        raise FlowkitError("these flows have no service column (written by an older flowkit?): "
+                           "build them from the capture")
+    return Shown(analysis.server_services(df, flagged_only=flagged), views.IDENTIFIED, "servers")
+
+
 @_analysis_command("scans", "Scanning sources: vertical (many ports of one host) and horizontal (one port, many hosts).")
 def scans(
     df,

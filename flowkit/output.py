@@ -29,7 +29,7 @@ ZEEK_FIELDS = [
     ("id.resp_h", "addr", "dst_ip"),
     ("id.resp_p", "port", "dst_port"),
     ("proto", "enum", "proto"),
-    ("service", "string", None),
+    ("service", "string", "service"),
     ("duration", "interval", "duration"),
     ("orig_bytes", "count", "src_payload_bytes"),
     ("resp_bytes", "count", "dst_payload_bytes"),

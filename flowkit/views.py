@@ -66,6 +66,11 @@ PORT_TIERS = view(
     "tier proto flows",
     "distinct_server_ports", "packets", "bytes", "share",
 )
+IDENTIFIED = view(
+    "server_ip server_port proto port_service services flags flows identified_flows server_names",
+    "server_ip server_port proto services flags",
+    "identified_flows", "port_service", "flows", "server_names",
+)
 SERVICES = view(
     "proto dst_port service tier flows packets bytes servers clients",
     "proto dst_port flows",

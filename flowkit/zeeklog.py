@@ -255,6 +255,9 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
                            else _community_ids(out, n))
     for f in ("vlan", "inner_vlan"):
         out[f] = pc.fill_null(_numbers(path, cols, f, n, "int"), 0).cast(pa.uint16())
+    # Zeek's service set as flowkit writes it ('-' unset -> ""); a conn.log has no server name
+    out["service"] = pc.replace_substring_regex(_strings(cols, "service", n, ""), "^-$", "")
+    out["server_name"] = pa.array([""] * n, pa.string())
     table = pa.table({f.name: out[f.name] for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
     return table, left_out
 

@@ -67,7 +67,7 @@ def _base(spec, proto, t, duration):
     row = {f.name: None for f in FLOW_SCHEMA}
     row.update(
         proto=proto, ip_version=4, src_ip=sip, src_port=sport, dst_ip=dip, dst_port=dport,
-        ts_start=ns(t), ts_end=ns(t + duration), duration=duration,
+        ts_start=ns(t), ts_end=ns(t + duration), duration=duration, service="", server_name="",
     )  # fmt: skip
     for side in ("src", "dst"):
         for flag in ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr"):

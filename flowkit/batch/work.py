@@ -61,10 +61,10 @@ class _FirstTimestamp:
         self.first_ts: int | None = None
 
     def __iter__(self):
-        for batch in self.batches:
+        for batch, payload in self.batches:
             if self.first_ts is None and batch.num_rows:
                 self.first_ts = batch.column("ts").cast(pa.int64())[0].as_py()
-            yield batch
+            yield batch, payload
 
 
 def _packets(piece: Piece, options):
@@ -89,15 +89,16 @@ def run_piece(piece: Piece, options) -> PieceResult:
 
             result.sha256 = sha256_file(piece.path)
         table = _packets(piece, options)
-        batches = _FirstTimestamp(table)
+        batches = _FirstTimestamp(table.with_payload())
         if piece.finalize:  # a whole unit: one pass, nothing merges into it
             state = StreamState(options)
-            for batch in batches:
-                state.advance_batch(batch)
+            for batch, payload in batches:
+                state.advance_batch(batch, payload)
         else:
             state = FlowState(options)
-            for batch in batches:
-                state.advance(flow_packets(batch, options.vlan_key))
+            for batch, payload in batches:
+                state.advance(flow_packets(batch, options.vlan_key, payload),
+                              None if payload is None else payload.data)
         result.first_ts = batches.first_ts
         result.last_ts = state.tmax if batches.first_ts is not None else None
         state.ledger = table.stats  # every packet read, also those a filter dropped

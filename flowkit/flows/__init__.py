@@ -52,13 +52,14 @@ def packet_table(source, options: FlowOptions) -> PacketTable:
 def accumulate(batches: Iterable[pa.RecordBatch], options: FlowOptions | None = None) -> FlowState:
     """Flow state of a run of consecutive packet batches (mergeable with its neighbours).
 
-    ``batches``: decoded batches or a PacketTable; the state's ledger is the table's.
+    ``batches``: decoded batches or a PacketTable; the state's ledger is the table's. Services
+    are identified where the table's engine records payload positions (docs/services.md).
     """
     options = options or FlowOptions()
     table = packet_table(batches, options)
     state = FlowState(options)
-    for batch in table:
-        state.advance(flow_packets(batch, options.vlan_key))
+    for batch, payload in table.with_payload():
+        state.advance(flow_packets(batch, options.vlan_key, payload), None if payload is None else payload.data)
     state.ledger = table.stats
     return state
 
@@ -106,8 +107,8 @@ def flows(
         table = packet_table(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping
         # the next batches are read and decoded in a thread while this one advances the state
-        for batch in prefetch(iter(table)):
-            state.advance_batch(batch)
+        for batch, payload in prefetch(table.with_payload()):
+            state.advance_batch(batch, payload)
         state.ledger = table.stats
         return state.finalize(release=True)
 

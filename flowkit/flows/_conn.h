@@ -9,6 +9,8 @@
 #define FLOWKIT_CONN_H
 
 #include "_rules.h"
+#include "protocols/_expect.h"
+#include "protocols/_identify.h"
 
 static const int64_t FLAG_BITS[8] = {TH_SYN, TH_FIN, TH_RST, TH_ACK, TH_PSH, TH_URG, TH_ECE, TH_CWR};
 
@@ -548,6 +550,117 @@ feed(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, 
         if (proto == 17)
             check_hist(H, C, c, side == r[F_ORIG], H_DATA, 'D'); /* Zeek writes no history for the others */
     }
+}
+
+/* Address words of a connection's side (0/1: canonical sides of its key). */
+static inline void
+side_address(const int64_t *key, int64_t s, int64_t *hi, int64_t *lo)
+{
+    *hi = key[s ? K_BHI : K_AHI];
+    *lo = key[s ? K_BLO : K_ALO];
+}
+
+/* Service identification for one packet of connection c (after feed: the roles are
+ * current): its captured payload pl[0..n) through the rules of protocols/_identify.h,
+ * until they say nothing more can be learnt. A data connection announced on a control
+ * channel goes to the expectation table E (NULL: none kept). */
+static __attribute__((noinline)) void
+identify_slow(int64_t *C, const int64_t *K, int64_t c, int64_t side, int64_t t, int64_t proto, const uint8_t *pl,
+              int64_t n, int64_t *E)
+{
+    int64_t *r = ROW(c);
+    int partial = proto == 6 && r[N_CONN + S_SYNCNT] == 0 && r[N_CONN + N_SIDE + S_SYNCNT] == 0 &&
+                  r[N_CONN + S_SYNACKTS] < 0 && r[N_CONN + N_SIDE + S_SYNACKTS] < 0; /* no SYN seen */
+    svc_t s = {(uint64_t)r[F_SVC], (uint64_t)r[F_SVCN]};
+    svc_expect_t ex;
+    svc_packet(&s, pl, n, side == r[F_ORIG], proto == 6, partial, (char *)(r + F_NAME), NAME_WORDS * 8, &ex);
+    r[F_SVC] = (int64_t)s.bits;
+    r[F_SVCN] = (int64_t)s.count | (svc_settled(&s) ? INT64_MIN : 0);
+    if (ex.service >= 0 && E) {
+        int64_t hi, lo;
+        if (ex.has_addr) {
+            hi = (int64_t)addr_word(ex.addr);
+            lo = (int64_t)addr_word(ex.addr + 8);
+        } else {
+            int64_t orig = r[F_ORIG];
+            side_address(K + (Py_ssize_t)c * N_KEY, ex.peer ? 1 - orig : orig, &hi, &lo);
+        }
+        expect_add(E, hi, lo, ex.port, ex.service, t);
+    }
+}
+
+/* Where each packet's captured transport payload is (decode/payload.py): bytes start[i]
+ * .. + caplen[i] of the batch's data; zero rows when the batch came without payload. */
+typedef struct {
+    int64_t *start;
+    uint32_t *caplen;
+} payload_cols_t;
+
+static const column_t PAYLOAD_COLUMNS[] = {
+    {"start", "l", 1, offsetof(payload_cols_t, start), 0}, {"caplen", "I", 1, offsetof(payload_cols_t, caplen), 0},
+};
+#define N_PAYLOAD_COLUMNS 2
+
+/* The payload arguments of a kernel: PAYLOAD_COLUMNS (zero rows, or one per packet of the
+ * n_pkts) and the bytes they point into. */
+static int
+bind_payload(views_t *vs, PyObject *opl, PyObject *odata, Py_ssize_t n_pkts, payload_cols_t *pl, Py_ssize_t *n_pl,
+             const uint8_t **data, Py_ssize_t *n_data)
+{
+    *n_pl = -1;
+    if (!bind_columns(vs, opl, PAYLOAD_COLUMNS, N_PAYLOAD_COLUMNS, pl, n_pl, "payload") ||
+        !(*data = view_of(vs, odata, "B", 0, "data", n_data)))
+        return 0;
+    if (*n_pl != 0 && *n_pl != n_pkts) {
+        PyErr_Format(PyExc_ValueError, "payload: %zd rows for %zd packets", *n_pl, n_pkts);
+        return 0;
+    }
+    return 1;
+}
+
+/* The packet loops' entry, for a packet of connection c whose payload is data[at..at+n):
+ * TCP and UDP payload only (Zeek names no service for ICMP or other protocols), within the
+ * data, until settled (the sign bit of F_SVCN); out of line past these cheap tests, so the
+ * loops stay small. */
+static inline void
+identify(int64_t *C, const int64_t *K, int64_t c, int64_t side, int64_t t, int64_t proto, int64_t at, int64_t n,
+         const uint8_t *data, Py_ssize_t n_data, int64_t *E)
+{
+    if (n > 0 && ROW(c)[F_SVCN] >= 0 && (proto == 6 || proto == 17) && at >= 0 && at + n <= n_data)
+        identify_slow(C, K, c, side, t, proto, data + at, n, E);
+}
+
+/* A new TCP connection announced on a control channel (FTP data, IRC DCC) is named by
+ * the announcement, as Zeek names a scheduled analyzer's connection. */
+static inline void
+expected(int64_t *C, const int64_t *K, int64_t c, int64_t t, int64_t *E)
+{
+    int64_t *r = ROW(c);
+    if (!E || E[0] == 0 || r[F_PROTO] != 6)
+        return;
+    const int64_t *key = K + (Py_ssize_t)c * N_KEY;
+    int64_t resp = 1 - r[F_ORIG], hi, lo;
+    side_address(key, resp, &hi, &lo);
+    int64_t service = expect_take(E, hi, lo, key[resp ? K_BPORT : K_APORT], t);
+    if (service >= 0) {
+        r[F_SVC] |= (int64_t)1 << service;
+        r[F_SVCN] |= INT64_MIN; /* named by the announcement: nothing to read */
+    }
+}
+
+/* The expectation table argument: int64, (1 + EXPECT_CAP) rows of EXPECT_WIDTH. */
+static int
+bind_expect(views_t *vs, PyObject *o, int64_t **E)
+{
+    Py_ssize_t n;
+    if (!(*E = view_of(vs, o, "l", 1, "expect", &n)))
+        return 0;
+    if (n != (1 + EXPECT_CAP) * EXPECT_WIDTH || (*E)[0] < 0 || (*E)[0] > EXPECT_CAP) {
+        PyErr_Format(PyExc_ValueError, "expect: %zd items, expected %d rows of %d with a count in row 0", n,
+                     1 + EXPECT_CAP, EXPECT_WIDTH);
+        return 0;
+    }
+    return 1;
 }
 
 #endif

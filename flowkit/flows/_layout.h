@@ -14,9 +14,13 @@
 
 enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 
+/* server name (TLS SNI / HTTP Host) bytes kept in a row: NAME_WORDS int64 columns, NUL-terminated */
+#define NAME_WORDS 12
+
+/* F_SVC, F_SVCN: service identification state (protocols/_identify.h's svc_t) */
 enum {
     F_TS0, F_TSLAST, F_CLOSE_DL, F_ATT_DL, F_ORIG, F_PROTO, F_PREFIX, F_HLEN, F_HSEEN,
-    F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS, N_CONN
+    F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS, F_SVC, F_SVCN, F_NAME, N_CONN = F_NAME + NAME_WORDS
 };
 
 enum {

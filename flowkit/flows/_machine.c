@@ -13,7 +13,7 @@ typedef struct {
     uint64_t *hash;
     int8_t *side;
     int64_t *flags, *seq, *ack, *win, *plen, *iplen, *proto, *ahi, *alo, *bhi, *blo, *aport, *bport, *vlan,
-        *ivlan, *ipver;
+        *ivlan, *ipver, *pstart, *pcap;
 } flow_cols_t;
 
 static const column_t FLOW_PACKET_COLUMNS[] = {
@@ -21,35 +21,43 @@ static const column_t FLOW_PACKET_COLUMNS[] = {
     COL(ts, "l"), COL(hash, "L"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
     COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(ahi, "l"), COL(alo, "l"), COL(bhi, "l"),
     COL(blo, "l"), COL(aport, "l"), COL(bport, "l"), COL(vlan, "l"), COL(ivlan, "l"), COL(ipver, "l"),
+    COL(pstart, "l"), COL(pcap, "l"),
 #undef COL
 };
 #define N_FLOW_PACKET_COLUMNS ((int)(sizeof FLOW_PACKET_COLUMNS / sizeof FLOW_PACKET_COLUMNS[0]))
 
 PyDoc_STRVAR(flow_packets_doc,
-"flow_packets(packets, out, options) -> int\n"
+"flow_packets(packets, payload, out, options) -> int\n"
 "--\n\n"
 "Write the flow packets of `packets` (arrays in PACKET_COLUMNS order) to the first rows\n"
 "of `out` (arrays in FLOW_PACKET_COLUMNS order, at least as long); returns how many.\n"
+"payload: PAYLOAD_COLUMNS (zero rows when the batch has none) copied to pstart/pcap;\n"
 "options: (vlan_key,).");
 
 static PyObject *
 flow_packets(PyObject *self, PyObject *args)
 {
     static const char *const names[] = {"vlan_key"};
-    PyObject *opk, *oout, *oopt;
-    if (!PyArg_ParseTuple(args, "OOO", &opk, &oout, &oopt))
+    PyObject *opk, *opl, *oout, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOO", &opk, &opl, &oout, &oopt))
         return NULL;
     views_t vs = {.n = 0};
     packet_cols_t p;
+    payload_cols_t pl;
     flow_cols_t o;
     int64_t vlan_key = 0;
     int64_t *const opts[] = {&vlan_key};
-    Py_ssize_t n = -1, m = -1, kept = 0;
+    Py_ssize_t n = -1, m = -1, n_pl = -1, kept = 0;
     if (!bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &p, &n, "packets") ||
+        !bind_columns(&vs, opl, PAYLOAD_COLUMNS, N_PAYLOAD_COLUMNS, &pl, &n_pl, "payload") ||
         !bind_columns(&vs, oout, FLOW_PACKET_COLUMNS, N_FLOW_PACKET_COLUMNS, &o, &m, "out") ||
         !bind_options(oopt, names, opts, 1, "options")) {
         views_release(&vs);
         return NULL;
+    }
+    if (n_pl != 0 && n_pl != n) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "payload: %zd rows for %zd packets", n_pl, n);
     }
     if (m < n) {
         views_release(&vs);
@@ -80,6 +88,8 @@ flow_packets(PyObject *self, PyObject *args)
         o.vlan[j] = f.key[K_VLAN];
         o.ivlan[j] = f.key[K_IVLAN];
         o.ipver[j] = f.key[K_IPVER];
+        o.pstart[j] = n_pl ? pl.start[i] : 0;
+        o.pcap[j] = n_pl ? pl.caplen[i] : 0;
     }
     Py_END_ALLOW_THREADS
     views_release(&vs);
@@ -108,23 +118,25 @@ static const column_t SLOT_COLUMNS[] = {
 
 /* The packets the state machine reads, in capture order. */
 typedef struct {
-    int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto;
+    int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto, *pstart, *pcap;
     int8_t *side, *prefix;
 } machine_pkts_t;
 
 static const column_t MACHINE_COLUMNS[] = {
 #define COL(name, fmt) {#name, fmt, 1, offsetof(machine_pkts_t, name), 0}
     COL(ts, "l"), COL(slot, "l"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
-    COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(prefix, "b"),
+    COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(prefix, "b"), COL(pstart, "l"), COL(pcap, "l"),
 #undef COL
 };
+#define N_MACHINE_COLUMNS ((int)(sizeof MACHINE_COLUMNS / sizeof MACHINE_COLUMNS[0]))
 
 /* Input errors found in the packet loop (raised once the GIL is back). */
 enum { OK, BAD_SLOT, BAD_SIDE, BAD_CONN };
 
 static int64_t
 run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_pkts_t *p, Py_ssize_t n_pkts,
-    int64_t n_conn, int64_t tcp_ns, int64_t udp_ns, int64_t active_ns, int *err, Py_ssize_t *at)
+    const uint8_t *data, Py_ssize_t n_data, int64_t *E, int64_t n_conn, int64_t tcp_ns, int64_t udp_ns,
+    int64_t active_ns, int *err, Py_ssize_t *at)
 {
     int64_t *C = rw->C;
     for (Py_ssize_t i = 0; i < n_pkts; i++) {
@@ -155,8 +167,10 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
                       active_ns);
             c = n_conn++;
             sl->conn[k] = c;
+            expected(C, rw->K, c, t, E);
         }
         feed(C, rw->H, c, side, t, flags, p->seq[i], p->ack[i], p->win[i], p->plen[i], p->iplen[i], proto);
+        identify(C, rw->K, c, side, t, proto, p->pstart[i], p->pcap[i], data, n_data, E);
     }
     return n_conn;
 }
@@ -164,12 +178,13 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
 static const char *const ADVANCE_OPTIONS[] = {"n_conn", "tcp_ns", "udp_ns", "active_ns"};
 
 PyDoc_STRVAR(advance_doc,
-"advance(rows, slots, packets, options) -> int\n"
+"advance(rows, slots, packets, data, expect, options) -> int\n"
 "--\n\n"
 "Run packets (capture order) through the connections; returns the new connection count.\n\n"
 "rows: (C, H, K, done) in ROW_COLUMNS order, one row a connection (capacity); slots:\n"
 "(key, conn) in SLOT_COLUMNS order, one row a key slot of the batch, conn the open\n"
-"connection of the slot (-1 when none); packets: MACHINE_COLUMNS; options: (n_conn,\n"
+"connection of the slot (-1 when none); packets: MACHINE_COLUMNS (pstart/pcap: payload\n"
+"bytes in data, pcap 0 for none); expect: the expectation table; options: (n_conn,\n"
 "tcp_ns, udp_ns, active_ns). A connection another one replaces on the same key is marked\n"
 "in done. Returns -1 when the rows are full (the caller grows them and runs again from\n"
 "the same input).");
@@ -177,20 +192,23 @@ PyDoc_STRVAR(advance_doc,
 static PyObject *
 advance(PyObject *self, PyObject *args)
 {
-    PyObject *orows, *oslots, *opk, *oopt;
-    if (!PyArg_ParseTuple(args, "OOOO", &orows, &oslots, &opk, &oopt))
+    PyObject *orows, *oslots, *opk, *odata, *oexp, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &orows, &oslots, &opk, &odata, &oexp, &oopt))
         return NULL;
     views_t vs = {.n = 0};
     rows_t rw;
     slots_t sl;
     machine_pkts_t p;
-    Py_ssize_t cap = -1, n_slots = -1, n_pkts = -1;
+    Py_ssize_t cap = -1, n_slots = -1, n_pkts = -1, n_data = 0;
+    const uint8_t *data;
+    int64_t *E;
     int64_t n_conn, tcp_ns, udp_ns, active_ns;
     int64_t *const opts[] = {&n_conn, &tcp_ns, &udp_ns, &active_ns};
     PyObject *result = NULL;
     if (!bind_columns(&vs, orows, ROW_COLUMNS, 4, &rw, &cap, "rows") ||
         !bind_columns(&vs, oslots, SLOT_COLUMNS, 2, &sl, &n_slots, "slots") ||
-        !bind_columns(&vs, opk, MACHINE_COLUMNS, 11, &p, &n_pkts, "packets") ||
+        !bind_columns(&vs, opk, MACHINE_COLUMNS, N_MACHINE_COLUMNS, &p, &n_pkts, "packets") ||
+        !(data = view_of(&vs, odata, "B", 0, "data", &n_data)) || !bind_expect(&vs, oexp, &E) ||
         !bind_options(oopt, ADVANCE_OPTIONS, opts, 4, "options"))
         goto done;
     if (n_conn < 0 || n_conn > cap) {
@@ -201,7 +219,7 @@ advance(PyObject *self, PyObject *args)
     Py_ssize_t at = 0;
     int64_t out;
     Py_BEGIN_ALLOW_THREADS
-    out = run(&rw, cap, &sl, n_slots, &p, n_pkts, n_conn, tcp_ns, udp_ns, active_ns, &err, &at);
+    out = run(&rw, cap, &sl, n_slots, &p, n_pkts, data, n_data, E, n_conn, tcp_ns, udp_ns, active_ns, &err, &at);
     Py_END_ALLOW_THREADS
     if (err == BAD_SLOT)
         PyErr_Format(PyExc_ValueError, "packets.slot[%zd]: %lld is not a key slot", at, (long long)p.slot[at]);
@@ -289,7 +307,10 @@ PyInit__machine(void)
     /* the only layout constants Python uses (state.py, rows.py) */
     static const int_const_t consts[] = {
         {"NCOL", NCOL}, {"HMAX", HMAX}, {"N_KEY", N_KEY}, {"F_PREFIX", F_PREFIX}, {"F_SLOT", F_SLOT},
-        {"F_TSPKT", F_TSPKT},
+        {"F_TSPKT", F_TSPKT}, {"SVC_CONTROL", (int64_t)SVC_CONTROL},
+        {"F_SVC", F_SVC}, {"F_SVCN", F_SVCN}, {"F_NAME", F_NAME}, {"NAME_WORDS", NAME_WORDS},
+        {"EXPECT_CAP", EXPECT_CAP}, {"EXPECT_WIDTH", EXPECT_WIDTH}, {"EXPECT_NS", EXPECT_NS}, {"X_HI", X_HI},
+        {"X_LO", X_LO}, {"X_PORT", X_PORT}, {"X_SERVICE", X_SERVICE}, {"X_EXPIRES", X_EXPIRES},
         {"K_HASH", K_HASH}, {"K_AHI", K_AHI}, {"K_ALO", K_ALO}, {"K_BHI", K_BHI}, {"K_BLO", K_BLO},
         {"K_APORT", K_APORT}, {"K_BPORT", K_BPORT}, {"K_PROTO", K_PROTO}, {"K_VLAN", K_VLAN},
         {"K_IVLAN", K_IVLAN}, {"K_IPVER", K_IPVER},
@@ -302,7 +323,8 @@ PyInit__machine(void)
         {"FLOW_PACKET_COLUMNS", column_names(FLOW_PACKET_COLUMNS, N_FLOW_PACKET_COLUMNS)},
         {"ROW_COLUMNS", column_names(ROW_COLUMNS, 4)},
         {"SLOT_COLUMNS", column_names(SLOT_COLUMNS, 2)},
-        {"MACHINE_COLUMNS", column_names(MACHINE_COLUMNS, 11)},
+        {"MACHINE_COLUMNS", column_names(MACHINE_COLUMNS, N_MACHINE_COLUMNS)},
+        {"PAYLOAD_COLUMNS", column_names(PAYLOAD_COLUMNS, N_PAYLOAD_COLUMNS)},
         {"TCP_SERVER_PORTS", ports_tuple(TCP_SERVER_PORTS, N_TCP_SERVER_PORTS)},
         {"UDP_SERVER_PORTS", ports_tuple(UDP_SERVER_PORTS, N_UDP_SERVER_PORTS)},
         {"ICMP4_COUNTERPART", counterpart_tuple(1)},

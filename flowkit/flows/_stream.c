@@ -121,8 +121,11 @@ typedef struct {
     table_t tb;
     bloom_t sp;
     Py_ssize_t n_deferred;
-    int64_t *meta, *done, *deferred;
+    int64_t *meta, *done, *deferred, *expect;
     packet_cols_t p;
+    payload_cols_t pl;
+    const uint8_t *data;
+    Py_ssize_t n_pl, n_data;
     Py_ssize_t cap, tcap, n;
     int64_t tcp_ns, udp_ns, active_ns, vlan_key;
 } stream_t;
@@ -182,6 +185,7 @@ run_stream(stream_t *s)
             else
                 return -1;
             open_conn(C, s->r.H, s->r.K, f.key, row, -1, f.t, f.side, f.proto, f.flags, keep_orig, 0, s->active_ns);
+            expected(C, s->r.K, row, f.t, s->expect);
             s->r.used[row] = 1;
             if (!found) {
                 if (s->tb.row[slot] == EMPTY)
@@ -192,6 +196,9 @@ run_stream(stream_t *s)
             c = row;
         }
         feed(C, s->r.H, c, f.side, f.t, f.flags, f.seq, f.ack, f.win, f.plen, f.iplen, f.proto);
+        if (s->n_pl)
+            identify(C, s->r.K, c, f.side, f.t, f.proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
+                     s->expect);
     }
     return n_done;
 }
@@ -215,19 +222,22 @@ bind_state(views_t *vs, PyObject *orows, PyObject *otable, PyObject *ometa, rows
 }
 
 PyDoc_STRVAR(stream_doc,
-"stream(rows, table, bloom_words, bloom_layers, meta, done, deferred, packets, options) -> (int, int)\n"
+"stream(rows, table, bloom_words, bloom_layers, meta, done, deferred, packets, payload, data, expect,\n"
+"       options) -> (int, int)\n"
 "--\n\n"
 "Run a packet batch's columns (PACKET_COLUMNS order) through the open connections; rows:\n"
-"ROW_COLUMNS, table: TABLE_COLUMNS, bloom_*: the spilled filter, options: (tcp_ns, udp_ns,\n"
-"active_ns, vlan_key). Returns (finished, deferred): the finished rows' indices are in done[:finished]\n"
-"(on the free list for the next call), the deferred packets' in deferred[:deferred];\n"
-"finished is -1 when rows ran out (the caller guarantees free rows >= packets).");
+"ROW_COLUMNS, table: TABLE_COLUMNS, bloom_*: the spilled filter, payload: PAYLOAD_COLUMNS over\n"
+"the bytes `data` (zero rows: no payload), expect: the expectation table (protocols/_expect.h),\n"
+"options: (tcp_ns, udp_ns, active_ns, vlan_key). Returns (finished, deferred): the finished rows'\n"
+"indices are in done[:finished] (on the free list for the next call), the deferred packets' in\n"
+"deferred[:deferred]; finished is -1 when rows ran out (the caller guarantees free rows >= packets).");
 
 static PyObject *
 stream(PyObject *self, PyObject *args)
 {
-    PyObject *orows, *otable, *owords, *olayers, *ometa, *odone, *odef, *opk, *oopt;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &orows, &otable, &owords, &olayers, &ometa, &odone, &odef, &opk, &oopt))
+    PyObject *orows, *otable, *owords, *olayers, *ometa, *odone, *odef, *opk, *opl, *odata, *oexp, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &orows, &otable, &owords, &olayers, &ometa, &odone, &odef, &opk, &opl,
+                          &odata, &oexp, &oopt))
         return NULL;
     stream_t s;
     views_t vs = {.n = 0};
@@ -241,6 +251,7 @@ stream(PyObject *self, PyObject *args)
         !(s.done = view_of(&vs, odone, "l", 1, "done", &ndone)) ||
         !(s.deferred = view_of(&vs, odef, "l", 1, "deferred", &ndef)) ||
         !bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &s.p, &s.n, "packets") ||
+        !bind_payload(&vs, opl, odata, s.n, &s.pl, &s.n_pl, &s.data, &s.n_data) || !bind_expect(&vs, oexp, &s.expect) ||
         !bind_options(oopt, STREAM_OPTIONS, opts, 4, "options"))
         goto out;
     /* every packet may open a connection: room for all, and a table at most half full */
@@ -425,13 +436,15 @@ PyInit__stream(void)
     init_likely_table();
     static const int_const_t consts[] = {{"N_META", N_META}, {"EMPTY", EMPTY}, {"BLOCK_WORDS", BLOCK_WORDS}};
     PyObject *m = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
-    PyObject *names[] = {column_names(ROW_COLUMNS, 5), column_names(TABLE_COLUMNS, 2)};
-    if (!m || !names[0] || !names[1] || PyModule_AddObjectRef(m, "ROW_COLUMNS", names[0]) < 0 ||
-        PyModule_AddObjectRef(m, "TABLE_COLUMNS", names[1]) < 0) {
+    PyObject *names[] = {column_names(ROW_COLUMNS, 5), column_names(TABLE_COLUMNS, 2),
+                         column_names(PAYLOAD_COLUMNS, 2)};
+    if (!m || !names[0] || !names[1] || !names[2] || PyModule_AddObjectRef(m, "ROW_COLUMNS", names[0]) < 0 ||
+        PyModule_AddObjectRef(m, "TABLE_COLUMNS", names[1]) < 0 ||
+        PyModule_AddObjectRef(m, "PAYLOAD_COLUMNS", names[2]) < 0) {
         Py_XDECREF(m);
         m = NULL;
     }
-    Py_XDECREF(names[0]);
-    Py_XDECREF(names[1]);
+    for (int j = 0; j < 3; j++)
+        Py_XDECREF(names[j]);
     return m;
 }

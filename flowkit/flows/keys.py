@@ -41,14 +41,28 @@ def empty_columns(n: int = 0) -> dict[str, np.ndarray]:
     return {name: np.zeros(n, dtype) for name, dtype in _DTYPES.items()}
 
 
-def flow_packets(batch: pa.RecordBatch, vlan_key: bool = False) -> dict[str, np.ndarray] | None:
+NO_PAYLOAD = (np.zeros(0, np.int64), np.zeros(0, np.uint32))  # PAYLOAD_COLUMNS of a batch without payload
+NO_DATA = np.zeros(0, np.uint8)
+
+
+def payload_arrays(payload) -> tuple[np.ndarray, np.ndarray]:
+    """A decode.payload.Payload (or None) as the kernels' PAYLOAD_COLUMNS (start, caplen)."""
+    if payload is None:
+        return NO_PAYLOAD
+    return np.ascontiguousarray(payload.start, np.int64), np.ascontiguousarray(payload.caplen, np.uint32)
+
+
+def flow_packets(batch: pa.RecordBatch, vlan_key: bool = False, payload=None) -> dict[str, np.ndarray] | None:
     """Flow-making packets of one batch as compact columns (PACKET_FIELDS), or None.
 
-    ``vlan_key``: VLAN tags are part of the connection key (FlowOptions.vlan_key)."""
+    ``vlan_key``: VLAN tags are part of the connection key (FlowOptions.vlan_key). With the
+    batch's Payload, ``pstart``/``pcap`` say where each packet's payload is in
+    ``payload.data`` (pcap 0: none); the caller hands the same data to the kernel.
+    """
     if batch.num_rows == 0:
         return None
     out = empty_columns(batch.num_rows)
-    n = _machine.flow_packets(packet_arrays(batch), tuple(out.values()), (int(vlan_key),))
+    n = _machine.flow_packets(packet_arrays(batch), payload_arrays(payload), tuple(out.values()), (int(vlan_key),))
     if n == 0:
         return None
     return {name: v[:n] for name, v in out.items()} if n < batch.num_rows else out

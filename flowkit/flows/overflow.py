@@ -25,6 +25,15 @@ PARTITIONS = 64  # a partition is replayed at once: about 1/64 of what was spill
 _HEADER = struct.Struct("<qq")  # rows, compressed bytes
 
 
+def gather_bytes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The byte ranges data[starts[i] : starts[i] + lengths[i]] one after the other."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.uint8)
+    ends = np.cumsum(lengths)
+    return data[np.repeat(starts - (ends - lengths), lengths) + np.arange(total)]
+
+
 def _partition(hashes: np.ndarray) -> np.ndarray:
     # the high bits: the hash tables use the low ones
     return (hashes.view(np.uint64) >> np.uint64(58)).astype(np.int64)
@@ -96,9 +105,33 @@ class Overflow:
         self._write("rows", [C, H, K], K[:, key_col])
         self.rows += len(C)
 
-    def write_packets(self, arrays: tuple[np.ndarray, ...], hashes: np.ndarray) -> None:
-        self._write("packets", arrays, hashes)
-        self.packets += len(hashes)
+    def write_packets(self, arrays: tuple[np.ndarray, ...], hashes: np.ndarray, data: np.ndarray | None = None,
+                      caplen: np.ndarray | None = None) -> None:
+        """Deferred packets; ``data``: their captured payload bytes one after the other,
+        ``caplen[i]`` of them for packet i (service identification reads them at replay)."""
+        n = len(hashes)
+        caplen = np.zeros(n, np.int64) if caplen is None else np.asarray(caplen, np.int64)
+        self._write("packets", [*arrays, caplen], hashes)
+        if caplen.any():
+            # the bytes in the order the packets land in their partitions
+            part = _partition(np.ascontiguousarray(hashes))
+            order = np.argsort(part, kind="stable")
+            starts = np.cumsum(caplen) - caplen
+            bounds = np.searchsorted(part[order], np.arange(PARTITIONS + 1))
+            for p in np.flatnonzero(np.diff(bounds)):
+                rows = order[bounds[p]:bounds[p + 1]]
+                blob = gather_bytes(data, starts[rows], caplen[rows])
+                if len(blob):
+                    self._append("payload", int(p), [blob], len(blob))
+        self.packets += n
+
+    def read_packets(self, part: int, layout) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """A partition's deferred packets (arrays per ``layout``) and their payload as
+        PAYLOAD_COLUMNS (start, caplen) over the bytes (third item)."""
+        arrays = self.read("packets", part, [*layout, (np.int64, ())])
+        caplen = arrays.pop()
+        data = self.read("payload", part, [(np.uint8, ())])[0] if self.has("payload", part) else np.zeros(0, np.uint8)
+        return arrays, (np.cumsum(caplen) - caplen, caplen.astype(np.uint32), data)
 
     def close(self) -> None:
         for f in self._files.values():

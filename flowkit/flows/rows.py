@@ -10,11 +10,12 @@ import pyarrow as pa
 
 from flowkit.decode import _arrow
 from flowkit.decode.addresses import to_strings
-from flowkit.flows import _rows
+from flowkit.flows import _machine, _rows
 from flowkit.flows.community import community_ids
 from flowkit.flows.local import DEFAULT, LocalNets
 from flowkit.flows._machine import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_IPVER, K_PROTO
 from flowkit.flows.schema import FLOW_SCHEMA, TS, proto_names
+from flowkit.protocols import SERVICES
 
 INTERNAL = [pa.field("_key", pa.uint64()), pa.field("_prefix", pa.bool_())]
 STATE_SCHEMA = pa.schema([*FLOW_SCHEMA, *INTERNAL])
@@ -31,6 +32,24 @@ def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
 def _ts(values: np.ndarray) -> pa.Array:
     mask = values < 0
     return _arrow.array(values, TS, mask=mask)
+
+
+def _services(svc: np.ndarray) -> pa.Array:
+    """Confirmed-service bits (low 32 bits of F_SVC) as Zeek's sorted comma-separated names."""
+    bits = svc & 0xFFFFFFFF
+    values, inverse = np.unique(bits, return_inverse=True)  # few distinct sets in any capture
+    names = [",".join(SERVICES[j] for j in range(len(SERVICES)) if (int(v) >> j) & 1) for v in values]
+    return _arrow.choose(inverse.ravel().astype(np.int64), names)
+
+
+def _server_names(C: np.ndarray) -> pa.Array:
+    """The NUL-terminated name bytes of each row (most rows have none: only those are read)."""
+    words = C[:, _machine.F_NAME : _machine.F_NAME + _machine.NAME_WORDS]
+    have = np.flatnonzero(words[:, 0] != 0)
+    codes = np.full(len(C), len(have), np.int64)  # the last entry: ""
+    codes[have] = np.arange(len(have))
+    names = _arrow.fixed_strings(np.ascontiguousarray(words[have]).view(np.uint8).reshape(len(have), 8 * words.shape[1]))
+    return _arrow.take(pa.concat_arrays([names, pa.array([""], pa.string())]), codes)
 
 
 def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets = DEFAULT) -> pa.Table:
@@ -73,6 +92,8 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
     )
     cols["vlan"] = _arrow.array(v["vlan"], pa.uint16())
     cols["inner_vlan"] = _arrow.array(v["inner_vlan"], pa.uint16())
+    cols["service"] = _services(C[:, _machine.F_SVC])
+    cols["server_name"] = _server_names(C)
     cols["_key"] = _arrow.array(v["_key"].view(np.uint64), pa.uint64())
     cols["_prefix"] = _arrow.array(v["_prefix"] != 0, pa.bool_())
     return pa.table(cols, schema=STATE_SCHEMA)

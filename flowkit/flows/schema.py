@@ -48,6 +48,8 @@ FLOW_SCHEMA = pa.schema(
         pa.field("community_id", pa.string()),  # Community ID v1, seed 0
         pa.field("vlan", pa.uint16()),
         pa.field("inner_vlan", pa.uint16()),
+        pa.field("service", pa.string()),  # Zeek names confirmed from payload, sorted, comma-separated; "" = none
+        pa.field("server_name", pa.string()),  # TLS SNI, else the HTTP Host header; "" = none
     ]
 )
 

@@ -28,11 +28,21 @@ import pyarrow as pa
 from flowkit.capture.records import Damage
 from flowkit.flows import _machine as k
 from flowkit.flows.finished import FinishedRows
-from flowkit.flows.keys import concat_columns, empty_columns, key_matrix, take_columns
+from flowkit.flows.overflow import gather_bytes
+from flowkit.flows.keys import NO_DATA, concat_columns, empty_columns, key_matrix, take_columns
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 from flowkit.flows.options import FlowOptions, parse_size  # noqa: F401  (re-exported)
 from flowkit.ledger import Ledger
 
+
+
+PEND_SMALL = 512  # payload bytes of a pending packet always kept
+PEND_LOOK = 16  # larger payloads kept per key and side in a batch (_identify.h's SVC_LOOK_TLS)
+
+
+def new_expectations() -> np.ndarray:
+    """An empty expectation table (protocols/_expect.h): row 0 holds the entry count."""
+    return np.zeros((1 + k.EXPECT_CAP, k.EXPECT_WIDTH), np.int64)
 
 
 def _empty_rows(n=0):
@@ -56,6 +66,8 @@ class FlowState:
         self.pk_last = np.zeros(0, np.int64)
         self.pk_first = np.zeros(0, np.int64)
         self.pend = empty_columns()
+        self.pend_data = NO_DATA  # payload bytes of pending packets (their pstart/pcap point here)
+        self.expect = new_expectations()  # data connections announced on control channels
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -78,8 +90,9 @@ class FlowState:
         self.done.replace(tables)
 
     # ------------------------------------------------------------------ prefix
-    def _prefix_flags(self, cols) -> np.ndarray:
-        """Which packets belong to their key's prefix (and update the prefix tables)."""
+    def _prefix_flags(self, cols, data: np.ndarray = NO_DATA) -> np.ndarray:
+        """Which packets belong to their key's prefix (and update the prefix tables); the
+        prefix packets are kept with the payload bytes a merge's re-run may identify from."""
         n = len(cols["ts"])
         if n == 0:
             return np.zeros(n, np.int8)
@@ -126,29 +139,64 @@ class FlowState:
         self.pk_last = np.concatenate([self.pk_last[keep_old], last_pref_ts[relevant]])[srt]
         self.pk_first = np.concatenate([self.pk_first[keep_old], new_first[relevant]])[srt]
         if flags.any():
-            self.pend = concat_columns([self.pend, take_columns(cols, np.flatnonzero(flags))])
+            pend = take_columns(cols, np.flatnonzero(flags))
+            self._keep_pending(pend, data)
         return flags
 
+    def _keep_pending(self, pend: dict[str, np.ndarray], data: np.ndarray) -> None:
+        """Append prefix packets to ``pend``, with the payload bytes identification can read
+        when a merge re-runs them: every payload of at most PEND_SMALL bytes (control
+        channels are read to the end), larger ones among the first PEND_LOOK payload
+        packets of their key and side in the batch (identification reads at most
+        SVC_LOOK_TLS per side); bulk transfers keep about PEND_LOOK packets per batch."""
+        pcap = pend["pcap"] if len(data) else np.zeros_like(pend["pcap"])
+        has = pcap > 0
+        rank = np.zeros(len(pcap), np.int64)
+        if has.any():
+            idx = np.flatnonzero(has)
+            order = idx[np.lexsort((idx, pend["side"][idx], pend["hash"][idx]))]
+            grp = pend["hash"][order].astype(np.uint64) * np.uint64(2) + pend["side"][order].astype(np.uint64)
+            first = np.r_[True, grp[1:] != grp[:-1]]
+            pos = np.arange(len(order))
+            rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
+        pend["pcap"] = np.where(has & ((pcap <= PEND_SMALL) | (rank < PEND_LOOK)), pcap, 0)
+        self._append_pending(pend, data)
+
+    def _append_pending(self, pend: dict[str, np.ndarray], data: np.ndarray) -> None:
+        """Append packets to ``pend``, copying their payload bytes (pcap of them at pstart in
+        ``data``) to ``pend_data``."""
+        pcap = pend["pcap"] if len(data) else np.zeros_like(pend["pcap"])
+        keep = pcap > 0
+        blob = gather_bytes(data, pend["pstart"][keep], pcap[keep])
+        pstart = np.zeros(len(pcap), np.int64)
+        pstart[keep] = len(self.pend_data) + np.cumsum(pcap[keep]) - pcap[keep]
+        self.pend = concat_columns([self.pend, {**pend, "pstart": pstart, "pcap": pcap}])
+        if len(blob):
+            self.pend_data = np.concatenate([self.pend_data, blob])
+
     # ------------------------------------------------------------------ core
-    def advance(self, cols: dict[str, np.ndarray] | None) -> "FlowState":
-        """Feed one batch of flow packets (keys.flow_packets) in capture order."""
+    def advance(self, cols: dict[str, np.ndarray] | None, data: np.ndarray | None = None) -> "FlowState":
+        """Feed one batch of flow packets (keys.flow_packets) in capture order; ``data``: the
+        bytes their pstart/pcap point into (the batch's Payload.data), None when none."""
         if cols is None or len(cols["ts"]) == 0:
             return self
         if self.t0 is None:
             self.t0 = int(cols["ts"][0])
-        self._run(cols, self._prefix_flags(cols))
+        data = NO_DATA if data is None else data
+        self._run(cols, self._prefix_flags(cols, data), data)
         self.seen = np.union1d(self.seen, np.unique(cols["hash"]))
         self.evict()
         return self
 
-    def _run(self, cols: dict[str, np.ndarray], prefix: np.ndarray) -> None:
+    def _run(self, cols: dict[str, np.ndarray], prefix: np.ndarray, data: np.ndarray = NO_DATA) -> None:
         """The packets through the state machine, from the open connections of their keys."""
         h = cols["hash"]
         ukeys, first, slot = np.unique(h, return_index=True, return_inverse=True)
         slot = slot.astype(np.int64).ravel()
         SK = key_matrix(cols, first)
         packets = (cols["ts"], slot, cols["side"], cols["flags"], cols["seq"], cols["ack"], cols["win"],
-                   cols["plen"], cols["iplen"], cols["proto"], prefix)  # MACHINE_COLUMNS
+                   cols["plen"], cols["iplen"], cols["proto"], prefix, cols["pstart"],
+                   cols["pcap"] if len(data) else np.zeros_like(cols["pcap"]))  # MACHINE_COLUMNS
         # open connections whose key occurs in this batch move into the work rows
         okeys = self.open_keys
         touched = np.isin(okeys, ukeys)
@@ -164,7 +212,7 @@ class FlowState:
             sc = slot_conn.copy()
             done = np.zeros(cap, bool)
             o = self.options
-            n = k.advance((C, H, K, done), (SK, sc), packets, (m, o.tcp_ns, o.udp_ns, o.active_ns))
+            n = k.advance((C, H, K, done), (SK, sc), packets, data, self.expect, (m, o.tcp_ns, o.udp_ns, o.active_ns))
             if n >= 0:
                 break
             cap *= 2
@@ -270,14 +318,17 @@ class FlowState:
         lC, lH, lK = L.C[~l_drop].copy(), L.H[~l_drop], L.K[~l_drop]
         lC[:, k.F_PREFIX] = (lC[:, k.F_PREFIX] != 0) & np.isin(lK[:, 0].view(np.uint64), cont_keys)
 
+        # announcements E left waiting, and those the re-run reads, name L's new connections
+        waiting = E.expect.copy()
         parts_C, parts_H, parts_K = [E.C[e_keep], lC], [E.H[e_keep], lH], [E.K[e_keep], lK]
         if len(rerun):
             tmp = FlowState(E.options)
             tmp.t0 = E.t0
             tmp.C, tmp.H, tmp.K = E.C[e_rerun], E.H[e_rerun], E.K[e_rerun]
+            tmp.expect = waiting
             sel = take_columns(L.pend, np.flatnonzero(np.isin(pend_h, rerun)))
             if len(sel["ts"]):
-                tmp._run(sel, np.zeros(len(sel["ts"]), np.int8))
+                tmp._run(sel, np.zeros(len(sel["ts"]), np.int8), L.pend_data)
             rerun_cont = np.isin(rerun, cont_keys)
             # rows of the re-run: prefix iff the key's prefix continues into the merged prefix
             fin = [t for t in tmp.finished]
@@ -297,6 +348,9 @@ class FlowState:
             parts_H.append(tmp.H[keep])
             parts_K.append(tmp.K[keep])
             del rerun_cont
+        at = len(E.finished)
+        out.finished[at:at + len(L.finished)] = _take_expected(waiting, out.finished[at:at + len(L.finished)], lC, lK)
+        out.expect = _joined_expectations(waiting, L.expect)
         C2, H2, K2 = np.concatenate(parts_C), np.concatenate(parts_H), np.concatenate(parts_K)
         order = np.argsort(K2[:, 0].view(np.uint64), kind="stable")
         out.C, out.H, out.K = C2[order], H2[order], K2[order]
@@ -322,7 +376,8 @@ class FlowState:
         out.pk_last = np.concatenate([last, L.pk_last[new_l]])[srt]
         out.pk_first = np.concatenate([E.pk_first, L.pk_first[new_l]])[srt]
         lsel = np.flatnonzero(np.isin(pend_h, cont_keys))
-        out.pend = concat_columns([E.pend, take_columns(L.pend, lsel)])
+        out.pend, out.pend_data = E.pend, E.pend_data
+        out._append_pending(take_columns(L.pend, lsel), L.pend_data)
         del first_pkt
         return out
 
@@ -358,6 +413,7 @@ class FlowState:
             "C": self.C, "H": self.H, "K": self.K, "seen": self.seen,
             "pk_key": self.pk_key, "pk_state": self.pk_state, "pk_last": self.pk_last, "pk_first": self.pk_first,
             **{f"pend.{name}": v for name, v in self.pend.items()},
+            "pend_data": self.pend_data, "expect": self.expect,
         }
         meta = {f"flowkit.{name}".encode(): _dump(v) for name, v in blobs.items()}
         meta[b"flowkit.scalars"] = repr(
@@ -383,6 +439,7 @@ class FlowState:
         out.C, out.H, out.K, out.seen = get("C"), get("H"), get("K"), get("seen")
         out.pk_key, out.pk_state, out.pk_last, out.pk_first = get("pk_key"), get("pk_state"), get("pk_last"), get("pk_first")
         out.pend = {name: get(f"pend.{name}") for name in empty_columns()}
+        out.pend_data, out.expect = get("pend_data"), get("expect")
         plain = table.replace_schema_metadata(None)
         out.finished = [plain] if plain.num_rows else []
         return out
@@ -390,6 +447,89 @@ class FlowState:
     def __repr__(self) -> str:
         done = sum(t.num_rows for t in self.finished)
         return f"FlowState(finished={done}, open={len(self.C)}, pending_packets={len(self.pend['ts'])})"
+
+
+def _entries(E: np.ndarray) -> np.ndarray:
+    return E[1:1 + int(E[0, 0])]
+
+
+def _joined_expectations(*tables: np.ndarray) -> np.ndarray:
+    """One expectation table holding the entries of several (the latest-expiring kept when full)."""
+    rows = np.concatenate([_entries(E) for E in tables])
+    rows = rows[np.argsort(-rows[:, k.X_EXPIRES], kind="stable")[:k.EXPECT_CAP]] if len(rows) > k.EXPECT_CAP else rows
+    out = new_expectations()
+    out[0, 0] = len(rows)
+    out[1:1 + len(rows)] = rows
+    return out
+
+
+def _take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray, K: np.ndarray) -> list[pa.Table]:
+    """Connections of a later part named by announcements an earlier part left waiting in E
+    (as _conn.h's ``expected`` names a connection when it opens): per entry, in the order
+    announced, the first TCP connection to its address and port that starts before it
+    expires takes it, and only its service, as nothing of it is read. Used entries leave E;
+    the open rows C (keys K) change in place, finished ``tables`` are returned changed."""
+    entries = _entries(E)
+    if len(entries) == 0:
+        return tables
+    from flowkit.flows.rows import _addr
+    from flowkit.protocols import SERVICES
+
+    # candidates: (ts_start, where: table index or -1 for open rows, row)
+    cands = []
+    for j, t in enumerate(tables):
+        if t.num_rows:
+            tcp = np.flatnonzero(t.column("ip_proto").to_numpy() == 6)
+            if len(tcp):
+                cands.append((t.column("ts_start").cast(pa.int64()).to_numpy()[tcp], np.full(len(tcp), j),
+                              tcp, np.asarray(t.column("dst_ip").take(tcp).to_pylist(), object),
+                              t.column("dst_port").to_numpy()[tcp].astype(np.int64)))
+    tcp = np.flatnonzero(C[:, k.F_PROTO] == 6)
+    if len(tcp):
+        resp = 1 - C[tcp, k.F_ORIG]
+        hi = np.where(resp == 1, K[tcp, k.K_BHI], K[tcp, k.K_AHI])
+        lo = np.where(resp == 1, K[tcp, k.K_BLO], K[tcp, k.K_ALO])
+        port = np.where(resp == 1, K[tcp, k.K_BPORT], K[tcp, k.K_APORT])
+        cands.append((C[tcp, k.F_TS0], np.full(len(tcp), -1), tcp,
+                      np.asarray(_addr(hi.view(np.uint64), lo.view(np.uint64)).to_pylist(), object), port))
+    if not cands:
+        return tables
+    ts, where, row, addr, port = (np.concatenate([c[i] for c in cands]) for i in range(5))
+    order = np.argsort(ts, kind="stable")
+    ts, where, row, addr, port = ts[order], where[order], row[order], addr[order], port[order]
+    want = np.asarray(_addr(entries[:, k.X_HI].view(np.uint64), entries[:, k.X_LO].view(np.uint64)).to_pylist(), object)
+    taken = np.zeros(len(ts), bool)
+    used = np.zeros(len(entries), bool)
+    named: dict[int, dict[int, str]] = {}
+    for e in np.argsort(entries[:, k.X_EXPIRES], kind="stable"):
+        expires = entries[e, k.X_EXPIRES]
+        hit = np.flatnonzero(~taken & (port == entries[e, k.X_PORT]) & (addr == want[e]) &
+                             (ts >= expires - k.EXPECT_NS) & (ts < expires))
+        if not len(hit):
+            continue
+        i = hit[0]
+        taken[i] = used[e] = True
+        service = int(entries[e, k.X_SERVICE])
+        if where[i] < 0:
+            r = row[i]
+            C[r, k.F_SVC] = 1 << service
+            C[r, k.F_SVCN] = np.iinfo(np.int64).min
+            C[r, k.F_NAME:k.F_NAME + k.NAME_WORDS] = 0
+        else:
+            named.setdefault(int(where[i]), {})[int(row[i])] = SERVICES[service]
+    rest = entries[~used]
+    E[0, 0] = len(rest)
+    E[1:1 + len(rest)] = rest
+    out = list(tables)
+    for j, rows in named.items():
+        t = out[j]
+        service = t.column("service").to_pylist()
+        name = t.column("server_name").to_pylist()
+        for r, value in rows.items():
+            service[r], name[r] = value, ""
+        t = t.set_column(t.schema.get_field_index("service"), "service", pa.array(service, pa.string()))
+        out[j] = t.set_column(t.schema.get_field_index("server_name"), "server_name", pa.array(name, pa.string()))
+    return out
 
 
 def _dump(a: np.ndarray) -> bytes:

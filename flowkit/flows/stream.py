@@ -22,8 +22,8 @@ import pyarrow as pa
 from flowkit.flows import _machine as k
 from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
-from flowkit.flows.keys import packet_arrays
-from flowkit.flows.state import FlowOptions
+from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
+from flowkit.flows.state import FlowOptions, new_expectations
 from flowkit.ledger import Ledger
 
 M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
@@ -63,6 +63,7 @@ class StreamState:
         self._layers = np.array([0, 1], np.int64)
         self._layer_keys = [0]
         self._grow(min(capacity, self.max_open or capacity))
+        self.expect = new_expectations()  # data connections announced on control channels
 
     # ------------------------------------------------------------------ storage
     # open rows live in self._rows (C, H, K, used, free: ROW_COLUMNS) with a hash table
@@ -115,14 +116,20 @@ class StreamState:
     K = property(lambda self: self._rows[2][self._open_rows()])
 
     # ------------------------------------------------------------------ packets
-    def advance_batch(self, batch: pa.RecordBatch) -> "StreamState":
-        """Feed one decoded packet batch (PACKET_SCHEMA) in capture order."""
+    def advance_batch(self, batch: pa.RecordBatch, payload=None) -> "StreamState":
+        """Feed one decoded packet batch (PACKET_SCHEMA) in capture order; ``payload``: its
+        decode.payload.Payload (service identification), None when there is none."""
         step = max(1, min(self.max_open // 2, MAX_STEP)) if self.max_open else batch.num_rows
+        start, caplen = payload_arrays(payload)
+        data = NO_DATA if payload is None else payload.data
         for at in range(0, batch.num_rows, step):
-            self._advance(packet_arrays(batch.slice(at, step) if step < batch.num_rows else batch))
+            part = batch.slice(at, step) if step < batch.num_rows else batch
+            where = (start[at:at + step], caplen[at:at + step]) if len(start) else (start, caplen)
+            self._advance(packet_arrays(part), where, data)
         return self
 
-    def _advance(self, packets: tuple[np.ndarray, ...]) -> None:
+    def _advance(self, packets: tuple[np.ndarray, ...], where=NO_PAYLOAD, data: np.ndarray = NO_DATA) -> None:
+        """One kernel call; ``where``: PAYLOAD_COLUMNS of the packets (zero rows: none) into ``data``."""
         n = len(packets[0])
         if n == 0:
             return
@@ -131,14 +138,15 @@ class StreamState:
         deferred = np.empty(n, np.int64)
         o = self.options
         n_done, n_def = _stream.stream(self._rows, self._tab, self._bloom, self._layers, self._meta, done, deferred,
-                                       packets, (o.tcp_ns, o.udp_ns, o.active_ns, int(o.vlan_key)))
+                                       packets, where, data, self.expect,
+                                       (o.tcp_ns, o.udp_ns, o.active_ns, int(o.vlan_key)))
         if self.t0 is None:
             self.t0 = int(packets[0][0])
         self.tmax = int(self._meta[M_TMAX])
         if n_done:
             self._finish(done[:n_done])
         if n_def:
-            self._defer(packets, deferred[:n_def])
+            self._defer(packets, deferred[:n_def], where, data)
 
     def _finish(self, rows: np.ndarray) -> None:
         C, H, K = self._rows[:3]
@@ -162,8 +170,14 @@ class StreamState:
         count = min(count, len(rows))
         if count <= 0:
             return
-        last = self._rows[0][rows, _machine.F_TSPKT]
-        which = rows[np.argpartition(last, count - 1)[:count]] if count < len(rows) else rows
+        last = self._rows[0][rows, _machine.F_TSPKT].copy()
+        # control channels whose announcements name later connections stay in memory: an
+        # announcement replayed at the end would come after the connection it names
+        last[self._rows[0][rows, _machine.F_SVC] & _machine.SVC_CONTROL != 0] = INF
+        count = min(count, int((last < INF).sum()))
+        if count <= 0:
+            return
+        which = rows[np.argpartition(last, count - 1)[:count]]
         which = np.sort(which)
         if self.overflow is None:
             self.overflow = Overflow(self.options.spill_dir)
@@ -187,15 +201,20 @@ class StreamState:
         self._layers = np.concatenate([self._layers, [first, blocks]]).astype(np.int64)
         self._layer_keys.append(0)
 
-    def _defer(self, packets: tuple[np.ndarray, ...], idx: np.ndarray) -> None:
-        """Packets on spilled keys: to disk with their key's rows, replayed at the end."""
+    def _defer(self, packets: tuple[np.ndarray, ...], idx: np.ndarray, where=NO_PAYLOAD,
+               data: np.ndarray = NO_DATA) -> None:
+        """Packets on spilled keys: to disk with their key's rows and their payload bytes,
+        replayed at the end."""
         from flowkit.flows import _machine
         from flowkit.flows.keys import empty_columns
+        from flowkit.flows.overflow import gather_bytes
 
         taken = tuple(a[idx] for a in packets)
         out = empty_columns(len(idx))
-        _machine.flow_packets(taken, tuple(out.values()), (int(self.options.vlan_key),))  # the key hash
-        self.overflow.write_packets(taken, out["hash"])
+        _machine.flow_packets(taken, NO_PAYLOAD, tuple(out.values()), (int(self.options.vlan_key),))  # the key hash
+        caplen = where[1][idx].astype(np.int64) if len(where[0]) else np.zeros(len(idx), np.int64)
+        starts = where[0][idx] if len(where[0]) else np.zeros(len(idx), np.int64)
+        self.overflow.write_packets(taken, out["hash"], gather_bytes(data, starts, caplen), caplen)
 
     def _replay(self) -> None:
         """Replay every overflow partition: rows back open, deferred packets through them."""
@@ -217,14 +236,14 @@ class StreamState:
             ov = self.overflow
             if not ov.has("rows", p) and not ov.has("packets", p):
                 continue
-            packets = ov.read("packets", p, packet_layout) if ov.has("packets", p) else None
+            packets, payload = ov.read_packets(p, packet_layout) if ov.has("packets", p) else (None, None)
             if packets is None:  # nothing came after: the rows are final as they are
                 for block in ov.blocks("rows", p, row_layout):
                     self.done.add(*block)
                 continue
             # only the rows of keys that had packets deferred run again; the others are final
             keys = empty_columns(len(packets[0]))
-            _machine.flow_packets(tuple(packets), tuple(keys.values()), (int(self.options.vlan_key),))
+            _machine.flow_packets(tuple(packets), NO_PAYLOAD, tuple(keys.values()), (int(self.options.vlan_key),))
             wanted = np.unique(keys["hash"])
             kept = []
             for C, H, K in ov.blocks("rows", p, row_layout):
@@ -236,8 +255,9 @@ class StreamState:
                     for j, (dtype, shape) in enumerate(row_layout)]
             state = StreamState(unlimited, capacity=len(rows[0]) + 64)
             state.done = self.done  # the replayed rows follow every row finished in the pass
+            state.expect = self.expect  # announcements still waiting
             state._load(*rows)
-            state._advance(tuple(np.ascontiguousarray(a) for a in packets))
+            state._advance(tuple(np.ascontiguousarray(a) for a in packets), payload[:2], payload[2])
             state.done.add(state.C, state.H, state.K)
 
     def _load(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:

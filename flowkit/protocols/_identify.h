@@ -62,6 +62,8 @@ typedef struct {
 #define BIT(s) ((uint64_t)1 << (s))
 #define EV(e) ((uint64_t)1 << (32 + (e)))
 #define HAS(st, e) (((st)->bits & EV(e)) != 0)
+/* control channels: read to the end, they announce data connections (svc_expect_t) */
+#define SVC_CONTROL (((uint64_t)1 << SV_FTP) | ((uint64_t)1 << SV_IRC))
 
 static inline uint32_t svc_confirmed(const svc_t *s) { return (uint32_t)(s->bits & 0xFFFFFFFFu); }
 
@@ -1010,7 +1012,7 @@ svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, int pa
     if (seen < 0xFFFF)
         s->count += (uint64_t)1 << shift;
     uint32_t c = svc_confirmed(s);
-    int look = (c & (BIT(SV_FTP) | BIT(SV_IRC))) ? 0xFFFF : c ? SVC_LOOK_TLS : SVC_LOOK;
+    int look = (c & SVC_CONTROL) ? 0xFFFF : c ? SVC_LOOK_TLS : SVC_LOOK;
     if ((int)seen >= look)
         return c; /* this side said enough; the other may still answer */
     int early = seen < SVC_LOOK; /* identification proper: the first packets only */
@@ -1061,7 +1063,7 @@ svc_packet(svc_t *s, const uint8_t *p, int64_t len, int is_orig, int tcp, int pa
             if (len >= 2 && rd16(p) + 2 == len && dns_message(p + 2, len - 2))
                 s->bits |= BIT(SV_DNS);
         }
-        if ((early || (svc_confirmed(s) & (BIT(SV_FTP) | BIT(SV_IRC)))) && !partial && !(s->bits & BIT(SV_HTTP)) &&
+        if ((early || (svc_confirmed(s) & SVC_CONTROL)) && !partial && !(s->bits & BIT(SV_HTTP)) &&
             textual(p, len))
             for (int64_t at = 0; next_line(p, len, &at, &line, &n);)
                 text_line(s, line, n, is_orig, ex);

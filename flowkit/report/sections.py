@@ -198,6 +198,39 @@ def services_section(services: pd.DataFrame) -> str:
     return section("services", "Top services", grid(chart, table(services, cols, formats=fmts, name="services"), pair=True), intro)
 
 
+FLAG_NOTES = {
+    "unexpected-service": "what answered is not the port's IANA service",
+    "off-port": "a known service away from its registered port",
+    "unidentified": "a well-known port whose payload matched no protocol",
+}
+
+
+def identified_section(servers: pd.DataFrame | None) -> str:
+    """Per server, the services identified from payload and the flags (analysis.server_services)."""
+    if servers is None or len(servers) == 0:
+        return section("identified", "Identified services",
+                       empty_note("no server exchanged payload in this capture"))
+    flags = servers["flags"].fillna("").astype(str)
+    counts = {f: int(flags.str.split(",").map(lambda fl, f=f: f in fl).sum()) for f in FLAG_NOTES}
+    items = "".join(f"<li><b>{escape(f)}</b>: {n} server{'s' if n != 1 else ''} ({escape(FLAG_NOTES[f])})</li>"
+                    for f, n in counts.items())
+    flagged = servers[flags != ""]
+    cols = ["server_ip", "server_port", "proto", "port_service", "services", "flags", "flows", "server_names"]
+    body = f"<ul>{items}</ul>"
+    if len(flagged):
+        body += "<h3>Flagged servers</h3>" + table(flagged, cols, name="flagged-servers")
+    names = servers["services"].fillna("").astype(str).str.split(",").explode()
+    per_service = names[names != ""].value_counts()
+    if len(per_service):
+        chart = svg.bar_chart(list(per_service.index[:MAX_SERVICE_BARS]),
+                              per_service.to_numpy(dtype=float)[:MAX_SERVICE_BARS],
+                              title="Servers per identified service", horizontal=True, x_label="servers")
+        body += "<h3>All servers</h3>" + grid(chart, table(servers, cols, name="identified-services"), pair=True)
+    intro = ("What really answered each server port, named from payload as Zeek's dynamic protocol detection "
+             "does (a service is named only when the payload confirms it, never from the port).")
+    return section("identified", "Identified services", body, intro)
+
+
 # ---------------------------------------------------------------- handshakes
 
 
