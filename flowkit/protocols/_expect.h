@@ -26,7 +26,7 @@ addr_word(const uint8_t *p)
 }
 
 /* Add an announcement at time t; a full table drops the entry that expires first. */
-static void
+static __attribute__((noinline)) void
 expect_add(int64_t *E, int64_t hi, int64_t lo, int64_t port, int64_t service, int64_t t)
 {
     int64_t n = E[0], at = n;
@@ -44,7 +44,7 @@ expect_add(int64_t *E, int64_t hi, int64_t lo, int64_t port, int64_t service, in
 
 /* The service announced for a new connection to (hi, lo, port) at time t, or -1; the entry
  * is used up, and expired entries met on the way are dropped. */
-static int64_t
+static __attribute__((noinline)) int64_t
 expect_take(int64_t *E, int64_t hi, int64_t lo, int64_t port, int64_t t)
 {
     int64_t found = -1;
