@@ -130,11 +130,11 @@ def score_entry(test: str, entry: dict) -> Score:
         f = _fk_row(df.to_dict("records")[0])
         z = _zeek_row(raw[0])
         sc.extract = [(n, z[n], f[n]) for n in (*COUNT_FIELDS, *STATE_FIELDS) if n in raw[0]]
+        if SERVICE in raw[0]:
+            sc.extract.append((SERVICE, ",".join(sorted(z[SERVICE])) or "-", ",".join(sorted(f[SERVICE])) or "-"))
     from flowkit.flows.schema import zeek_proto
 
     df["proto"] = df["proto"].map(zeek_proto)
-        if SERVICE in raw[0]:
-            sc.extract.append((SERVICE, ",".join(sorted(z[SERVICE])) or "-", ",".join(sorted(f[SERVICE])) or "-"))
     ours_keys = set(zip(df["src_ip"], df["src_port"].astype(int), df["dst_ip"], df["dst_port"].astype(int), df["proto"]))
     kept = []
     for r in base:
