@@ -5,7 +5,7 @@ ARGS = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
 
 
 HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_columns.h", "flowkit/flows/_rules.h",
-           "flowkit/flows/_conn.h", "flowkit/protocols/_identify.h"]
+           "flowkit/flows/_conn.h", "flowkit/protocols/_identify.h", "flowkit/protocols/_expect.h"]
 
 
 def kernel(name: str, source: str) -> Extension:

@@ -116,8 +116,9 @@ EPRT6 = [(True, b"EPRT |2|2001:db8::1|50003|\r\n"), (False, b"200 EPRT command s
 def test_ftp_data_connections_are_expected(tmp_path, lines, client, server, data_port, v6):
     ctl_c, ctl_s = ("2001:db8::1", "2001:db8::2") if v6 else ("10.0.0.1", "10.0.0.2")
     control = g.connection(g.ftp(lines), ctl_c, 40001, ctl_s, 21, t=1000.0)
+    # first a connection to another port of the same host, which must not take the announcement
+    other = g.connection([(False, b"file contents\n")], client, 40101, server, data_port + 1, t=1000.5)
     data = g.connection([(False, b"file contents\n")], client, 40100, server, data_port, t=1001.0)
-    other = g.connection([(False, b"file contents\n")], client, 40101, server, data_port + 1, t=1001.5)
     df = _flows(tmp_path, control, data, other).set_index("dst_port")
     assert df.loc[21, "service"] == "ftp"
     assert df.loc[data_port, "service"] == "ftp-data"
