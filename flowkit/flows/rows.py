@@ -48,8 +48,9 @@ def _server_names(C: np.ndarray) -> pa.Array:
     have = np.flatnonzero(words[:, 0] != 0)
     codes = np.full(len(C), len(have), np.int64)  # the last entry: ""
     codes[have] = np.arange(len(have))
-    names = _arrow.fixed_strings(np.ascontiguousarray(words[have]).view(np.uint8).reshape(len(have), 8 * words.shape[1]))
-    return _arrow.take(pa.concat_arrays([names, pa.array([""], pa.string())]), codes)
+    found = np.zeros((len(have) + 1, words.shape[1]), np.int64)  # the extra row stays empty
+    found[:-1] = words[have]
+    return _arrow.take(_arrow.fixed_strings(found.view(np.uint8)), codes)
 
 
 def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets = DEFAULT) -> pa.Table:
