@@ -307,7 +307,8 @@ PyInit__machine(void)
     /* the only layout constants Python uses (state.py, rows.py) */
     static const int_const_t consts[] = {
         {"NCOL", NCOL}, {"HMAX", HMAX}, {"N_KEY", N_KEY}, {"F_PREFIX", F_PREFIX}, {"F_SLOT", F_SLOT},
-        {"F_TSPKT", F_TSPKT}, {"SVC_CONTROL", (int64_t)SVC_CONTROL},
+        {"F_TSPKT", F_TSPKT}, {"F_TS0", F_TS0}, {"F_ORIG", F_ORIG}, {"F_PROTO", F_PROTO},
+        {"SVC_ANNOUNCER", (int64_t)SVC_ANNOUNCER},
         {"F_SVC", F_SVC}, {"F_SVCN", F_SVCN}, {"F_NAME", F_NAME}, {"NAME_WORDS", NAME_WORDS},
         {"EXPECT_CAP", EXPECT_CAP}, {"EXPECT_WIDTH", EXPECT_WIDTH}, {"EXPECT_NS", EXPECT_NS}, {"X_HI", X_HI},
         {"X_LO", X_LO}, {"X_PORT", X_PORT}, {"X_SERVICE", X_SERVICE}, {"X_EXPIRES", X_EXPIRES},

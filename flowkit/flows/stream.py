@@ -171,9 +171,9 @@ class StreamState:
         if count <= 0:
             return
         last = self._rows[0][rows, _machine.F_TSPKT].copy()
-        # control channels whose announcements name later connections stay in memory: an
-        # announcement replayed at the end would come after the connection it names
-        last[self._rows[0][rows, _machine.F_SVC] & _machine.SVC_CONTROL != 0] = INF
+        # control channels (and connections that began as one) stay in memory: an announcement
+        # replayed at the end would come after the connection it names
+        last[self._rows[0][rows, _machine.F_SVC] & _machine.SVC_ANNOUNCER != 0] = INF
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return

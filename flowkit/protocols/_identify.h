@@ -64,6 +64,11 @@ typedef struct {
 #define HAS(st, e) (((st)->bits & EV(e)) != 0)
 /* control channels: read to the end, they announce data connections (svc_expect_t) */
 #define SVC_CONTROL (((uint64_t)1 << SV_FTP) | ((uint64_t)1 << SV_IRC))
+/* svc_t.bits of a connection that is, or is becoming, a control channel (a greeting or a
+ * login seen): it may still announce data connections */
+#define SVC_ANNOUNCER                                                                                  \
+    (SVC_CONTROL | ((uint64_t)1 << (32 + E_FTP_GREET)) | ((uint64_t)1 << (32 + E_FTP_USER)) |           \
+     ((uint64_t)1 << (32 + E_IRC_NICK)) | ((uint64_t)1 << (32 + E_IRC_USER)) | ((uint64_t)1 << (32 + E_IRC_R)))
 
 static inline uint32_t svc_confirmed(const svc_t *s) { return (uint32_t)(s->bits & 0xFFFFFFFFu); }
 
