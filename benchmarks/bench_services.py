@@ -3,14 +3,16 @@
     python benchmarks/bench_services.py OTHER_CHECKOUT [CAPTURE] [--runs 5]
 
 Runs ``python -m flowkit flows CAPTURE -o out.parquet`` from each checkout in turn
-(alternating, so load changes hit both alike), then argus once per round, and prints the
-median wall time of each, the cost of this checkout relative to the other and both
-ratios to argus. OTHER_CHECKOUT is a flowkit checkout with built extensions, e.g. the
-commit before identification. Run it alone: the machine is shared.
+(alternating, so load changes hit both alike), then ``argus -r CAPTURE -w /dev/null`` once
+per round, and prints the median CPU time (user + system of the process and its threads)
+and wall time of each, the cost of this checkout relative to the other and the ratios to
+argus. OTHER_CHECKOUT is a flowkit checkout with built extensions, e.g. the commit before
+identification. Run it alone: the machine is shared (the load average is printed).
 """
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -22,10 +24,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _time(cmd: list[str], cwd: Path) -> float:
+def _time(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one run of ``cmd``."""
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
 
 
 def main(argv: list[str]) -> int:
@@ -38,7 +45,7 @@ def main(argv: list[str]) -> int:
     capture = Path(argv[1] if len(argv) > 1 else HERE / "data" / "mix.pcap").resolve()
     here = HERE.parent
     argus = shutil.which("argus")
-    times: dict[str, list[float]] = {"this": [], "other": [], "argus": []}
+    times: dict[str, list[tuple[float, float]]] = {"this": [], "other": [], "argus": []}
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.parquet")
         for tree in (here, other):  # warm up: imports compiled, the capture in the page cache
@@ -47,14 +54,17 @@ def main(argv: list[str]) -> int:
             times["this"].append(_time([sys.executable, "-m", "flowkit", "flows", str(capture), "-o", out], here))
             times["other"].append(_time([sys.executable, "-m", "flowkit", "flows", str(capture), "-o", out], other))
             if argus:
-                times["argus"].append(_time([argus, "-r", str(capture), "-w", os.path.join(tmp, "o.argus")], here))
-    med = {k: statistics.median(v) for k, v in times.items() if v}
+                times["argus"].append(_time([argus, "-r", str(capture), "-w", "/dev/null"], here))
+    cpu = {k: statistics.median(c for c, _ in v) for k, v in times.items() if v}
+    wall = {k: statistics.median(w for _, w in v) for k, v in times.items() if v}
     for k, v in times.items():
         if v:
-            print(f"{k:6s} median {med[k]:.3f} s  runs {' '.join(f'{x:.3f}' for x in v)}")
-    print(f"cost of this checkout: {med['this'] / med['other'] - 1:+.1%} wall time")
-    if "argus" in med:
-        print(f"argus / this: {med['argus'] / med['this']:.2f}x   argus / other: {med['argus'] / med['other']:.2f}x")
+            print(f"{k:6s} CPU median {cpu[k]:.3f} s (runs {' '.join(f'{c:.3f}' for c, _ in v)}); "
+                  f"wall median {wall[k]:.3f} s (runs {' '.join(f'{w:.3f}' for _, w in v)})")
+    print(f"cost of this checkout: {cpu['this'] / cpu['other'] - 1:+.1%} CPU, {wall['this'] / wall['other'] - 1:+.1%} wall")
+    if "argus" in cpu:
+        print(f"argus / this: {cpu['argus'] / cpu['this']:.2f}x CPU, {wall['argus'] / wall['this']:.2f}x wall;  "
+              f"argus / other: {cpu['argus'] / cpu['other']:.2f}x CPU, {wall['argus'] / wall['other']:.2f}x wall")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -78,8 +78,8 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
     for name in ("src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes"):
         cols[name] = _arrow.array(v[name], pa.uint64())
     cols["conn_state"] = _arrow.choose(v["conn_state"], list(_rows.STATES))
-    cols["local_orig"] = pa.array(local.contains_words(v["ohi"], v["olo"]), pa.bool_())
-    cols["local_resp"] = pa.array(local.contains_words(v["rhi"], v["rlo"]), pa.bool_())
+    cols["local_orig"] = _arrow.array(local.contains_words(v["ohi"], v["olo"]), pa.bool_())
+    cols["local_resp"] = _arrow.array(local.contains_words(v["rhi"], v["rlo"]), pa.bool_())
     cols["missed_bytes"] = _arrow.array(v["missed_bytes"], pa.uint64())
     cols["history"] = _arrow.fixed_strings(H)
     for prefix in ("src", "dst"):
