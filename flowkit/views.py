@@ -52,9 +52,9 @@ EPHEMERAL = view(
     "nat_hint", "median_step", "peak_concurrent", "reuse_count", "destinations", "headroom", "range",
 )
 EXPOSURE = view(
-    "dst_ip dst_port proto state tier service attempts answered rejected unanswered clients",
+    "dst_ip dst_port proto state reason tier service attempts answered rejected unanswered clients",
     "dst_ip dst_port proto state",
-    "tier", "clients", "rejected", "unanswered", "answered", "service", "attempts",
+    "tier", "clients", "reason", "rejected", "unanswered", "answered", "service", "attempts",
 )
 SCANS = view(
     "src_ip kind target distinct_ports distinct_hosts attempts failed answered span",

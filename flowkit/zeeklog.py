@@ -258,6 +258,8 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
     # Zeek's service set as flowkit writes it ('-' unset -> ""); a conn.log has no server name
     out["service"] = pc.replace_substring_regex(_strings(cols, "service", n, ""), "^-$", "")
     out["server_name"] = pa.array([""] * n, pa.string())
+    for f in ("icmp_errors", "icmp_error_type", "icmp_error_code", "icmp_error_src"):  # not in a conn.log
+        out[f] = pa.nulls(n, FLOW_SCHEMA.field(f).type)
     table = pa.table({f.name: out[f.name] for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
     return table, left_out
 

@@ -67,7 +67,7 @@ def _base(spec, proto, t, duration):
     row = {f.name: None for f in FLOW_SCHEMA}
     row.update(
         proto=proto, ip_version=4, src_ip=sip, src_port=sport, dst_ip=dip, dst_port=dport,
-        ts_start=ns(t), ts_end=ns(t + duration), duration=duration, service="", server_name="",
+        ts_start=ns(t), ts_end=ns(t + duration), duration=duration, service="", server_name="", icmp_errors=0,
     )  # fmt: skip
     for side in ("src", "dst"):
         for flag in ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr"):
@@ -134,6 +134,11 @@ def udp(spec: str, answered: bool = True, t: float = 0.0, *, duration: float = 0
                dst_payload_bytes=payload * dst_pkts, src_ip_bytes=(28 + payload) * src_pkts,
                dst_ip_bytes=(28 + payload) * dst_pkts, syn_count=0)  # fmt: skip
     return row
+
+
+def icmp_error(row: dict, icmp_type: int, code: int, sender: str) -> dict:
+    """``row`` as drawn an ICMP error (its flow table columns, docs/schema.md)."""
+    return {**row, "icmp_errors": 1, "icmp_error_type": icmp_type, "icmp_error_code": code, "icmp_error_src": sender}
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:

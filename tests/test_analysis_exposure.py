@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import flowkit.analysis as A
-from analysisgen import frame, tcp, udp
+from analysisgen import frame, icmp_error, tcp, udp
 
 
 def _exposure_rows():
@@ -38,6 +38,25 @@ def test_exposure_states():
     assert telnet["rejected"] == 3 and telnet["clients"] == 3
     assert ex.loc[("10.1.0.1", 8443, "tcp"), "tier"] == "registered"
     assert ex.loc[("10.1.0.1", 161, "udp"), "service"] == "snmp"
+
+
+def test_icmp_errors_close_or_filter_with_their_reason():
+    """nmap's reading: UDP port unreachable = closed; other unreachable codes = filtered, with the
+    reason; a TCP SYN drawing an ICMP error is filtered (never closed); a reply outweighs errors."""
+    rows = [icmp_error(udp("10.0.0.1:5000 > 10.1.0.1:161", False, t=1), 3, 3, "10.1.0.1"),
+            icmp_error(udp("10.0.0.1:5001 > 10.1.0.1:162", False, t=2), 3, 13, "10.9.9.9"),
+            udp("10.0.0.1:5002 > 10.1.0.1:162", False, t=3),  # a later silent attempt keeps the ICMP reason
+            icmp_error(udp("10.0.0.1:5003 > 10.1.0.1:53", False, t=4), 3, 3, "10.1.0.1"),
+            udp("10.0.0.1:5004 > 10.1.0.1:53", True, t=5),
+            icmp_error(tcp("10.0.0.1:40000 > 10.1.0.1:22", "unanswered", t=6), 3, 3, "10.1.0.1"),
+            icmp_error({**udp("2001:db8::1:5005 > 2001:db8::2:500", False, t=7), "ip_version": 6}, 1, 4,
+                       "2001:db8::2"),
+            udp("10.0.0.1:5006 > 10.1.0.1:514", False, t=8)]
+    ex = A.exposure(frame(rows)).set_index(["dst_port", "proto"])
+    got = {k: (str(v.state), v.reason, v.icmp_errors) for k, v in ex.iterrows()}
+    assert got == {(161, "udp"): ("closed", "port-unreach", 1), (162, "udp"): ("filtered", "admin-prohibited", 1),
+                   (53, "udp"): ("open", "udp-response", 1), (22, "tcp"): ("filtered", "port-unreach", 1),
+                   (500, "udp"): ("closed", "port-unreach", 1), (514, "udp"): ("filtered", "no-response", 0)}
 
 
 def _scan_rows(seed=0):

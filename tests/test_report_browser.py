@@ -109,6 +109,10 @@ def _run_in_page(binary, tmp_path, html: str, script: str, *args: str):
     return parse(run.stdout), run.stdout
 
 
+EXPOSURE_SHOWN = ("dst_ip", "dst_port", "proto", "state", "reason", "tier", "service", "attempts", "answered",
+                  "rejected", "unanswered", "icmp_errors", "clients")  # docs/analyses.md, exposure()
+
+
 def _exposure_rows(dom):
     rows = [e for e in dom.find("tr", section="exposure") if e["parent"] and e["parent"]["tag"] == "tbody"]
     return rows[-61:]  # the per-port table comes after the per-host one
@@ -120,8 +124,9 @@ def test_sorting_covers_every_row_and_keeps_the_cap(tmp_path):
              "[...th].find(h=>h.textContent==='dst_port').click();")  # descending first
     dom, _ = _run_in_page(binary, tmp_path, _scan_page(tmp_path), click)
     rows = _exposure_rows(dom)
-    cells = [e for e in dom.find("td", section="exposure")][-61 * 11:]
-    ports = [int(float(c["attrs"]["data-v"])) for c in cells[1::11]]
+    width = len(EXPOSURE_SHOWN)  # the exposure columns the page shows (all but first_ts, last_ts)
+    cells = [e for e in dom.find("td", section="exposure")][-61 * width:]
+    ports = [int(float(c["attrs"]["data-v"])) for c in cells[1::width]]
     assert ports == sorted(ports, reverse=True) and ports[0] == 1059  # the largest port was past the cap
     assert [("x" in r["cls"]) for r in rows] == [False] * 25 + [True] * 36
 

@@ -91,6 +91,7 @@ new_conn(int64_t *C, int64_t *K, const int64_t *key, int64_t n, int64_t slot, in
         b[S_RXTH] = 1;
         b[S_ZWTH] = 1;
         b[S_GAPTH] = 1;
+        b[S_CHKTH] = 1;
         b[S_HSYN] = INF;
         b[S_HFIN] = INF;
         b[S_HRST] = INF;
@@ -534,12 +535,50 @@ flip_late(uint8_t *H, int64_t *C, int64_t c)
     r[F_FLIPS] = 1;
 }
 
+/* A packet whose transport checksum is wrong (verify_checksums), as Zeek without -C: its
+ * connection exists (the packet may have opened it) but the packet is not counted and moves
+ * no state or time; TCP and UDP add the scaled C/c letter (TCP_Endpoint::ChecksumError,
+ * UDPSessionAdapter::HandleBadChecksum), ICMP nothing (ICMPAnalyzer::DeliverPacket). */
+static inline void
+checksum_error(uint8_t *H, int64_t *C, int64_t c, int64_t side, int64_t proto)
+{
+    if (proto != 6 && proto != 17)
+        return;
+    int is_orig = side == ROW(c)[F_ORIG];
+    scaled(H, C, c, N_CONN + side * N_SIDE, S_CHKCNT, S_CHKTH, is_orig ? 'C' : 'c');
+}
+
+/* Does an ICMP error quoting this connection's five-tuple at time t report on open row r?
+ * Only while a packet at t would still join it (the time rules of starts_new). */
+static inline int
+reports_on(const int64_t *r, int64_t t, int64_t tcp_ns, int64_t udp_ns)
+{
+    return t < deadline(r, tcp_ns, udp_ns);
+}
+
+/* An ICMP error (type, code, sender) quoting connection c's five-tuple: counted, the last
+ * one kept. The quote is no packet of the connection: nothing else changes. */
+static inline void
+icmp_report(int64_t *C, int64_t c, const flow_pkt_t *f)
+{
+    int64_t *r = ROW(c);
+    r[F_ERRS] = add(r[F_ERRS], 1);
+    r[F_ETYPE] = f->etype;
+    r[F_ECODE] = f->ecode;
+    r[F_ESRCHI] = f->ehi;
+    r[F_ESRCLO] = f->elo;
+}
+
 /* One packet of connection c: counters, then Zeek's TCP or UDP logic. */
 static inline void
 feed(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, int64_t seq, int64_t ack,
-     int64_t win, int64_t plen, int64_t iplen, int64_t proto)
+     int64_t win, int64_t plen, int64_t iplen, int64_t proto, int64_t kind)
 {
     int64_t *r = ROW(c);
+    if (kind == PK_BAD_CHECKSUM) {
+        checksum_error(H, C, c, side, proto);
+        return;
+    }
     if (proto == 6 && late_flip(r, flags, plen))
         flip_late(H, C, c);
     count(r, side, t, flags, iplen, plen, proto);

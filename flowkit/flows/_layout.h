@@ -20,7 +20,9 @@ enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 /* F_SVC, F_SVCN: service identification state (protocols/_identify.h's svc_t) */
 enum {
     F_TS0, F_TSLAST, F_CLOSE_DL, F_ATT_DL, F_ORIG, F_PROTO, F_PREFIX, F_HLEN, F_HSEEN,
-    F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS, F_SVC, F_SVCN, F_NAME, N_CONN = F_NAME + NAME_WORDS
+    F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS,
+    F_ERRS, F_ETYPE, F_ECODE, F_ESRCHI, F_ESRCLO, /* ICMP errors reporting on this connection (_conn.h: icmp_report) */
+    F_SVC, F_SVCN, F_NAME, N_CONN = F_NAME + NAME_WORDS
 };
 
 enum {
@@ -29,6 +31,7 @@ enum {
     S_FINCNT, S_HSYN, S_HFIN, S_HRST, S_RXCNT, S_RXTH, S_ZWCNT, S_ZWTH,
     S_SYNTS, S_SYNCNT, S_SYNLAST, S_SYNACKTS, S_ACKTS, S_INIT,
     S_RTOP, S_BLK0, S_BLK1, S_GAPCNT, S_GAPTH, S_MISSED, /* content gaps (_conn.h: data_seen, ack_gap) */
+    S_CHKCNT, S_CHKTH, /* bad checksums (_conn.h: checksum_error) */
     N_SIDE
 };
 
@@ -37,6 +40,11 @@ enum {
 
 enum { H_SYN = 1, H_FIN = 2, H_RST = 4, H_FINRST = 8, H_ACK = 16, H_DATA = 32, H_CORRUPT = 64, H_MULTI = 128 };
 enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_PSH = 8, TH_ACK = 16, TH_URG = 32, TH_ECE = 64, TH_CWR = 128 };
+
+/* What a flow packet is (_rules.h's flow_packet): a packet of its connection, one whose
+ * transport checksum was wrong (verify_checksums), or the header an ICMP error quotes,
+ * which reports on the connection of its five-tuple without being one of its packets. */
+enum { PK_PACKET, PK_BAD_CHECKSUM, PK_ICMP_REPORT };
 
 /* columns of the per-key matrix K (a connection's key; _rules.h fills it) */
 enum { K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, K_IPVER };

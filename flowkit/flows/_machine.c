@@ -13,7 +13,7 @@ typedef struct {
     uint64_t *hash;
     int8_t *side;
     int64_t *flags, *seq, *ack, *win, *plen, *iplen, *proto, *ahi, *alo, *bhi, *blo, *aport, *bport, *vlan,
-        *ivlan, *ipver, *pstart, *pcap;
+        *ivlan, *ipver, *pstart, *pcap, *kind, *ehi, *elo;
 } flow_cols_t;
 
 static const column_t FLOW_PACKET_COLUMNS[] = {
@@ -21,7 +21,7 @@ static const column_t FLOW_PACKET_COLUMNS[] = {
     COL(ts, "l"), COL(hash, "L"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
     COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(ahi, "l"), COL(alo, "l"), COL(bhi, "l"),
     COL(blo, "l"), COL(aport, "l"), COL(bport, "l"), COL(vlan, "l"), COL(ivlan, "l"), COL(ipver, "l"),
-    COL(pstart, "l"), COL(pcap, "l"),
+    COL(pstart, "l"), COL(pcap, "l"), COL(kind, "l"), COL(ehi, "l"), COL(elo, "l"),
 #undef COL
 };
 #define N_FLOW_PACKET_COLUMNS ((int)(sizeof FLOW_PACKET_COLUMNS / sizeof FLOW_PACKET_COLUMNS[0]))
@@ -90,6 +90,10 @@ flow_packets(PyObject *self, PyObject *args)
         o.ipver[j] = f.key[K_IPVER];
         o.pstart[j] = n_pl ? pl.start[i] : 0;
         o.pcap[j] = n_pl ? pl.caplen[i] : 0;
+        /* kind, and for an ICMP report its type and code above it (one column for three) */
+        o.kind[j] = f.kind | (f.etype << 8) | (f.ecode << 16);
+        o.ehi[j] = f.ehi;
+        o.elo[j] = f.elo;
     }
     Py_END_ALLOW_THREADS
     views_release(&vs);
@@ -118,7 +122,7 @@ static const column_t SLOT_COLUMNS[] = {
 
 /* The packets the state machine reads, in capture order. */
 typedef struct {
-    int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto, *pstart, *pcap;
+    int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto, *pstart, *pcap, *kind, *ehi, *elo;
     int8_t *side, *prefix;
 } machine_pkts_t;
 
@@ -126,6 +130,7 @@ static const column_t MACHINE_COLUMNS[] = {
 #define COL(name, fmt) {#name, fmt, 1, offsetof(machine_pkts_t, name), 0}
     COL(ts, "l"), COL(slot, "l"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
     COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(prefix, "b"), COL(pstart, "l"), COL(pcap, "l"),
+    COL(kind, "l"), COL(ehi, "l"), COL(elo, "l"),
 #undef COL
 };
 #define N_MACHINE_COLUMNS ((int)(sizeof MACHINE_COLUMNS / sizeof MACHINE_COLUMNS[0]))
@@ -154,6 +159,15 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
             *err = BAD_CONN, *at = i;
             return 0;
         }
+        int64_t kind = p->kind[i] & 0xFF;
+        if (kind == PK_ICMP_REPORT) { /* reports on an open connection, never opens one */
+            if (c >= 0 && reports_on(ROW(c), t, tcp_ns, udp_ns)) {
+                flow_pkt_t f = {.etype = (p->kind[i] >> 8) & 0xFF, .ecode = (p->kind[i] >> 16) & 0xFF,
+                                .ehi = p->ehi[i], .elo = p->elo[i]};
+                icmp_report(C, c, &f);
+            }
+            continue;
+        }
         int64_t keep_orig = -1;
         int fresh = c < 0;
         if (!fresh && starts_new(ROW(c), t, proto, flags, p->seq[i], tcp_ns, udp_ns, &keep_orig)) {
@@ -169,8 +183,9 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
             sl->conn[k] = c;
             expected(C, rw->K, c, t, E);
         }
-        feed(C, rw->H, c, side, t, flags, p->seq[i], p->ack[i], p->win[i], p->plen[i], p->iplen[i], proto);
-        identify(C, rw->K, c, side, t, proto, p->pstart[i], p->pcap[i], data, n_data, E);
+        feed(C, rw->H, c, side, t, flags, p->seq[i], p->ack[i], p->win[i], p->plen[i], p->iplen[i], proto, kind);
+        if (kind == PK_PACKET) /* Zeek's analyzers never see a packet whose checksum is wrong */
+            identify(C, rw->K, c, side, t, proto, p->pstart[i], p->pcap[i], data, n_data, E);
     }
     return n_conn;
 }

@@ -15,6 +15,7 @@ enum {
     O_OPKTS, O_RPKTS, O_OIPB, O_RIPB, O_OSIZE, O_RSIZE, O_STATE, O_MISSED,
     O_OFLAGS, O_RFLAGS = O_OFLAGS + 8,
     O_SYNTS = O_RFLAGS + 8, O_SYNLAST, O_SYNACKTS, O_ACKTS, O_SYNCNT, O_VLAN, O_IVLAN, O_KEY, O_PREFIX,
+    O_ERRS, O_ETYPE, O_ECODE, O_EHI, O_ELO,
     N_OUT
 };
 
@@ -24,6 +25,7 @@ static const char *COLUMNS[N_OUT] = {
     "missed_bytes", "src_syn", "src_fin", "src_rst", "src_ack", "src_psh", "src_urg", "src_ece", "src_cwr",
     "dst_syn", "dst_fin", "dst_rst", "dst_ack", "dst_psh", "dst_urg", "dst_ece", "dst_cwr",
     "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "syn_count", "vlan", "inner_vlan", "_key", "_prefix",
+    "icmp_errors", "icmp_error_type", "icmp_error_code", "ehi", "elo",
 };
 
 /* conn_state codes: index into STATES */
@@ -167,6 +169,11 @@ columns(PyObject *self, PyObject *args)
         SET(O_IVLAN, k[K_IVLAN]);
         SET(O_KEY, k[K_HASH]);
         SET(O_PREFIX, c[F_PREFIX] != 0);
+        SET(O_ERRS, c[F_ERRS]);
+        SET(O_ETYPE, c[F_ETYPE]);
+        SET(O_ECODE, c[F_ECODE]);
+        SET(O_EHI, c[F_ESRCHI]);
+        SET(O_ELO, c[F_ESRCLO]);
 #undef SET
     }
     Py_END_ALLOW_THREADS

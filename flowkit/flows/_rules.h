@@ -19,6 +19,8 @@ typedef struct {
     uint8_t *src_ip, *dst_ip, *ip_proto, *ip_version, *status, *icmp_type, *icmp_code;
     uint16_t *src_port, *dst_port, *vlan, *inner_vlan, *tcp_flags, *window, *udp_len;
     uint32_t *seq, *ack, *payload_len, *ip_len;
+    uint8_t *bad_checksum, *tunnel_type, *tunnel_src_ip;
+    uint16_t *tunnel_src_port, *tunnel_dst_port;
 } packet_cols_t;
 
 static const column_t PACKET_COLUMNS[] = {
@@ -27,15 +29,22 @@ static const column_t PACKET_COLUMNS[] = {
     COL(ip_proto, "B", 1), COL(vlan, "H", 1), COL(inner_vlan, "H", 1), COL(ip_version, "B", 1),
     COL(status, "B", 1), COL(tcp_flags, "H", 1), COL(seq, "I", 1), COL(ack, "I", 1), COL(window, "H", 1),
     COL(payload_len, "I", 1), COL(udp_len, "H", 1), COL(ip_len, "I", 1), COL(icmp_type, "B", 1),
-    COL(icmp_code, "B", 1),
+    COL(icmp_code, "B", 1), COL(bad_checksum, "B", 1), COL(tunnel_type, "B", 1), COL(tunnel_src_ip, "B", 16),
+    COL(tunnel_src_port, "H", 1), COL(tunnel_dst_port, "H", 1),
 #undef COL
 };
 #define N_PACKET_COLUMNS ((int)(sizeof PACKET_COLUMNS / sizeof PACKET_COLUMNS[0]))
 
-/* One flow packet: its connection key (K row, canonical side order), side and fields. */
+/* decode/schema.py's Tunnel.ICMP_QUOTE: the row of the header an ICMP error quotes, whose
+ * tunnel_src_ip is the error's sender and tunnel_src_port/tunnel_dst_port its type/code */
+#define TUNNEL_ICMP_QUOTE 8
+
+/* One flow packet: its connection key (K row, canonical side order), side and fields;
+ * kind PK_*; for PK_ICMP_REPORT the error's type, code and sender (ehi, elo). */
 typedef struct {
     int64_t key[N_KEY];
     int64_t side, t, flags, seq, ack, win, plen, iplen, proto;
+    int64_t kind, etype, ecode, ehi, elo;
 } flow_pkt_t;
 
 static inline uint64_t
@@ -183,6 +192,18 @@ flow_packet(const packet_cols_t *p, Py_ssize_t i, int vlan_key, flow_pkt_t *out)
         out->plen = p->payload_len[i];
     else
         out->plen = 0;
+    out->kind = PK_PACKET;
+    out->etype = out->ecode = out->ehi = out->elo = 0;
+    if (p->tunnel_type[i] == TUNNEL_ICMP_QUOTE) {
+        const uint8_t *ea = p->tunnel_src_ip + i * 16;
+        out->kind = PK_ICMP_REPORT;
+        out->etype = p->tunnel_src_port[i];
+        out->ecode = p->tunnel_dst_port[i];
+        out->ehi = (int64_t)be64(ea);
+        out->elo = (int64_t)be64(ea + 8);
+    } else if (p->bad_checksum[i]) {
+        out->kind = PK_BAD_CHECKSUM;
+    }
     return 1;
 }
 

@@ -171,6 +171,11 @@ run_stream(stream_t *s)
             s->deferred[s->n_deferred++] = i;
             continue;
         }
+        if (f.kind == PK_ICMP_REPORT) { /* reports on an open connection, never opens one */
+            if (c >= 0 && reports_on(ROW(c), f.t, s->tcp_ns, s->udp_ns))
+                icmp_report(C, c, &f);
+            continue;
+        }
         if (c >= 0 && starts_new(ROW(c), f.t, f.proto, f.flags, f.seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
             s->r.used[c] = 0;
             s->done[n_done++] = c; /* freed after the caller has copied it out */
@@ -195,8 +200,8 @@ run_stream(stream_t *s)
             s->tb.row[slot] = row;
             c = row;
         }
-        feed(C, s->r.H, c, f.side, f.t, f.flags, f.seq, f.ack, f.win, f.plen, f.iplen, f.proto);
-        if (s->n_pl)
+        feed(C, s->r.H, c, f.side, f.t, f.flags, f.seq, f.ack, f.win, f.plen, f.iplen, f.proto, f.kind);
+        if (s->n_pl && f.kind == PK_PACKET) /* Zeek's analyzers never see a packet whose checksum is wrong */
             identify(C, s->r.K, c, f.side, f.t, f.proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
                      s->expect);
     }

@@ -17,8 +17,21 @@ from flowkit.flows import _machine
 
 PACKET_FIELDS = _machine.FLOW_PACKET_COLUMNS
 _DTYPES = {name: np.dtype(np.int64) for name in PACKET_FIELDS} | {"hash": np.dtype(np.uint64), "side": np.dtype(np.int8)}
-_INPUT_DTYPES = {name: np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype())
-                 for name in _machine.PACKET_COLUMNS if name not in ("ts", "src_ip", "dst_ip")}
+# columns a batch may lack, read as zeros: ``bad_checksum`` exists only when checksums are
+# verified (decode.schema.BAD_CHECKSUM), the tunnel columns only from engines that decapsulate
+OPTIONAL = {"bad_checksum": np.dtype(np.uint8), "tunnel_type": np.dtype(np.uint8),
+            "tunnel_src_port": np.dtype(np.uint16), "tunnel_dst_port": np.dtype(np.uint16)}
+ADDRESSES = ("src_ip", "dst_ip", "tunnel_src_ip")
+_INPUT_DTYPES = {**OPTIONAL, **{name: np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype())
+                                for name in _machine.PACKET_COLUMNS
+                                if name not in ("ts", *ADDRESSES) and name in PACKET_SCHEMA.names}}
+
+
+def packet_layout() -> list[tuple[np.dtype, tuple]]:
+    """(dtype, row shape) of each PACKET_COLUMNS array, as packet_arrays gives them."""
+    return [(np.dtype(np.uint8), (16,)) if name in ADDRESSES else
+            (np.dtype(np.int64), ()) if name == "ts" else (_INPUT_DTYPES[name], ())
+            for name in _machine.PACKET_COLUMNS]
 
 
 def packet_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, ...]:
@@ -27,10 +40,14 @@ def packet_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, ...]:
     The kernels read PACKET_SCHEMA's exact types; other integer types are converted.
     """
     out = []
+    names = batch.schema.names
     for name in _machine.PACKET_COLUMNS:
-        if name == "ts":
+        if name not in names:
+            shape = (batch.num_rows, 16) if name in ADDRESSES else batch.num_rows
+            out.append(np.zeros(shape, _INPUT_DTYPES.get(name, np.uint8)))
+        elif name == "ts":
             out.append(np.ascontiguousarray(to_numpy(batch.column("ts")).view(np.int64)))
-        elif name in ("src_ip", "dst_ip"):
+        elif name in ADDRESSES:
             out.append(address_matrix(batch.column(name)))
         else:
             out.append(np.ascontiguousarray(to_numpy(batch.column(name)), _INPUT_DTYPES[name]))

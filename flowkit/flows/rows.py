@@ -29,6 +29,18 @@ def _addr(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     return to_strings(words.view(np.uint8))
 
 
+def _addr_or_null(hi: np.ndarray, lo: np.ndarray, none: np.ndarray) -> pa.Array:
+    """Address text, null where ``none`` (the validity bitmap set on the text's own buffers)."""
+    if none.all():
+        return pa.nulls(len(hi), pa.string())
+    text = _addr(hi.view(np.uint64), lo.view(np.uint64))
+    if not none.any():
+        return text
+    _, offsets, data = text.buffers()
+    return pa.Array.from_buffers(pa.string(), len(text), [_arrow._bits(~none), offsets, data],
+                                 null_count=int(none.sum()))
+
+
 def _ts(values: np.ndarray) -> pa.Array:
     mask = values < 0
     return _arrow.array(values, TS, mask=mask)
@@ -91,6 +103,12 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
     cols["community_id"] = community_ids(
         K[:, K_AHI], K[:, K_ALO], K[:, K_BHI], K[:, K_BLO], K[:, K_APORT], K[:, K_BPORT], K[:, K_PROTO], K[:, K_IPVER]
     )
+    errs = v["icmp_errors"]
+    none = errs == 0
+    cols["icmp_errors"] = _arrow.array(errs, pa.uint32())
+    cols["icmp_error_type"] = _arrow.array(v["icmp_error_type"], pa.uint8(), mask=none)
+    cols["icmp_error_code"] = _arrow.array(v["icmp_error_code"], pa.uint8(), mask=none)
+    cols["icmp_error_src"] = _addr_or_null(v["ehi"], v["elo"], none)
     cols["vlan"] = _arrow.array(v["vlan"], pa.uint16())
     cols["inner_vlan"] = _arrow.array(v["inner_vlan"], pa.uint16())
     cols["service"] = _services(C[:, _machine.F_SVC])

@@ -46,6 +46,10 @@ FLOW_SCHEMA = pa.schema(
         pa.field("ack_ts", TS),  # first originator ACK after the SYN-ACK (handshake complete)
         pa.field("syn_count", pa.uint32()),  # originator SYNs (retries = syn_count - 1)
         pa.field("community_id", pa.string()),  # Community ID v1, seed 0
+        pa.field("icmp_errors", pa.uint32()),  # ICMP errors quoting this connection's five-tuple
+        pa.field("icmp_error_type", pa.uint8()),  # the last one's type (ICMP or ICMPv6 by ip_version); null: none
+        pa.field("icmp_error_code", pa.uint8()),
+        pa.field("icmp_error_src", pa.string()),  # who sent the last one
         pa.field("vlan", pa.uint16()),
         pa.field("inner_vlan", pa.uint16()),
         pa.field("service", pa.string()),  # Zeek names confirmed from payload, sorted, comma-separated; "" = none

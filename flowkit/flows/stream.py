@@ -218,19 +218,11 @@ class StreamState:
 
     def _replay(self) -> None:
         """Replay every overflow partition: rows back open, deferred packets through them."""
-        from flowkit.decode.schema import PACKET_SCHEMA
         from flowkit.flows import _machine
-        from flowkit.flows.keys import empty_columns
+        from flowkit.flows.keys import empty_columns, packet_layout as layout_of
 
         row_layout = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]
-        packet_layout = []
-        for name in _machine.PACKET_COLUMNS:
-            if name in ("src_ip", "dst_ip"):
-                packet_layout.append((np.uint8, (16,)))
-            elif name == "ts":
-                packet_layout.append((np.int64, ()))
-            else:
-                packet_layout.append((np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype()), ()))
+        packet_layout = layout_of()
         unlimited = FlowOptions(**{**self.options.__dict__, "memory": None})
         for p in range(_overflow_partitions()):
             ov = self.overflow
