@@ -26,7 +26,9 @@ HERE = Path(__file__).resolve().parent
 
 def _time(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one run of ``cmd``."""
+    # as installed: byte code cached (the warm-up run writes it), not compiled on every run
     env = {**os.environ, "PYTHONPATH": str(cwd)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

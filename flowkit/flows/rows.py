@@ -49,9 +49,12 @@ def _ts(values: np.ndarray) -> pa.Array:
 def _services(svc: np.ndarray) -> pa.Array:
     """Confirmed-service bits (low 32 bits of F_SVC) as Zeek's sorted comma-separated names."""
     bits = svc & 0xFFFFFFFF
-    values, inverse = np.unique(bits, return_inverse=True)  # few distinct sets in any capture
-    names = [",".join(SERVICES[j] for j in range(len(SERVICES)) if (int(v) >> j) & 1) for v in values]
-    return _arrow.choose(inverse.ravel().astype(np.int64), names)
+    named = np.flatnonzero(bits)  # only these are sorted: few distinct sets in any capture
+    values, inverse = np.unique(bits[named], return_inverse=True)
+    codes = np.zeros(len(bits), np.int64)
+    codes[named] = inverse.ravel() + 1
+    names = [""] + [",".join(SERVICES[j] for j in range(len(SERVICES)) if (int(v) >> j) & 1) for v in values]
+    return _arrow.choose(codes, names)
 
 
 def _server_names(C: np.ndarray) -> pa.Array:
