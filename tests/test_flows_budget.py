@@ -100,3 +100,12 @@ def test_budget_takes_sizes_and_reports_nothing_when_it_suffices(tmp_path):
     with pytest.raises(ValueError):
         flowkit.flows(str(path), memory="lots")
     assert FINISHED_BYTES > 0
+
+
+def test_active_timeout_is_equal_with_a_tiny_budget(tmp_path):
+    # connections cut by the active timeout hand their originator to the next connection on
+    # their key (Zeek's successor keeps the orientation): a spilled row cut that way must
+    # still be at hand when that next packet comes
+    path = _scan_and_spray(tmp_path / "active.pcap")
+    spilled = _same(path, chunk_bytes=1 << 14, active_timeout=0.004)
+    assert spilled["open_connections"] > 1000

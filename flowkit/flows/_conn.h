@@ -470,15 +470,18 @@ starts_new(const int64_t *r, int64_t t, int64_t proto, int64_t flags, int64_t se
 }
 
 /* Deadline of open row r: from then on a packet on its key starts a new connection (the
- * time rules of starts_new above); rows past it are finished by eviction. */
+ * time rules of starts_new above) and takes nothing from it; rows past it are finished
+ * by eviction (or, spilled, need no replay), so it must not depend on when that runs. */
 static inline int64_t
 deadline(const int64_t *r, int64_t tcp_ns, int64_t udp_ns)
 {
     int64_t dl = add(r[F_TSPKT], timeout_of(r[F_PROTO], tcp_ns, udp_ns));
     if (r[F_CLOSE_DL] < dl)
         dl = r[F_CLOSE_DL];
+    /* cut by the active timeout before that: the next connection on the key inherits the
+     * originator until then (starts_new's keep_orig), so the row stays at hand */
     if (r[F_ACT_DL] < dl)
-        dl = r[F_ACT_DL];
+        return dl;
     int64_t ost = r[N_CONN + r[F_ORIG] * N_SIDE + S_STATE], rst = r[N_CONN + (1 - r[F_ORIG]) * N_SIDE + S_STATE];
     if ((ost == SYN_SENT || ost == SYN_ACK_SENT) && rst == INACTIVE && r[F_ATT_DL] < dl)
         dl = r[F_ATT_DL];

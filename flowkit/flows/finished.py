@@ -5,8 +5,10 @@ connections they finish to a ``FinishedRows``: rows are queued and become Arrow 
 large groups (per-call cost dominates small ones), in a background thread (the C parts
 of ``rows_to_arrow`` release the GIL) while the next batches stream. Past ``spill_rows``
 finished flows, a one-pass state writes them as a sorted run to disk (spill.py), so
-memory stays bounded whatever the number of flows; a mergeable state keeps its rows
-(``merge`` re-tags them by their internal ``_key``/``_prefix`` columns).
+memory stays bounded whatever the number of flows; from then on, converted rows that
+sort after the first run's end go straight to it (spill.py) and only the others wait in
+memory. A mergeable state keeps its rows (``merge`` re-tags them by their internal
+``_key``/``_prefix`` columns).
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import pyarrow as pa
 from flowkit.flows.local import DEFAULT
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 
-FLUSH_ROWS = 16384  # finished rows converted to Arrow together (about 11 MB of rows)
-MAX_CONVERTING = 2  # groups converted in the background at once (bounds memory)
+FLUSH_ROWS = 8192  # finished rows converted to Arrow together (about 7 MB of rows)
+MAX_CONVERTING = 1  # groups converted in the background at once (bounds memory)
 
 
 class _Converting:
@@ -78,10 +80,11 @@ class FinishedRows:
         self._queue, self._queued = [], 0
         self._converting.append(_Converting(C, H, K, self.local))
         while len(self._converting) > MAX_CONVERTING:
-            self._tables.append(self._converting.pop(0).result())
+            self._keep(self._converting.pop(0).result())
         if self.spill_rows and self.held() >= self.spill_rows:
             self._collect()
-            self._write_run()
+            if self.held() >= self.spill_rows // 2:  # not when most went to the open run
+                self._write_run()
 
     def held(self) -> int:
         """Finished rows in memory (converted or being converted)."""
@@ -89,8 +92,19 @@ class FinishedRows:
 
     def _collect(self) -> None:
         for c in self._converting:
-            self._tables.append(c.result())
+            self._keep(c.result())
         self._converting = []
+
+    def _keep(self, tab: pa.Table) -> None:
+        if self.spill is not None:  # spilling: what sorts after the open run goes to it
+            from flowkit.flows.spill import sort_table
+
+            tab = sort_table(tab)
+            kept = self.spill.append(tab.drop_columns(["_key", "_prefix"])).num_rows
+            self.spilled_rows += tab.num_rows - kept
+            tab = tab.slice(0, kept)
+        if tab.num_rows:
+            self._tables.append(tab)
 
     def _write_run(self) -> None:
         from flowkit.flows.spill import SpillDir

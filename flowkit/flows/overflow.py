@@ -1,12 +1,16 @@
-"""Open connections past the memory budget, on disk as partial state until the end of a pass.
+"""Open connections past the memory budget, on disk as partial state until they are settled.
 
 When ``StreamState`` holds more open connections than its budget allows, the least
-recently active ones are written here (their rows, as the state machine left them) and
-their keys enter the C spilled set. A later packet on such a key is *deferred*: written
-here too, in capture order. At the end, each partition (keys by hash, so a partition
-holds every row and packet of its keys) is replayed: its rows become open connections
-again and its deferred packets run through them, exactly as they would have in memory
-(connections of different keys never interact). The result equals an unlimited run.
+recently active ones are written here as a *segment* (their rows, as the state machine
+left them) and their keys enter the C spilled set. A later packet on such a key is
+*deferred*: written to a partition file (keys by hash) in capture order, and its key
+noted in a small bit set. A segment is read back once every row in it is settled (no
+later packet can join it or take from it: ``_conn.h``'s ``deadline``) or at the end of the pass: rows whose
+key never had a packet deferred are finished as they are (most rows of a scan or spray:
+no replay, and they come back in about the order they started); the others go to their
+key's partition, and each partition is replayed at the end: rows open again and the
+deferred packets run through them, as they would have in memory (connections of
+different keys never interact). The result equals an unlimited run.
 
 Blocks are lz4-compressed (rows are mostly zeros and sentinels: ~10x smaller).
 """
@@ -22,7 +26,9 @@ import numpy as np
 import pyarrow as pa
 
 PARTITIONS = 64  # a partition is replayed at once: about 1/64 of what was spilled
-_HEADER = struct.Struct("<qq")  # rows, compressed bytes
+DEFERRED_BITS = 1 << 21  # the deferred-key set: 256 KiB; a false hit only sends a row to replay
+_HEADER = struct.Struct("<qq")  # rows, arrays
+_SIZE = struct.Struct("<q")  # compressed bytes of one array
 
 
 def gather_bytes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -49,18 +55,88 @@ class Overflow:
         self.packets = 0  # packets deferred
         self.bytes = 0  # written to disk
         self._files: dict[str, object] = {}  # open for appending until read back
+        self._segments = None  # file of segments: (deadline, offset, rows) of each in `pending`
+        self.pending: list[tuple[int, int, int]] = []
+        self._deferred = np.zeros(DEFERRED_BITS // 8, np.uint8)
+
+    def _write_block(self, f, arrays: list[np.ndarray], n: int) -> None:
+        """One block: rows, then per array its compressed size and bytes (no joined copy)."""
+        parts = [pa.compress(np.ascontiguousarray(a), codec="lz4", asbytes=True) for a in arrays]
+        f.write(_HEADER.pack(n, len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts))
+        for d in parts:
+            f.write(d)
+        self.bytes += _HEADER.size + _SIZE.size * len(parts) + sum(len(d) for d in parts)
+
+    @staticmethod
+    def _read_block(f, layout) -> list[np.ndarray] | None:
+        head = f.read(_HEADER.size)
+        if not head:
+            return None
+        n, count = _HEADER.unpack(head)
+        sizes = [_SIZE.unpack(f.read(_SIZE.size))[0] for _ in range(count)]
+        out = []
+        for (dtype, shape), size in zip(layout, sizes):
+            items = n * int(np.prod(shape, dtype=np.int64))
+            raw = pa.decompress(f.read(size), decompressed_size=items * np.dtype(dtype).itemsize, codec="lz4",
+                                asbytes=True)
+            a = np.frombuffer(raw, dtype, items)
+            out.append(a.reshape((n, *shape)) if shape else a)
+        return out
 
     def _append(self, kind: str, part: int, arrays: list[np.ndarray], n: int) -> None:
-        raw = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
-        data = pa.compress(raw, codec="lz4", asbytes=True)
         name = f"{kind}-{part:02d}"
         f = self._files.get(name)
         if f is None:
             f = self._files[name] = open(os.path.join(self.path, name), "ab")
-        f.write(_HEADER.pack(n, len(data)))
-        f.write(struct.pack("<q", len(raw)))
-        f.write(data)
-        self.bytes += _HEADER.size + 8 + len(data)
+        self._write_block(f, arrays, n)
+
+    # ---------------------------------------------------------------- segments
+    def write_segment(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, deadline: int) -> None:
+        """Spilled open rows, finished as they are from ``deadline`` (the latest of theirs) on
+        unless a packet on one of their keys was deferred (see ``take_segments``)."""
+        if self._segments is None:
+            self._segments = open(os.path.join(self.path, "segments"), "w+b")
+        offset = self._segments.seek(0, os.SEEK_END)
+        self._write_block(self._segments, [C, H, K], len(C))
+        self.pending.append((deadline, offset, len(C)))
+        self.rows += len(C)
+
+    def due(self, tmax: int | None) -> bool:
+        """Whether a segment is settled at ``tmax`` (None: the end of the pass, all are)."""
+        return bool(self.pending) and (tmax is None or min(s for s, _, _ in self.pending) <= tmax)
+
+    def take_segments(self, tmax: int | None, layout, key_col: int):
+        """The segments settled at ``tmax`` (all when None), in the order they were written,
+        read back and removed; each as (rows whose key had no packet deferred, the others)."""
+        if tmax is None:
+            ready, self.pending = self.pending, []
+        else:
+            ready = [s for s in self.pending if s[0] <= tmax]
+            self.pending = [s for s in self.pending if s[0] > tmax]
+        for _, offset, n in ready:
+            self._segments.seek(offset)
+            rows = self._read_block(self._segments, layout)
+            again = self.was_deferred(rows[2][:, key_col])
+            if not again.any():  # the common case: no copies (views of the read-only block)
+                yield rows, [a[:0] for a in rows]
+            else:
+                yield [a[~again] for a in rows], [a[again] for a in rows]
+        if not self.pending and self._segments is not None:
+            self._segments.truncate(0)  # every segment read: give the disk space back
+
+    def note_deferred(self, hashes: np.ndarray) -> None:
+        bits = self._bits(hashes)
+        np.bitwise_or.at(self._deferred, bits >> 3, (1 << (bits & 7)).astype(np.uint8))
+
+    def was_deferred(self, hashes: np.ndarray) -> np.ndarray:
+        bits = self._bits(hashes)
+        return ((self._deferred[bits >> 3] >> (bits & 7)) & 1).astype(bool)
+
+    @staticmethod
+    def _bits(hashes: np.ndarray) -> np.ndarray:
+        # middle bits: the hash tables use the low ones, the partitions the high ones
+        return ((np.ascontiguousarray(hashes).view(np.uint64) >> np.uint64(24)) % np.uint64(DEFERRED_BITS)).astype(
+            np.int64)
 
     def blocks(self, kind: str, part: int, layout: list[tuple[np.dtype, tuple]]):
         """The blocks of one file in order, each a list of arrays per ``layout`` (dtype, shape
@@ -71,17 +147,8 @@ class Overflow:
         self._files.pop(name).close()
         path = os.path.join(self.path, name)
         with open(path, "rb") as f:
-            while head := f.read(_HEADER.size):
-                n, size = _HEADER.unpack(head)
-                (raw_size,) = struct.unpack("<q", f.read(8))
-                raw = pa.decompress(f.read(size), decompressed_size=raw_size, codec="lz4", asbytes=True)
-                out, at = [], 0
-                for dtype, shape in layout:
-                    count = n * int(np.prod(shape, dtype=np.int64))
-                    a = np.frombuffer(raw, dtype, count, at)
-                    out.append(a.reshape((n, *shape)) if shape else a)
-                    at += count * np.dtype(dtype).itemsize
-                yield out
+            while (block := self._read_block(f, layout)) is not None:
+                yield block
         os.unlink(path)
 
     def has(self, kind: str, part: int) -> bool:
@@ -102,8 +169,8 @@ class Overflow:
             self._append(kind, int(p), [a[lo:hi] for a in arrays], int(hi - lo))
 
     def write_rows(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, key_col: int) -> None:
+        """Rows to replay (their keys had packets deferred), into their keys' partitions."""
         self._write("rows", [C, H, K], K[:, key_col])
-        self.rows += len(C)
 
     def write_packets(self, arrays: tuple[np.ndarray, ...], hashes: np.ndarray, data: np.ndarray | None = None,
                       caplen: np.ndarray | None = None) -> None:
@@ -137,4 +204,7 @@ class Overflow:
         for f in self._files.values():
             f.close()
         self._files = {}
+        if self._segments is not None:
+            self._segments.close()
+            self._segments = None
         self._cleanup()

@@ -9,6 +9,13 @@ k-way merge that holds at most one block per run.
 Order is exactly the in-memory path's: that path stably sorts the finished flows in
 the order they were finished, and runs hold consecutive stretches of that order, so a
 stable sort of each merge slice, concatenated in run order, breaks ties the same way.
+
+The first run stays open: finished flows that sort at or after its last row are appended
+to it as they come (``append``), so flows finishing about in start order (scans, sprays,
+short connections) make one long run instead of many overlapping ones, and are not held
+in memory. Ties still break in finishing order: an appended row was finished after every
+row before it in the run, and a row that sorts before the run's end (kept for a later
+run) ties with no row appended after it.
 """
 from __future__ import annotations
 
@@ -47,12 +54,18 @@ def sort_table(tab: pa.Table, *, release: bool = False) -> pa.Table:
     """``tab`` stably sorted by (ts_start, flow_id), one column at a time (peak: one copy plus a column)."""
     if not tab.num_rows:
         return tab.combine_chunks()
-    order = sort_order(tab)
+    return _sorted_by(tab, sort_order(tab), release)
+
+
+def _sorted_by(tab: pa.Table, order: np.ndarray | None, release: bool) -> pa.Table:
     schema, columns = tab.schema, []
     trim = release and tab.nbytes > TRIM_BYTES
     for name in schema.names:
         column = tab.column(name)
-        columns.append(column.combine_chunks() if order is None else take(column, order))
+        if order is not None:
+            columns.append(take(column, order))
+        else:
+            columns.append(column.chunk(0) if column.num_chunks == 1 else column.combine_chunks())
         tab = tab.drop_columns([name])  # the unsorted column goes as soon as it is copied
         if trim:
             release_freed_memory()
@@ -65,20 +78,59 @@ class SpillDir:
     def __init__(self, parent: str | os.PathLike | None = None):
         self.path = tempfile.mkdtemp(prefix="flowkit-spill-", dir=parent)
         self.runs: list[str] = []
+        self._open = None  # (file, writer) of the first run while it takes appended rows
+        self.last: tuple[int, int] | None = None  # (ts_start, flow_id) of the first run's last row
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, True)
 
     def write_run(self, tab: pa.Table) -> None:
-        """Sort ``tab`` (FLOW_SCHEMA columns) and write it as the next run."""
-        tab = sort_table(tab, release=True)
+        """Sort ``tab`` (FLOW_SCHEMA columns) and write it as the next run (the first stays open)."""
+        order = sort_order(tab) if tab.num_rows else None
+        if order is not None:  # rows already in order (they mostly are) are written as they are
+            tab = _sorted_by(tab, order, release=True)
         path = os.path.join(self.path, f"run-{len(self.runs):05d}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, tab.schema) as writer:
-            writer.write_table(tab, max_chunksize=BLOCK)
+        sink = pa.OSFile(path, "wb")
+        writer = pa.ipc.new_stream(sink, tab.schema)
+        writer.write_table(tab, max_chunksize=BLOCK)
         self.runs.append(path)
+        if len(self.runs) == 1 and tab.num_rows:
+            self._open = (sink, writer)
+            self.last = _last_key(tab)
+        else:
+            writer.close()
+            sink.close()
         del tab
         release_freed_memory()
 
+    def append(self, tab: pa.Table) -> pa.Table:
+        """Append the rows of sorted ``tab`` that sort at or after the first run's end to it;
+        returns the others (a leading slice)."""
+        if self._open is None or not tab.num_rows:
+            return tab
+        ts = _values(tab.column("ts_start"), np.int64)
+        fid = _values(tab.column("flow_id"), np.uint64)
+        t, f = self.last
+        lo, hi = np.searchsorted(ts, t, "left"), np.searchsorted(ts, t, "right")
+        n = int(lo + np.count_nonzero(fid[lo:hi] < np.uint64(f)))
+        if n < tab.num_rows:
+            self._open[1].write_table(tab.slice(n), max_chunksize=BLOCK)
+            self.last = int(ts[-1]), int(fid[-1])
+        return tab.slice(0, n)
+
+    def seal(self) -> None:
+        """Close the first run for reading."""
+        if self._open is not None:
+            self._open[1].close()
+            self._open[0].close()
+            self._open = None
+
     def close(self) -> None:
+        self.seal()
         self._cleanup()
+
+
+def _last_key(tab: pa.Table) -> tuple[int, int]:
+    last = tab.slice(tab.num_rows - 1)
+    return int(_values(last.column("ts_start"), np.int64)[0]), int(_values(last.column("flow_id"), np.uint64)[0])
 
 
 def _values(column: pa.ChunkedArray, dtype) -> np.ndarray:
@@ -117,7 +169,8 @@ class _Cursor:
     def take_upto(self, key: tuple[int, int]) -> pa.Table:
         """Remove and return the leading rows with (ts_start, flow_id) <= key."""
         t, f = key
-        n = int(np.count_nonzero((self.ts < t) | ((self.ts == t) & (self.fid <= np.uint64(f)))))
+        lo, hi = np.searchsorted(self.ts, t, "left"), np.searchsorted(self.ts, t, "right")
+        n = int(lo + np.count_nonzero(self.fid[lo:hi] <= np.uint64(f)))
         head = self.buf.slice(0, n)
         self.buf = self.buf.slice(n)
         self.ts, self.fid = self.ts[n:], self.fid[n:]
@@ -153,15 +206,36 @@ class SpilledRows:
         block maxima: no row left behind can sort before them, and the run that set the
         bound empties its block, so every round makes progress.
         """
+        self.spill.seal()
         cursors = [_Cursor(_run_blocks(p)) for p in self.spill.runs] + [_Cursor(_table_blocks(self.tail))]
         cursors = [c for c in cursors if c.buf is not None]
         while cursors:
             bound = min(c.last for c in cursors)
-            parts = [c.take_upto(bound) for c in cursors]
-            piece = pa.concat_tables([p for p in parts if p.num_rows])
+            parts = [p for p in (c.take_upto(bound) for c in cursors) if p.num_rows]
             cursors = [c for c in cursors if c.buf is not None]
-            if piece.num_rows:
-                yield sort_table(piece)
+            if len(parts) == 1:  # one run's rows: already in order
+                yield parts[0]
+            elif parts:
+                yield _merge_sorted(pa.concat_tables(parts))
+
+
+def _merge_sorted(piece: pa.Table) -> pa.Table:
+    """``sort_table`` of a concatenation of sorted tables.
+
+    Why: merge pieces are mostly long stretches of one run with a few rows of others in
+    between (a long run of flows that finished in start order, a few late ones); such a
+    piece is cut into those stretches and put back together as slices, without copying
+    every column as a full sort would.
+    """
+    order = sort_order(piece)
+    if order is None:
+        return piece
+    breaks = np.flatnonzero(np.diff(order) != 1) + 1
+    if len(breaks) > len(order) // 64:  # well mixed: a full sort is cheaper
+        return _sorted_by(piece, order, False)
+    starts = order[np.concatenate([[0], breaks])]
+    lengths = np.diff(np.concatenate([[0], breaks, [len(order)]]))
+    return pa.concat_tables([piece.slice(int(a), int(n)) for a, n in zip(starts, lengths)])
 
 
 def rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:

@@ -36,9 +36,10 @@ TABLE_BYTES = 48
 OPEN_BYTES = ROW_BYTES + TABLE_BYTES
 FINISHED_BYTES = 400  # a finished flow as Arrow (FLOW_SCHEMA plus _key/_prefix), measured: 330-380
 MIN_EVICT_SCAN = 1024  # open rows below which the lazy eviction scan is not worth it
-SPILL_BLOCK = 8192  # open rows copied to disk at once
+SPILL_BLOCK = 4096  # open rows copied to disk at once (a segment)
 MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
 KEYS_PER_BLOCK = 24  # spilled keys per 512-bit filter block: ~21 bits a key, ~0.05% false positives
+ROW_LAYOUT = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]  # a row on disk
 
 
 class StreamState:
@@ -147,6 +148,8 @@ class StreamState:
             self._finish(done[:n_done])
         if n_def:
             self._defer(packets, deferred[:n_def], where, data)
+        if self.overflow is not None and self.overflow.due(self.tmax):
+            self._settle(self.tmax)
 
     def _finish(self, rows: np.ndarray) -> None:
         C, H, K = self._rows[:3]
@@ -163,32 +166,44 @@ class StreamState:
     # ------------------------------------------------------------------ budget
     def _spill_oldest(self, count: int) -> None:
         """Move the ``count`` least recently active open connections to disk."""
-        from flowkit.flows import _machine
         from flowkit.flows.overflow import Overflow
 
         rows = self._open_rows()
         count = min(count, len(rows))
         if count <= 0:
             return
-        last = self._rows[0][rows, _machine.F_TSPKT].copy()
+        C, H, K = self._rows[:3]
+        last = C[rows, k.F_TSPKT].copy()
         # control channels (and connections that began as one) stay in memory: an announcement
         # replayed at the end would come after the connection it names
-        last[self._rows[0][rows, _machine.F_SVC] & _machine.SVC_ANNOUNCER != 0] = INF
+        last[C[rows, k.F_SVC] & k.SVC_ANNOUNCER != 0] = INF
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
         which = rows[np.argpartition(last, count - 1)[:count]]
-        which = np.sort(which)
+        # segments in start order: settled rows then come back about in output order
+        which = which[np.argsort(C[which, k.F_TS0], kind="stable")]
         if self.overflow is None:
             self.overflow = Overflow(self.options.spill_dir)
-        C, H, K = self._rows[:3]
+        o = self.options
         for at in range(0, len(which), SPILL_BLOCK):  # bounded copies
             part = which[at:at + SPILL_BLOCK]
-            self.overflow.write_rows(C[part], H[part], K[part], _machine.K_HASH)
-        del C, H, K
+            rows_C = C[part]
+            deadlines = np.empty(len(part), np.int64)
+            k.deadlines(rows_C, deadlines, (o.tcp_ns, o.udp_ns))
+            self.overflow.write_segment(rows_C, H[part], K[part], int(deadlines.max()))
+        del C, H, K, rows_C
         self._reserve_filter(count)
-        _stream.spill(self._rows, self._tab, self._bloom, self._layers, self._meta, which)
+        _stream.spill(self._rows, self._tab, self._bloom, self._layers, self._meta, np.sort(which))
         self._layer_keys[-1] += count
+
+    def _settle(self, tmax: int | None) -> None:
+        """Spilled segments settled by ``tmax`` (all at the end, None): rows whose keys had no
+        packet deferred are finished; the others wait for the replay in their partitions."""
+        for final, again in self.overflow.take_segments(tmax, ROW_LAYOUT, k.K_HASH):
+            self.done.add(*final)
+            if len(again[0]):
+                self.overflow.write_rows(*again, k.K_HASH)
 
     def _reserve_filter(self, count: int) -> None:
         """A last filter layer with room for ``count`` more keys (a new one, twice as large)."""
@@ -215,13 +230,14 @@ class StreamState:
         caplen = where[1][idx].astype(np.int64) if len(where[0]) else np.zeros(len(idx), np.int64)
         starts = where[0][idx] if len(where[0]) else np.zeros(len(idx), np.int64)
         self.overflow.write_packets(taken, out["hash"], gather_bytes(data, starts, caplen), caplen)
+        self.overflow.note_deferred(out["hash"])
 
     def _replay(self) -> None:
         """Replay every overflow partition: rows back open, deferred packets through them."""
         from flowkit.flows import _machine
         from flowkit.flows.keys import empty_columns, packet_layout as layout_of
 
-        row_layout = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]
+        row_layout = ROW_LAYOUT
         packet_layout = layout_of()
         unlimited = FlowOptions(**{**self.options.__dict__, "memory": None})
         for p in range(_overflow_partitions()):
@@ -285,8 +301,11 @@ class StreamState:
         """The FlowTable, sorted by (ts_start, flow_id) (see FinishedRows.finalize).
 
         The open connections are finished after every other row (the order an unlimited
-        run finishes them in); then the overflow partitions are replayed.
+        run finishes them in; spilled ones first, they are the oldest, and no two open
+        connections share a key, so none tie); then the overflow partitions are replayed.
         """
+        if self.overflow is not None:  # spilled rows are older than the open ones: first
+            self._settle(None)
         self.done.add(self.C, self.H, self.K)
         self._rows = None
         self._grow(16)
