@@ -68,3 +68,13 @@ def test_plain_iteration_is_unchanged(tmp_path):
     assert len(batches) == len(pairs) == 1
     assert batches[0].equals(pairs[0][0])
     assert np.asarray(pairs[0][1].caplen).tolist() == [3]
+
+
+def test_payloads_kept_across_reads_stay_the_bytes_written(tmp_path):
+    # chunks of 64 KiB: the reader reuses a buffer only once no Payload references it
+    sent = [b"%05d" % i + bytes([i % 251]) * 600 for i in range(3000)]
+    frames = [(1.0 + i / 1000, g.frame("10.0.0.1", 5000, "10.0.0.2", 53, p, tcp=False)) for i, p in enumerate(sent)]
+    path = write_pcap(tmp_path / "p.pcap", frames)
+    pairs = _pairs(path, chunk_bytes=1 << 16)
+    assert len(pairs) > 20
+    assert [w.packet(i) for _, w in pairs for i in range(len(w))] == sent

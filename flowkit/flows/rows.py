@@ -49,10 +49,9 @@ def _ts(values: np.ndarray) -> pa.Array:
 def _services(svc: np.ndarray) -> pa.Array:
     """Confirmed-service bits (low 32 bits of F_SVC) as Zeek's sorted comma-separated names."""
     bits = svc & 0xFFFFFFFF
-    named = np.flatnonzero(bits)  # only these are sorted: few distinct sets in any capture
-    values, inverse = np.unique(bits[named], return_inverse=True)
-    codes = np.zeros(len(bits), np.int64)
-    codes[named] = inverse.ravel() + 1
+    values = np.unique(bits)  # few distinct sets in any capture; 0 (none) first if present
+    codes = np.searchsorted(values, bits) + int(values[0] != 0 if len(values) else 0)
+    values = values[values != 0]
     names = [""] + [",".join(SERVICES[j] for j in range(len(SERVICES)) if (int(v) >> j) & 1) for v in values]
     return _arrow.choose(codes, names)
 
