@@ -29,9 +29,10 @@ def rows(packets, extras):
             "tunnel_src_ip": [_addr16(e[1][0]) if e[1] else bytes(16) for e in extras],
             "tunnel_src_port": [e[1][1] if e[1] else 0 for e in extras],
             "tunnel_dst_port": [e[1][2] if e[1] else 0 for e in extras]}
-    for f in EXTRA:
-        if f.name not in b.schema.names:
-            b = b.append_column(f, pa.array(cols[f.name], f.type))
+    for f in EXTRA:  # set, or added when the packet schema has no such column
+        values = pa.array(cols[f.name], f.type)
+        at = b.schema.get_field_index(f.name)
+        b = b.set_column(at, f, values) if at >= 0 else b.append_column(f, values)
     return b
 
 
