@@ -369,7 +369,8 @@ def exposure_section(exp: pd.DataFrame) -> str:
     body = grid(chart, per_host, pair=True) + "<h3>Per host and port (open, then closed, then filtered)</h3>" + table(
         open_first(exp), [c for c in exp.columns if c not in ("first_ts", "last_ts")], name="exposure")
     intro = ("Per server host and port: open (TCP SYN answered by SYN-ACK; UDP answered), closed (SYN "
-             "answered by RST), filtered (no answer), with the tier and service name.")
+             "answered by RST; UDP answered by ICMP port unreachable), filtered (no answer, or another ICMP "
+             "error: the reason column says which), with the tier and service name.")
     return section("exposure", "Exposure", body, intro)
 
 
