@@ -6,8 +6,9 @@ Runs ``python -m flowkit flows CAPTURE -o out.parquet`` from each checkout in tu
 (alternating, so load changes hit both alike), then ``argus -r CAPTURE -w /dev/null`` once
 per round, and prints the median CPU time (user + system of the process and its threads)
 and wall time of each, the cost of this checkout relative to the other and the ratios to
-argus. OTHER_CHECKOUT is a flowkit checkout with built extensions, e.g. the commit before
-identification. Run it alone: the machine is shared (the load average is printed).
+argus. OTHER_CHECKOUT is a flowkit checkout with built extensions: a copy of this commit
+whose ``flows()`` iterates ``iter(table)`` instead of ``table.with_payload()`` (no payload, no
+identification, same row layout) isolates the cost of identification. Run it alone: the machine is shared (the load average is printed).
 """
 from __future__ import annotations
 
