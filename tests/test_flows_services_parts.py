@@ -111,6 +111,19 @@ def test_a_tiny_budget_equals_the_unlimited_run(built):
     assert tight.to_arrow().equals(ref)
 
 
+@pytest.mark.parametrize("connections, chunk, spill_rows", [(4, 1 << 12, None), (4, 1 << 13, 4), (7, 1 << 13, 9),
+                                                        (10, 1 << 12, None), (12, 1 << 12, 16), (25, 1 << 14, None)])
+def test_budgets_that_spill_control_connections_before_their_first_line_equal_the_unlimited_run(
+        built, connections, chunk, spill_rows):
+    # the FTP control connections spilled during their handshake read their PASV replies only
+    # at the replay, after the data connections they name: those are named afterwards, in
+    # memory or in the sorted runs of finished flows on disk (spill_rows)
+    path, ref = built
+    tight = flowkit.flows(str(path), memory=2 * connections * OPEN_BYTES, chunk_bytes=chunk, spill_rows=spill_rows)
+    assert tight.stats.spilled["deferred_packets"] > 0
+    assert tight.to_arrow().equals(ref)
+
+
 def test_two_parts_cut_at_every_fifth_record_equal_one_pass(built):
     path, ref = built
     offsets = _record_offsets(path)

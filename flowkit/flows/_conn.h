@@ -672,6 +672,16 @@ identify(int64_t *C, const int64_t *K, int64_t c, int64_t side, int64_t t, int64
         identify_slow(C, K, c, side, t, proto, data + at, n, E);
 }
 
+/* Whether open connection row r may still announce a data connection (FTP PORT/PASV, IRC
+ * DCC): it is a control channel or shows the start of one (SVC_ANNOUNCER). The one-pass
+ * driver keeps these in memory past its budget, so their announcements come in time; those
+ * a spilled connection makes at its replay are applied afterwards (flows/expected.py). */
+static inline int
+may_announce(const int64_t *r)
+{
+    return ((uint64_t)r[F_SVC] & SVC_ANNOUNCER) != 0;
+}
+
 /* A new TCP connection announced on a control channel (FTP data, IRC DCC) is named by
  * the announcement, as Zeek names a scheduled analyzer's connection. */
 static inline void

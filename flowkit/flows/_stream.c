@@ -381,6 +381,45 @@ out:
     return result;
 }
 
+PyDoc_STRVAR(announcers_doc,
+"announcers(rows, which, out) -> None\n"
+"--\n\n"
+"out[j] = 1 when open row which[j] may still announce a data connection (_conn.h's\n"
+"may_announce): stream.py does not spill it.");
+
+static PyObject *
+announcers(PyObject *self, PyObject *args)
+{
+    PyObject *orows, *owhich, *oout;
+    if (!PyArg_ParseTuple(args, "OOO", &orows, &owhich, &oout))
+        return NULL;
+    rows_t r;
+    int64_t *which;
+    uint8_t *out;
+    Py_ssize_t cap = -1, n, n_out;
+    views_t vs = {.n = 0};
+    PyObject *result = NULL;
+    if (!bind_columns(&vs, orows, ROW_COLUMNS, 5, &r, &cap, "rows") ||
+        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !(out = view_of(&vs, oout, "B", 1, "out", &n_out)))
+        goto out;
+    if (n_out != n) {
+        PyErr_SetString(PyExc_ValueError, "announcers(): out must have one item per row");
+        goto out;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (which[j] < 0 || which[j] >= cap) {
+            PyErr_Format(PyExc_ValueError, "announcers(): no row %lld", (long long)which[j]);
+            goto out;
+        }
+        int64_t *C = r.C;
+        out[j] = (uint8_t)may_announce(ROW(which[j]));
+    }
+    result = Py_NewRef(Py_None);
+out:
+    views_release(&vs);
+    return result;
+}
+
 PyDoc_STRVAR(rebuild_doc,
 "rebuild(rows, table, meta) -> None\n"
 "--\n\n"
@@ -427,6 +466,7 @@ static PyMethodDef methods[] = {
     {"evict", evict, METH_VARARGS, evict_doc},
     {"rebuild", rebuild, METH_VARARGS, rebuild_doc},
     {"spill", spill, METH_VARARGS, spill_doc},
+    {"announcers", announcers, METH_VARARGS, announcers_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -126,6 +126,28 @@ class FinishedRows:
         self._queue, self._queued, self._converting = [], 0, []
         self._tables = list(tables)
 
+    def name_expected(self, waiting: np.ndarray) -> None:
+        """Name the finished connections that announcements read late (at a spilled control
+        connection's replay) should have named when they opened (expected.take_expected);
+        ``waiting``: the entries, rows of protocols/_expect.h's table. Sorted runs on disk are
+        rewritten when one of their rows changes (rare: FTP/IRC under a memory budget)."""
+        from flowkit.flows.expected import new_expectations, take_expected
+
+        E = new_expectations()
+        E[0, 0] = len(waiting)
+        E[1:1 + len(waiting)] = waiting
+        tables = self.tables()
+        runs = []
+        if self.spill is not None:
+            self.spill.seal()  # appended rows now stay in memory; the final merge takes all
+            runs = [pa.ipc.open_stream(pa.OSFile(path, "rb")).read_all() for path in self.spill.runs]
+        named = take_expected(E, [*tables, *runs])
+        self._tables = named[:len(tables)]
+        for path, old, new in zip(self.spill.runs if runs else [], runs, named[len(tables):]):
+            if new is not old:
+                with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, new.schema) as writer:
+                    writer.write_table(new)
+
     def count(self) -> int:
         return sum(t.num_rows for t in self.tables())
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 from flowkit.capture.records import Damage
 from flowkit.flows import _machine as k
 from flowkit.flows.finished import FinishedRows
+from flowkit.flows.expected import joined_expectations, new_expectations, take_expected
 from flowkit.flows.overflow import gather_bytes
 from flowkit.flows.keys import NO_DATA, concat_columns, empty_columns, key_matrix, take_columns
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
@@ -38,11 +39,6 @@ from flowkit.ledger import Ledger
 
 PEND_SMALL = 512  # payload bytes of a pending packet always kept
 PEND_LOOK = 16  # larger payloads kept per key and side in a batch (_identify.h's SVC_LOOK_TLS)
-
-
-def new_expectations() -> np.ndarray:
-    """An empty expectation table (protocols/_expect.h): row 0 holds the entry count."""
-    return np.zeros((1 + k.EXPECT_CAP, k.EXPECT_WIDTH), np.int64)
 
 
 def _empty_rows(n=0):
@@ -350,8 +346,8 @@ class FlowState:
             parts_K.append(tmp.K[keep])
             del rerun_cont
         at = len(E.finished)
-        out.finished[at:at + len(L.finished)] = _take_expected(waiting, out.finished[at:at + len(L.finished)], lC, lK)
-        out.expect = _joined_expectations(waiting, L.expect)
+        out.finished[at:at + len(L.finished)] = take_expected(waiting, out.finished[at:at + len(L.finished)], lC, lK)
+        out.expect = joined_expectations(waiting, L.expect)
         C2, H2, K2 = np.concatenate(parts_C), np.concatenate(parts_H), np.concatenate(parts_K)
         order = np.argsort(K2[:, 0].view(np.uint64), kind="stable")
         out.C, out.H, out.K = C2[order], H2[order], K2[order]
@@ -448,89 +444,6 @@ class FlowState:
     def __repr__(self) -> str:
         done = sum(t.num_rows for t in self.finished)
         return f"FlowState(finished={done}, open={len(self.C)}, pending_packets={len(self.pend['ts'])})"
-
-
-def _entries(E: np.ndarray) -> np.ndarray:
-    return E[1:1 + int(E[0, 0])]
-
-
-def _joined_expectations(*tables: np.ndarray) -> np.ndarray:
-    """One expectation table holding the entries of several (the latest-expiring kept when full)."""
-    rows = np.concatenate([_entries(E) for E in tables])
-    rows = rows[np.argsort(-rows[:, k.X_EXPIRES], kind="stable")[:k.EXPECT_CAP]] if len(rows) > k.EXPECT_CAP else rows
-    out = new_expectations()
-    out[0, 0] = len(rows)
-    out[1:1 + len(rows)] = rows
-    return out
-
-
-def _take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray, K: np.ndarray) -> list[pa.Table]:
-    """Connections of a later part named by announcements an earlier part left waiting in E
-    (as _conn.h's ``expected`` names a connection when it opens): per entry, in the order
-    announced, the first TCP connection to its address and port that starts before it
-    expires takes it, and only its service, as nothing of it is read. Used entries leave E;
-    the open rows C (keys K) change in place, finished ``tables`` are returned changed."""
-    entries = _entries(E)
-    if len(entries) == 0:
-        return tables
-    from flowkit.flows.rows import _addr
-    from flowkit.protocols import SERVICES
-
-    # candidates: (ts_start, where: table index or -1 for open rows, row)
-    cands = []
-    for j, t in enumerate(tables):
-        if t.num_rows:
-            tcp = np.flatnonzero(t.column("ip_proto").to_numpy() == 6)
-            if len(tcp):
-                cands.append((t.column("ts_start").cast(pa.int64()).to_numpy()[tcp], np.full(len(tcp), j),
-                              tcp, np.asarray(t.column("dst_ip").take(tcp).to_pylist(), object),
-                              t.column("dst_port").to_numpy()[tcp].astype(np.int64)))
-    tcp = np.flatnonzero(C[:, k.F_PROTO] == 6)
-    if len(tcp):
-        resp = 1 - C[tcp, k.F_ORIG]
-        hi = np.where(resp == 1, K[tcp, k.K_BHI], K[tcp, k.K_AHI])
-        lo = np.where(resp == 1, K[tcp, k.K_BLO], K[tcp, k.K_ALO])
-        port = np.where(resp == 1, K[tcp, k.K_BPORT], K[tcp, k.K_APORT])
-        cands.append((C[tcp, k.F_TS0], np.full(len(tcp), -1), tcp,
-                      np.asarray(_addr(hi.view(np.uint64), lo.view(np.uint64)).to_pylist(), object), port))
-    if not cands:
-        return tables
-    ts, where, row, addr, port = (np.concatenate([c[i] for c in cands]) for i in range(5))
-    order = np.argsort(ts, kind="stable")
-    ts, where, row, addr, port = ts[order], where[order], row[order], addr[order], port[order]
-    want = np.asarray(_addr(entries[:, k.X_HI].view(np.uint64), entries[:, k.X_LO].view(np.uint64)).to_pylist(), object)
-    taken = np.zeros(len(ts), bool)
-    used = np.zeros(len(entries), bool)
-    named: dict[int, dict[int, str]] = {}
-    for e in np.argsort(entries[:, k.X_EXPIRES], kind="stable"):
-        expires = entries[e, k.X_EXPIRES]
-        hit = np.flatnonzero(~taken & (port == entries[e, k.X_PORT]) & (addr == want[e]) &
-                             (ts >= expires - k.EXPECT_NS) & (ts < expires))
-        if not len(hit):
-            continue
-        i = hit[0]
-        taken[i] = used[e] = True
-        service = int(entries[e, k.X_SERVICE])
-        if where[i] < 0:
-            r = row[i]
-            C[r, k.F_SVC] = 1 << service
-            C[r, k.F_SVCN] = np.iinfo(np.int64).min
-            C[r, k.F_NAME:k.F_NAME + k.NAME_WORDS] = 0
-        else:
-            named.setdefault(int(where[i]), {})[int(row[i])] = SERVICES[service]
-    rest = entries[~used]
-    E[0, 0] = len(rest)
-    E[1:1 + len(rest)] = rest
-    out = list(tables)
-    for j, rows in named.items():
-        t = out[j]
-        service = t.column("service").to_pylist()
-        name = t.column("server_name").to_pylist()
-        for r, value in rows.items():
-            service[r], name[r] = value, ""
-        t = t.set_column(t.schema.get_field_index("service"), "service", pa.array(service, pa.string()))
-        out[j] = t.set_column(t.schema.get_field_index("server_name"), "server_name", pa.array(name, pa.string()))
-    return out
 
 
 def _dump(a: np.ndarray) -> bytes:

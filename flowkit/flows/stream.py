@@ -23,7 +23,8 @@ from flowkit.flows import _machine as k
 from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
 from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
-from flowkit.flows.state import FlowOptions, new_expectations
+from flowkit.flows.expected import entries, new_expectations
+from flowkit.flows.state import FlowOptions
 from flowkit.ledger import Ledger
 
 M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
@@ -174,9 +175,11 @@ class StreamState:
             return
         C, H, K = self._rows[:3]
         last = C[rows, k.F_TSPKT].copy()
-        # control channels (and connections that began as one) stay in memory: an announcement
-        # replayed at the end would come after the connection it names
-        last[C[rows, k.F_SVC] & k.SVC_ANNOUNCER != 0] = INF
+        # connections that may still announce a data connection stay in memory: an announcement
+        # replayed at the end would come after the connection it names (_conn.h's may_announce)
+        pinned = np.empty(len(rows), np.uint8)
+        _stream.announcers(self._rows, rows, pinned)
+        last[pinned != 0] = INF
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
@@ -240,6 +243,7 @@ class StreamState:
         row_layout = ROW_LAYOUT
         packet_layout = layout_of()
         unlimited = FlowOptions(**{**self.options.__dict__, "memory": None})
+        late = []  # announcements read at the replay: after the connections they may name
         for p in range(_overflow_partitions()):
             ov = self.overflow
             if not ov.has("rows", p) and not ov.has("packets", p):
@@ -265,8 +269,14 @@ class StreamState:
             state.done = self.done  # the replayed rows follow every row finished in the pass
             state.expect = self.expect  # announcements still waiting
             state._load(*rows)
+            before = {tuple(e) for e in entries(self.expect)}
             state._advance(tuple(np.ascontiguousarray(a) for a in packets), payload[:2], payload[2])
+            late += [tuple(e) for e in entries(self.expect) if tuple(e) not in before]
             state.done.add(state.C, state.H, state.K)
+        late = set(late)
+        waiting = [e for e in entries(self.expect) if tuple(e) in late]
+        if waiting:
+            self.done.name_expected(np.array(waiting, np.int64))
 
     def _load(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:
         """Open connections from rows (a fresh state)."""
