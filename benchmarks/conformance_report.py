@@ -3,19 +3,22 @@
     python benchmarks/conformance_report.py            # print per-trace scores
     python benchmarks/conformance_report.py --write    # also regenerate the table in docs/conformance.md
 
-Rows compared: every Zeek row outside tunnels (tunnel_parents "-"): TCP, UDP, ICMP and
+Rows compared: every Zeek row, inside tunnels too (flowkit decapsulates): TCP, UDP, ICMP and
 unknown_transport, matched to flowkit rows by oriented five-tuple (orig_h, orig_p, resp_h,
 resp_p, proto; flowkit's protocols other than tcp/udp/icmp read as unknown_transport); when
 several connections share a tuple, identical rows pair first, the rest in order.
 A baseline row flowkit lacks counts as a mismatch on every field.
 
-Two kinds of rows are scored apart (listed, never hidden), because the difference is
+Three kinds of rows are scored apart (listed, never hidden), because the difference is
 by design or outside the flow layer:
   checksum   - Zeek ran without -C and discarded the packets for bad checksums
                (history C/c); flowkit does not verify checksums.
   undecoded  - flowkit has no row and the packet layer left packets of the trace
                undecoded (ledger: unsupported_link, non_ip or truncated), e.g. 802.15.4,
                or a capture cut inside the TCP header (Zeek then logs a zero-packet row).
+  amsdu      - a row flowkit lacks (or orients otherwise) in a trace of 802.11 A-MSDU
+               frames: flowkit reads the first subframe of each frame (one frame, one
+               row), Zeek every subframe, so it sees other packets.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ FLOWKIT = {
     "orig_bytes": "src_payload_bytes", "resp_bytes": "dst_payload_bytes", "missed_bytes": "missed_bytes",
 }
 EXTRA_FIELDS = ("orig_bytes", "resp_bytes", "missed_bytes")  # scored where Zeek logs them
+# Traces whose missing rows have a known cause in the packet layer (reason as above).
+KNOWN_GAPS = {"tunnels/gre-aruba-amsdu.pcap": "amsdu"}
 BEGIN, END = "<!-- conformance-table:begin -->", "<!-- conformance-table:end -->"
 
 
@@ -112,7 +117,6 @@ def score_entry(test: str, entry: dict) -> Score:
     base = [
         r for r in read_conn_log(ZEEK / "baselines" / entry["baseline"])
         if "id.orig_h" in r and "orig_pkts" in r  # zeek-cut extracts without the five-tuple can't be matched
-        and r.get("tunnel_parents", "-") in ("-", "(empty)")
     ]
     sc.rows = len(base)
     raw = read_conn_log(ZEEK / "baselines" / entry["baseline"])
@@ -140,6 +144,8 @@ def score_entry(test: str, entry: dict) -> Score:
     for r in base:
         if "C" in r.get("history", "").upper() and not entry.get("ignore_checksums"):
             sc.excluded["checksum"] += 1
+        elif entry["trace"] in KNOWN_GAPS and _key(r) not in ours_keys:
+            sc.excluded[KNOWN_GAPS[entry["trace"]]] += 1
         elif undecoded and _key(r) not in ours_keys and (
             (r["id.resp_h"], int(r["id.resp_p"]), r["id.orig_h"], int(r["id.orig_p"]), r["proto"]) not in ours_keys
         ):

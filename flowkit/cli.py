@@ -41,8 +41,9 @@ class Settings:
     """Options shared by the commands that read captures."""
 
     def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None,
-                 memory=None):
+                 memory=None, no_decap=False):
         self.captures = list(captures)
+        self.decap = not no_decap
         self.engine = engine
         self.filter = filter  # over flows: src = originator, dst = responder
         self.packet_filter = packet_filter  # over packets, before flows are built (tcpdump's view)
@@ -67,6 +68,8 @@ class Settings:
 
     def flow_options(self) -> dict:
         options = {"engine": self.engine, "strict": self.strict}
+        if not self.decap:
+            options["decap"] = False
         if self.packet_filter:
             options["packet_filter"] = self.packet_filter
         if self.idle_timeout is not None:
@@ -108,6 +111,7 @@ PacketOnlyFilterOpt = typer.Option(None, "--filter", "-f", metavar="EXPR", help=
 IdleOpt = typer.Option(None, "--tcp-timeout", "--idle-timeout", metavar="S", help="TCP inactivity timeout in seconds (default 300, as Zeek; --idle-timeout is the older name)")
 MemoryOpt = typer.Option(None, "--memory", metavar="SIZE", help="memory for the flow state (bytes, or with K, M, G; default 96M: the process stays under 300 MB); past it connections go to disk and come back, the flows are the same")
 UdpOpt = typer.Option(None, "--udp-timeout", metavar="S", help="UDP inactivity timeout in seconds (default 60, as Zeek)")
+NoDecapOpt = typer.Option(False, "--no-decap", help="do not follow tunnels (GRE, VXLAN, GTP-U, ...): outer flows only")
 StrictOpt = typer.Option(False, "--strict", help="fail on the first damaged record instead of keeping what was read")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar, no notes on stderr")
 DebugOpt = typer.Option(False, "--debug", help="show the traceback of errors")
@@ -118,7 +122,7 @@ StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
 
 def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None, idle_timeout=None,
               udp_timeout=None, memory=None, strict: bool = False, quiet: bool = False,
-              debug: bool = False) -> Settings:
+              debug: bool = False, no_decap: bool = False) -> Settings:
     """Check the shared options (before any capture is read) and bundle them."""
     if engine not in ENGINES:
         raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
@@ -131,7 +135,8 @@ def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None
         if value is not None and value <= 0:
             raise click.BadParameter("must be a positive number of seconds", param_hint=f"'{name}'")
     budget = None if memory is None else _size(memory, "--memory")
-    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter, budget)
+    return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter, budget,
+                    no_decap)
 
 
 # Option groups: functions whose parameters are typer options, spliced into the commands'
@@ -152,6 +157,9 @@ def _timeout_options(idle_timeout: Optional[float] = IdleOpt, udp_timeout: Optio
                      memory: Optional[str] = MemoryOpt): ...
 
 
+def _decap_option(no_decap: bool = NoDecapOpt): ...
+
+
 def _show_options(limit: Optional[int] = LimitOpt, json: bool = JsonOpt, fields: Optional[str] = cli_output.FieldsOpt,
                   sort: Optional[str] = cli_output.SortOpt, wide: bool = cli_output.WideOpt): ...
 
@@ -167,7 +175,7 @@ def _shape(shared: dict) -> Shape:
 def _common_options(quiet: bool = QuietOpt, strict: bool = StrictOpt, debug: bool = DebugOpt): ...
 
 
-_flow_source_options = (_engine_option, _flow_filter_option, _packet_filter_option, _timeout_options)
+_flow_source_options = (_engine_option, _flow_filter_option, _packet_filter_option, _timeout_options, _decap_option)
 
 
 _SHARED_NAMES = [name for group in (*_flow_source_options, _common_options)
@@ -226,6 +234,7 @@ def build_table(s: Settings):
     # the same PacketTable flows() would open, watched batch by batch (no per-packet work)
     packets = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], options.pop("engine"),
                                      strict=options.pop("strict"), filter=options.pop("packet_filter", None),
+                                     decap=options.pop("decap", True),
                                      names=_source_names(s.captures), on_packets=session.add_packets)
     with session.reading(s.captures, quiet=s.quiet):
         table = flowkit.flows(packets, **options)
@@ -368,6 +377,7 @@ def packets(
     engine: str = EngineOpt,
     filter: Optional[str] = PacketOnlyFilterOpt,
     stats: bool = StatsOpt,
+    no_decap: bool = NoDecapOpt,
     **shared,
 ) -> None:
     """Show decoded packets (the first --limit rows; streams, so large captures are fine)."""
@@ -381,7 +391,7 @@ def packets(
     sources = s.sources()
     session = progress.current()
     table = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], engine, strict=s.strict,
-                                   filter=filter, names=_source_names(captures), on_packets=session.add_packets)
+                                   filter=filter, decap=not no_decap, names=_source_names(captures), on_packets=session.add_packets)
     # keep only the rows to show and count the rest, unless --sort needs them all
     want = None if shape.sort else (cli_output.TERMINAL_LIMIT if not json else None) if shape.limit is None \
         else shape.limit
@@ -395,7 +405,7 @@ def packets(
     data = pa.Table.from_batches(kept, schema=table.schema) if kept else table.schema.empty_table()
     if want is not None:
         data = data.slice(0, want)
-    for name in ("src_ip", "dst_ip"):
+    for name in ("src_ip", "dst_ip", "tunnel_src_ip", "tunnel_dst_ip"):
         i = data.schema.get_field_index(name)
         data = data.set_column(i, name, addresses_to_strings(data.column(name)))
     cli_output.show([Shown(data.to_pandas(), views.PACKETS, "packets", total=total)], shape, json=json)

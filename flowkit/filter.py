@@ -53,7 +53,7 @@ PROTO_NAMES = {"icmp": 1, "igmp": 2, "igrp": 9, "tcp": 6, "udp": 17, "ipv6": 41,
                "ah": 51, "icmp6": 58, "pim": 103, "vrrp": 112, "sctp": 132, "ospf": 89}
 KIND_WORDS = ("host", "net", "port", "portrange")
 DIR_WORDS = ("src", "dst")
-STATUS_FRAGMENT = 5  # decode.schema.Status.FRAGMENT: no ports in non-first fragments
+STATUS_FRAGMENT = 5  # decode.schema.Status.FRAGMENT: ports only in a first fragment (offset 0)
 
 _TOKEN = re.compile(r"\s*(?:(\(|\)|&&|\|\||!)|([^\s()!&|]+))")
 
@@ -440,7 +440,7 @@ class _PacketColumns(_Columns):
 
     def has_ports(self, proto: str | None) -> np.ndarray:
         ip_proto = self.get("ip_proto")
-        ok = self.get("status") != STATUS_FRAGMENT
+        ok = (self.get("status") != STATUS_FRAGMENT) | (self.get("frag_offset") == 0)
         if proto is None:
             return ok & ((ip_proto == 6) | (ip_proto == 17)) & (self.ip_version() != 0)
         return ok & (ip_proto == PROTO_NUMBERS[proto]) & (self.ip_version() != 0)

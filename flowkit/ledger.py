@@ -14,6 +14,7 @@ CATEGORIES = (
     "icmp",
     "other_ip",
     "fragment",
+    "fragment_incomplete",
     "non_ip",
     "unsupported_link",
     "truncated",
@@ -37,10 +38,18 @@ class Ledger:
     # what a memory budget sent to disk (flows(memory=...)): empty when nothing was
     spilled: dict[str, int] = field(default_factory=dict)
 
-    def add_batch(self, status: np.ndarray, ip_proto: np.ndarray) -> None:
-        """Count one decoded batch (numpy columns ``status`` and ``ip_proto``)."""
+    def add_batch(self, status: np.ndarray, ip_proto: np.ndarray, tunnel_depth: np.ndarray | None = None) -> None:
+        """Count one decoded batch (numpy columns ``status``, ``ip_proto``, ``tunnel_depth``).
+
+        Only rows at tunnel depth 0 are records; the rows of packets found inside tunnels
+        become flows but are not counted again here.
+        """
         status = np.asarray(status)
         ip_proto = np.asarray(ip_proto)
+        if tunnel_depth is not None:
+            outer = np.asarray(tunnel_depth) == 0
+            if not outer.all():
+                status, ip_proto = status[outer], ip_proto[outer]
         ok = status == Status.OK
         self.counts["tcp"] += int(np.count_nonzero(ok & (ip_proto == 6)))
         self.counts["udp"] += int(np.count_nonzero(ok & (ip_proto == 17)))
@@ -57,6 +66,11 @@ class Ledger:
         ):
             self.counts[name] += int(np.count_nonzero(status == st))
         self.packets += len(status)
+
+    def give_up_fragments(self, records: int) -> None:
+        """Fragments counted earlier whose datagram was never completed (timeout, memory bound, end)."""
+        self.counts["fragment"] -= records
+        self.counts["fragment_incomplete"] += records
 
     def merge(self, other: "Ledger") -> "Ledger":
         out = Ledger(packets=self.packets + other.packets, bytes_read=self.bytes_read + other.bytes_read)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 # ledger categories that never make a flow, as the no-flow line names them
 NOT_FLOWS = {
-    "fragment": "non-first IP fragments",
+    "fragment": "IP fragments (counted in the datagram they completed)",
+    "fragment_incomplete": "IP fragments of datagrams never completed",
     "non_ip": "not IP (ARP, LLDP, ...)",
     "truncated": "truncated before the ports",
     "malformed": "malformed",
@@ -29,7 +30,8 @@ NOT_FLOWS = {
 # options that change how captures are read or cut into flows: (option, Settings attribute, default)
 CAPTURE_ONLY = (("--engine", "engine", "fast"), ("--packet-filter", "packet_filter", None),
                 ("--tcp-timeout", "idle_timeout", None), ("--udp-timeout", "udp_timeout", None),
-                ("--active-timeout", "active_timeout", None), ("--strict", "strict", False))  # fmt: skip
+                ("--active-timeout", "active_timeout", None), ("--strict", "strict", False),
+                ("--no-decap", "decap", True))  # fmt: skip
 
 
 def say(line: str, *, quiet: bool = False) -> None:
@@ -37,7 +39,7 @@ def say(line: str, *, quiet: bool = False) -> None:
         print(f"flowkit: {line}", file=sys.stderr)
 
 
-def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None):
+def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None, decap=True):
     """The PacketTable of ``source`` that keeps, per source, the first and last timestamps and,
     over the packets after the packet filter, a ledger and the link types left undecoded."""
     import numpy as np
@@ -69,7 +71,7 @@ def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None):
             if batch.num_rows == 0:
                 return
             status = to_numpy(batch.column("status"))
-            self.kept.add_batch(status, to_numpy(batch.column("ip_proto")))
+            self.kept.add_batch(status, to_numpy(batch.column("ip_proto")), to_numpy(batch.column("tunnel_depth")))
             unsupported = status == Status.UNSUPPORTED_LINK
             if unsupported.any():
                 types, counts = np.unique(to_numpy(batch.column("linktype"))[unsupported], return_counts=True)
@@ -81,7 +83,7 @@ def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None):
             if on_packets is not None:
                 on_packets(batch.num_rows)
 
-    return Watched(source, engine, strict=strict, filter=filter)
+    return Watched(source, engine, strict=strict, filter=filter, decap=decap)
 
 
 def no_flow_reason(ledger: Ledger, kept: Ledger, links: Counter, packet_filter: str | None) -> str:

@@ -51,7 +51,8 @@ def pkt(t, src, sport, dst, dport, flags="A", *, seq=0, ack=0, payload=0, proto=
         "ack": ack & 0xFFFFFFFF if ipp == 6 else 0, "window": window if ipp == 6 else 0,
         "tcp_hdr_len": 20 if ipp == 6 else 0, "tcp_opts": 0, "mss": 0, "wscale": 0, "tsval": 0, "tsecr": 0,
         "udp_len": 8 + payload if ipp == 17 else 0, "icmp_type": 8 if ipp == 1 else 0, "icmp_code": 0,
-        "payload_len": payload,
+        "payload_len": payload, "tunnel_depth": 0, "tunnel_type": 0, "tunnel_src_ip": bytes(16),
+        "tunnel_dst_ip": bytes(16), "tunnel_src_port": 0, "tunnel_dst_port": 0, "tunnel_proto": 0,
         # for write_pcap only
         "_t": t, "_src": src, "_dst": dst, "_flags": flags,
     }

@@ -1,8 +1,8 @@
 """flowkit's flow table against Zeek's own baseline conn.log files (../shared/corpus/zeek).
 
-Thresholds: packets and IP bytes per direction on >= 99% of compared rows, conn_state,
-history and service on >= 95%, payload bytes (orig_bytes, resp_bytes) and missed_bytes on
-every row where Zeek logs them. Scoring, exclusions (bad-checksum rows in runs without -C,
+Thresholds: packets and IP bytes per direction on >= 99% of compared rows, conn_state and
+history on >= 97%, service on >= 95%, payload bytes (orig_bytes, resp_bytes) and missed_bytes
+on every row where Zeek logs them. Scoring, exclusions (bad-checksum rows in runs without -C,
 rows of link types the packet layer does not decode) and the per-trace table live in
 benchmarks/conformance_report.py, which also regenerates docs/conformance.md.
 """
@@ -39,7 +39,7 @@ def test_zeek_conn_log_conformance(corpus):
     assert t["rows"] >= 100  # the corpus really was compared
     for f in report.COUNT_FIELDS:
         assert t[f] >= 0.99, (f, t[f])
-    assert t["conn_state"] >= 0.95 and t["history"] >= 0.95, t
+    assert t["conn_state"] >= 0.97 and t["history"] >= 0.97, t
     # payload bytes (TCP: from sequence numbers) and missed bytes agree on every row where Zeek logs them
     for n in ("orig_bytes", "resp_bytes", "missed_bytes"):
         assert t[n + "_rows"] >= 100 and t[n] == 1.0, (n, t[n], [d for s in scores for d in s.diffs if d[1] == [n]])

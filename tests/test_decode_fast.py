@@ -312,18 +312,19 @@ def test_ipv6_no_next_header():
 
 
 def test_ipv6_fragments():
-    seg = tcp(sport=3000, dport=80, data=b"f" * 40)
-    first = eth(ip6(44, frag6(6, 0, True, 0xCAFEF00D) + seg), 0x86DD)
-    later = eth(ip6(0, ext(44, 0) + frag6(6, 7, False, 0xCAFEF00D) + b"x" * 24), 0x86DD)
+    seg = tcp(sport=3000, dport=80, data=b"f" * 60)  # 80 bytes: 56 in the first fragment, 24 in the last
+    first = eth(ip6(44, frag6(6, 0, True, 0xCAFEF00D) + seg[:56]), 0x86DD)
+    later = eth(ip6(0, ext(44, 0) + frag6(6, 7, False, 0xCAFEF00D) + seg[56:]), 0x86DD)
     a, b = decode([first, later])
-    assert a["status"] == Status.OK and a["ip_proto"] == 6
+    assert a["status"] == Status.FRAGMENT and a["ip_proto"] == 6  # held until the rest arrives
     assert a["frag"] == FRAG_IS_FRAGMENT | FRAG_MF and a["frag_offset"] == 0
-    assert a["ip_id"] == 0xCAFEF00D and (a["src_port"], a["dst_port"]) == (3000, 80)
-    assert a["payload_len"] == 40
-    assert b["status"] == Status.FRAGMENT and b["ip_proto"] == 6
-    assert b["frag"] == FRAG_IS_FRAGMENT and b["frag_offset"] == 7 and b["ip_id"] == 0xCAFEF00D
-    assert b["src_port"] == b["dst_port"] == 0 and b["src_ip"] == addr16(SRC6)
-    assert b["payload_len"] == 24
+    assert a["ip_id"] == 0xCAFEF00D and (a["src_port"], a["dst_port"]) == (3000, 80)  # as tcpdump sees it
+    assert a["payload_len"] == 56 - 20
+    # the last fragment completes the datagram: its row is the whole datagram, headers of the first
+    assert b["status"] == Status.OK and b["ip_proto"] == 6 and b["frag"] == FRAG_IS_FRAGMENT
+    assert b["frag_offset"] == 0 and b["ip_id"] == 0xCAFEF00D and b["src_ip"] == addr16(SRC6)
+    assert (b["src_port"], b["dst_port"]) == (3000, 80)
+    assert b["ip_len"] == 40 + 80 and b["payload_len"] == 60
 
 
 # ---- IPv4 fragments ----------------------------------------------------------------------
@@ -334,13 +335,14 @@ def test_ipv4_fragments():
     later = eth(ip4(17, seg[32:], off=4, ip_id=99))
     last_df = eth(ip4(6, tcp(), off=dpkt.ip.IP_DF))
     a, b, c = decode([first, later, last_df])
-    assert a["status"] == Status.OK and a["frag"] == FRAG_IS_FRAGMENT | FRAG_MF
-    assert (a["src_port"], a["dst_port"], a["udp_len"]) == (500, 4500, 72)
-    assert a["payload_len"] == 32 - 8  # what this fragment carries after the UDP header
-    assert b["status"] == Status.FRAGMENT and b["frag"] == FRAG_IS_FRAGMENT
-    assert b["frag_offset"] == 4 and b["ip_proto"] == 17 and b["ip_id"] == 99
-    assert b["src_port"] == b["dst_port"] == b["udp_len"] == 0
-    assert b["src_ip"] == addr16(SRC4) and b["payload_len"] == 40
+    assert a["status"] == Status.FRAGMENT and a["frag"] == FRAG_IS_FRAGMENT | FRAG_MF
+    assert (a["src_port"], a["dst_port"], a["udp_len"]) == (500, 4500, 72)  # as tcpdump filters see it
+    assert a["payload_len"] == 32 - 8 and a["ip_id"] == 99 and a["src_ip"] == addr16(SRC4)
+    # completed by the later fragment: one row with the datagram's full length, as Zeek counts it
+    assert b["status"] == Status.OK and b["frag"] == FRAG_IS_FRAGMENT
+    assert b["frag_offset"] == 0 and b["ip_proto"] == 17 and b["ip_id"] == 99
+    assert (b["src_port"], b["dst_port"], b["udp_len"]) == (500, 4500, 72)
+    assert b["ip_len"] == 20 + 72 and b["payload_len"] == 64
     assert c["status"] == Status.OK and c["frag"] == FRAG_DF
 
 
@@ -490,7 +492,7 @@ def test_ppp(linktype):
 
 def test_unsupported_link_types_mixed_in_one_chunk():
     frame = eth(ip4(6, tcp(sport=9)))
-    chunk = make_chunk([frame, frame, frame[14:], frame], linktype=[1, 10, 101, 230])  # FDDI, 802.15.4: not decoded
+    chunk = make_chunk([frame, frame, frame[14:], frame], linktype=[1, 11, 101, 230])  # ARCnet, 802.15.4: not decoded
     rows = decode_chunk(chunk).to_pylist()
     assert [r["status"] for r in rows] == [Status.OK, Status.UNSUPPORTED_LINK, Status.OK, Status.UNSUPPORTED_LINK]
     assert [r["src_port"] for r in rows] == [9, 0, 9, 0]

@@ -44,9 +44,13 @@ def packet_batch(rows=ROWS) -> pa.RecordBatch:
             continue
         if pa.types.is_timestamp(field.type):
             cols[field.name] = pa.array(np.arange(n, dtype=np.int64), type=field.type)
+        elif pa.types.is_fixed_size_binary(field.type):  # the tunnel addresses
+            cols[field.name] = pa.array([bytes(field.type.byte_width)] * n, type=field.type)
         else:
             cols[field.name] = pa.array(np.zeros(n, dtype=field.type.to_pandas_dtype()), type=field.type)
     cols["index"] = pa.array(np.arange(n), type=pa.int64())
+    # a later fragment (offset > 0) has no ports; first fragments (offset 0) have theirs
+    cols["frag_offset"] = pa.array([185 if r[7] == Status.FRAGMENT else 0 for r in rows], type=pa.uint16())
     cols["ip_version"] = pa.array([r[0] for r in rows], type=pa.uint8())
     cols["src_ip"] = pa.array([addr16(r[1]) for r in rows], type=pa.binary(16))
     cols["dst_ip"] = pa.array([addr16(r[2]) for r in rows], type=pa.binary(16))

@@ -73,7 +73,7 @@ def _packets(piece: Piece, options):
 
     byte_range = None if piece.start is None else (piece.start, piece.end)
     return PacketTable(piece.path, engine=options.engine, strict=options.strict, filter=options.packet_filter,
-                       chunk_bytes=options.chunk_bytes, byte_range=byte_range)
+                       chunk_bytes=options.chunk_bytes, byte_range=byte_range, decap=getattr(options, "decap", True))
 
 
 def run_piece(piece: Piece, options) -> PieceResult:

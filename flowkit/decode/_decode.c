@@ -16,9 +16,14 @@
 
 enum { OK, NON_IP, UNSUPPORTED_LINK, TRUNCATED, MALFORMED, FRAGMENT };
 
+/* schema.py Tunnel: the encapsulation that carried a row (Zeek's Tunnel::Type names) */
+enum { TUN_NONE, TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_GTPV1, TUN_TEREDO, TUN_AYIYA };
+#define MAX_TUNNEL_DEPTH 4 /* Zeek's Tunnel::max_depth */
+#define ROWS_PER_RECORD (1 + MAX_TUNNEL_DEPTH)
+
 /* DLT / LINKTYPE values */
 enum {
-    LT_NULL = 0, LT_ETHERNET = 1, LT_PPP = 9, LT_RAW_12 = 12, LT_RAW_14 = 14, LT_PPP_HDLC = 50, LT_RAW = 101,
+    LT_NULL = 0, LT_ETHERNET = 1, LT_PPP = 9, LT_FDDI = 10, LT_RAW_12 = 12, LT_RAW_14 = 14, LT_PPP_HDLC = 50, LT_RAW = 101,
     LT_C_HDLC = 104, LT_IEEE802_11 = 105, LT_LOOP = 108, LT_SLL = 113, LT_RADIOTAP = 127, LT_IPV4 = 228,
     LT_IPV6 = 229, LT_NFLOG = 239, LT_SLL2 = 276,
 };
@@ -31,11 +36,18 @@ enum {
 #define VNTAG 0x8926  /* 4-byte tag, then the next ethertype */
 #define PBB 0x88E7    /* 802.1ah: 4-byte I-TAG, then a whole inner Ethernet header */
 #define PBB_HDR 18
+#define FABRICPATH 0x8903 /* Cisco FabricPath: 2-byte tag, then a whole inner Ethernet header */
+#define FABRICPATH_HDR 16
+#define FDDI_HDR 13       /* frame control, two MAC addresses; LLC/SNAP follows */
 #define ETH_MAX_LEN 1500  /* a type field up to here is an 802.3 length: LLC follows */
 #define MAX_SHIMS 8       /* VLAN tags, VN-Tags, PBB and LLC/SNAP headers peeled before the payload type */
 #define ETHERTYPE_MIN 0x0600  /* SLL / Cisco HDLC protocol values below this are no ethertype */
 #define PPP_IPV4 0x0021
 #define PPP_IPV6 0x0057
+#define PPP_MPLS 0x0281
+#define PPP_MPLS_MCAST 0x0283
+#define CHDLC_UNICAST 0x0F /* Cisco HDLC address bytes: a PPP-linktype capture may carry them */
+#define CHDLC_MULTICAST 0x8F
 
 /* IEEE 802.11 frame control (byte 0: version, type, subtype; byte 1: flags) */
 #define WLAN_TYPE_DATA 2
@@ -45,6 +57,7 @@ enum {
 #define WLAN_PROTECTED 0x40 /* encrypted body: no readable LLC */
 #define WLAN_ORDER 0x80     /* on QoS data: a 4-byte HT control field follows QoS control */
 #define WLAN_AMSDU 0x80     /* QoS control bit 7: the body is A-MSDU subframes */
+#define AMSDU_SUBFRAME 14   /* DA, SA, length: then the first MSDU (LLC/SNAP) */
 #define RADIOTAP_MIN 8
 
 /* NFLOG: family, version, resource id; then little-endian TLVs (length incl. header, type) */
@@ -98,10 +111,15 @@ typedef struct {
     uint16_t *udp_len;
     uint8_t *icmp_type, *icmp_code;
     uint32_t *payload_len;
+    uint8_t *tunnel_depth, *tunnel_type, *tunnel_src_ip, *tunnel_dst_ip;
+    uint16_t *tunnel_src_port, *tunnel_dst_port;
+    uint8_t *tunnel_proto;
     /* not schema columns: where the captured transport payload is (flows/ reads it for
-     * service identification); start is an offset into the chunk buffer */
+     * service identification); start is an offset into the
+     * record buffer `record` (a reassembled datagram's bytes are elsewhere: none recorded) */
     int64_t *payload_start;
     uint32_t *payload_caplen;
+    const uint8_t *record;
 } cols_t;
 
 static const struct { const char *name, *fmt; int width; size_t offset; } COLUMNS[] = {
@@ -112,7 +130,9 @@ static const struct { const char *name, *fmt; int width; size_t offset; } COLUMN
     COL(dst_port, "H", 1), COL(tcp_flags, "H", 1), COL(seq, "I", 1), COL(ack, "I", 1), COL(window, "H", 1),
     COL(tcp_hdr_len, "B", 1), COL(tcp_opts, "B", 1), COL(mss, "H", 1), COL(wscale, "B", 1),
     COL(tsval, "I", 1), COL(tsecr, "I", 1), COL(udp_len, "H", 1), COL(icmp_type, "B", 1),
-    COL(icmp_code, "B", 1), COL(payload_len, "I", 1),
+    COL(icmp_code, "B", 1), COL(payload_len, "I", 1), COL(tunnel_depth, "B", 1), COL(tunnel_type, "B", 1),
+    COL(tunnel_src_ip, "B", 16), COL(tunnel_dst_ip, "B", 16), COL(tunnel_src_port, "H", 1),
+    COL(tunnel_dst_port, "H", 1), COL(tunnel_proto, "B", 1),
 #undef COL
 };
 #define N_COLUMNS ((int)(sizeof COLUMNS / sizeof COLUMNS[0]))
@@ -137,6 +157,10 @@ typedef struct {
     int64_t wire_end;  /* end of the frame on the wire */
     uint8_t status;
     uint8_t fragment;  /* inside a fragmented IP datagram */
+    int depth;         /* tunnels around this packet */
+    /* set by the IP layer for the tunnel step: the transport payload (TCP/UDP) or the IP
+     * payload (other protocols), bounded by the IP length and by the captured bytes */
+    int64_t data, data_end, data_wire_end;
 } pkt_t;
 
 #define AVAIL(k) ((k)->end - (k)->pos)
@@ -145,6 +169,26 @@ typedef struct {
 
 /* ---- link layer: each returns the announced IP version (4 / 6) with pos at its header,
  * or 0 with a final status ---- */
+
+/* An MPLS label stack at pos: the IP version under the bottom label (the version nibble
+ * decides: MPLS has no payload type), 0 when not IP (status left OK) or cut (TRUNCATED). */
+static int
+mpls(pkt_t *k)
+{
+    for (int label = 0; label < MAX_MPLS_LABELS; label++) {
+        if (AVAIL(k) < 4)
+            FAIL(k, TRUNCATED);
+        int bottom = k->b[k->pos + 2] & 1;
+        k->pos += 4;
+        if (bottom) {
+            if (AVAIL(k) < 1)
+                FAIL(k, TRUNCATED);
+            int v = k->b[k->pos] >> 4;
+            return v == 4 || v == 6 ? v : 0;
+        }
+    }
+    return 0; /* a deeper stack than flowkit follows */
+}
 
 /* Dispatch on an ethertype: shim headers (one per round), then PPPoE / MPLS / IP / other. */
 static int
@@ -167,9 +211,10 @@ ethertype(pkt_t *k, const cols_t *c, uint32_t et)
             et = be16(b, p + 2);
             k->pos = p + 4;
             depth++;
-        } else if (et == VNTAG || et == PBB) {
-            /* VN-Tag: 4-byte tag, next ethertype at +4; PBB: I-TAG + inner MACs, type at +16 */
-            int size = et == VNTAG ? 6 : PBB_HDR;
+        } else if (et == VNTAG || et == PBB || et == FABRICPATH) {
+            /* VN-Tag: 4-byte tag, next ethertype at +4; PBB: I-TAG + inner MACs, type at +16;
+             * FabricPath: 2-byte tag + inner MACs, type at +14 */
+            int size = et == VNTAG ? 6 : et == PBB ? PBB_HDR : FABRICPATH_HDR;
             if (AVAIL(k) < size)
                 FAIL(k, TRUNCATED);
             et = be16(b, p + size - 2);
@@ -203,20 +248,9 @@ ethertype(pkt_t *k, const cols_t *c, uint32_t et)
         kind = proto == PPP_IPV4 ? 4 : proto == PPP_IPV6 ? 6 : 0;
         k->pos += 8;
     } else if (et == 0x8847 || et == 0x8848) {
-        for (int label = 0; label < MAX_MPLS_LABELS; label++) {
-            if (AVAIL(k) < 4)
-                FAIL(k, TRUNCATED);
-            int bottom = b[k->pos + 2] & 1;
-            k->pos += 4;
-            if (bottom) {
-                /* below the label stack there is no type field: the IP version nibble decides */
-                if (AVAIL(k) < 1)
-                    FAIL(k, TRUNCATED);
-                int v = b[k->pos] >> 4;
-                kind = v == 4 || v == 6 ? v : 0;
-                break;
-            }
-        }
+        kind = mpls(k);
+        if (!kind && k->status != OK)
+            return 0;
     }
     if (!kind) /* deeper label stacks and everything else that is not IP */
         FAIL(k, NON_IP);
@@ -287,13 +321,16 @@ raw(pkt_t *k, int lt)
 }
 
 /* Optional 0xff 0x03 address/control, then a 2-byte protocol, or 1 byte when
- * protocol-field compression is on (an odd first byte). */
+ * protocol-field compression is on (an odd first byte). A first byte 0x0f / 0x8f is a
+ * Cisco HDLC address instead (routers write such frames under the PPP link types). */
 static int
-ppp(pkt_t *k)
+ppp(pkt_t *k, const cols_t *c)
 {
     const uint8_t *b = k->b;
     if (AVAIL(k) < 1)
         FAIL(k, TRUNCATED);
+    if (b[k->pos] == CHDLC_UNICAST || b[k->pos] == CHDLC_MULTICAST)
+        return proto_header(k, c, 4, 2);
     if (b[k->pos] == 0xFF) { /* always the HDLC address byte (0xff is no PPP protocol) */
         if (AVAIL(k) < 2)
             FAIL(k, TRUNCATED);
@@ -314,6 +351,11 @@ ppp(pkt_t *k)
         return 4;
     if (proto == PPP_IPV6)
         return 6;
+    if (proto == PPP_MPLS || proto == PPP_MPLS_MCAST) {
+        int v = mpls(k);
+        if (v || k->status != OK)
+            return v;
+    }
     FAIL(k, NON_IP);
 }
 
@@ -345,7 +387,9 @@ wlan(pkt_t *k, const cols_t *c, int lt)
     if (AVAIL(k) < hdr)
         FAIL(k, TRUNCATED);
     if (qos && (b[k->pos + qos_at] & WLAN_AMSDU))
-        FAIL(k, NON_IP);
+        hdr += AMSDU_SUBFRAME; /* the first subframe's MSDU: one frame, one row */
+    if (AVAIL(k) < hdr)
+        FAIL(k, TRUNCATED);
     k->pos += hdr;
     /* the body starts with an LLC header: an "802.3 length" type sends it there */
     return ethertype(k, c, 0);
@@ -393,7 +437,12 @@ link_layer(pkt_t *k, const cols_t *c, int lt)
     case LT_C_HDLC: return proto_header(k, c, 4, 2);
     case LT_NULL: case LT_LOOP: return null_loop(k, lt);
     case LT_RAW_12: case LT_RAW_14: case LT_RAW: case LT_IPV4: case LT_IPV6: return raw(k, lt);
-    case LT_PPP: case LT_PPP_HDLC: return ppp(k);
+    case LT_PPP: case LT_PPP_HDLC: return ppp(k, c);
+    case LT_FDDI:
+        if (AVAIL(k) < FDDI_HDR)
+            FAIL(k, TRUNCATED);
+        k->pos += FDDI_HDR;
+        return ethertype(k, c, 0); /* an "802.3 length": LLC/SNAP follows */
     case LT_IEEE802_11: case LT_RADIOTAP: return wlan(k, c, lt);
     case LT_NFLOG: return nflog(k);
     default: FAIL(k, UNSUPPORTED_LINK);
@@ -463,11 +512,13 @@ complete(pkt_t *k, int64_t l4len, int64_t need)
 }
 
 /* The captured part of a TCP/UDP payload of `len` bytes on the wire at `start` (never the
- * link layer's padding); nothing for fragments, whose payload is incomplete. */
+ * link layer's padding), in the row of k: an inner (tunnelled) row's payload lies inside the
+ * record too. Nothing for fragments, whose payload is incomplete, nor for a reassembled
+ * datagram (and what it carries), whose bytes are not contiguous in the record buffer. */
 static inline void
 captured(const pkt_t *k, const cols_t *c, int64_t start, int64_t len)
 {
-    if (!c->payload_start || k->fragment)
+    if (!c->payload_start || k->fragment || k->b != c->record)
         return;
     int64_t have = k->end - start;
     c->payload_start[k->i] = start;
@@ -481,6 +532,9 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
 {
     const uint8_t *b = k->b;
     int64_t i = k->i, p = k->pos;
+    k->data = p;
+    k->data_wire_end = p + l4len;
+    k->data_end = k->end < p + l4len ? k->end : p + l4len;
     if (proto == TCP || proto == UDP) {
         if (AVAIL(k) >= 4) {
             c->src_port[i] = be16(b, p);
@@ -507,6 +561,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
         }
         c->payload_len[i] = (uint32_t)(l4len - hlen);
         captured(k, c, p + hlen, l4len - hlen);
+        k->data = p + hlen;
         if (hlen > 20)
             tcp_options(b, c, i, p + 20, p + hlen);
     } else if (proto == UDP) {
@@ -515,6 +570,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
         c->udp_len[i] = be16(b, p + 4);
         c->payload_len[i] = (uint32_t)(l4len - 8);
         captured(k, c, p + 8, l4len - 8);
+        k->data = p + 8;
     } else if (proto == ICMP || proto == ICMPV6) {
         if (AVAIL(k) >= 2) {
             c->icmp_type[i] = b[p];
@@ -529,6 +585,197 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
     }
 }
 
+/* ---- IP fragment reassembly ----
+ *
+ * Pending datagrams are keyed by version, addresses, identification and (IPv4) protocol.
+ * Overlaps: the bytes that arrived first win (later copies of a byte range are ignored,
+ * as Zeek's reassembler keeps its first data), so duplicates change nothing. A datagram
+ * is complete when its first fragment (offset 0, holding the headers), its last fragment
+ * (no more-fragments bit, giving the length) and every 8-byte unit between have arrived;
+ * it is then decoded in the row of the fragment that completed it. Pending datagrams
+ * older than the timeout, or the oldest ones past the memory bound, are given up.
+ */
+#define HDR_ROOM 512        /* headers of the first fragment go right before the data */
+#define MAX_DATAGRAM 65535  /* IP payload bytes a reassembled datagram may hold */
+#define UNITS ((MAX_DATAGRAM + 7) / 8)
+#define FRAG_BUCKETS 4096
+#define FRAG_ENTRY_BYTES 2048 /* memory counted per pending datagram besides its buffer */
+
+typedef struct frag_s {
+    struct frag_s *next_in_bucket, *older, *newer;
+    uint8_t version, proto, src[16], dst[16];
+    uint32_t id, hash;
+    int depth;             /* tunnels around the fragments */
+    int64_t first_ts;
+    int32_t total;         /* payload bytes; -1 until the last fragment */
+    int32_t hdr_len;       /* -1 until the first fragment */
+    int32_t nh_at;         /* IPv6: header byte that named the fragment header */
+    uint8_t next_proto;    /* IPv6: the fragment header's next header */
+    int64_t held;          /* records at depth 0 whose only row is a fragment of this datagram */
+    int64_t cap;           /* bytes allocated at buf (HDR_ROOM + data) */
+    uint8_t *buf;
+    uint8_t covered[(UNITS + 7) / 8];
+} frag_t;
+
+typedef struct {
+    int decap, reassemble;
+    int64_t timeout_ns, max_bytes, bytes, pending;
+    int64_t given_up;      /* depth-0 fragment records of datagrams given up */
+    frag_t *buckets[FRAG_BUCKETS];
+    frag_t *oldest, *newest;
+    frag_t *done[ROWS_PER_RECORD]; /* datagrams completed by the record being decoded */
+    int n_done;
+} state_t;
+
+static uint32_t
+frag_hash(int version, const uint8_t *src, const uint8_t *dst, uint32_t id, int proto)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)version ^ ((uint32_t)proto << 8);
+    for (int j = 0; j < 16; j++)
+        h = (h ^ src[j]) * 16777619u;
+    for (int j = 0; j < 16; j++)
+        h = (h ^ dst[j]) * 16777619u;
+    return (h ^ id) * 16777619u;
+}
+
+static void
+frag_unlink(state_t *st, frag_t *f)
+{
+    frag_t **pp = &st->buckets[f->hash % FRAG_BUCKETS];
+    while (*pp && *pp != f)
+        pp = &(*pp)->next_in_bucket;
+    if (*pp)
+        *pp = f->next_in_bucket;
+    if (f->older)
+        f->older->newer = f->newer;
+    else
+        st->oldest = f->newer;
+    if (f->newer)
+        f->newer->older = f->older;
+    else
+        st->newest = f->older;
+    st->bytes -= f->cap + FRAG_ENTRY_BYTES;
+    st->pending--;
+}
+
+static void
+frag_give_up(state_t *st, frag_t *f)
+{
+    frag_unlink(st, f);
+    st->given_up += f->held;
+    free(f->buf);
+    free(f);
+}
+
+static void
+frag_expire(state_t *st, int64_t ts)
+{
+    while (st->oldest && ts - st->oldest->first_ts > st->timeout_ns)
+        frag_give_up(st, st->oldest);
+}
+
+static void
+frags_clear(state_t *st)
+{
+    while (st->oldest)
+        frag_give_up(st, st->oldest);
+}
+
+static int
+frag_complete(const frag_t *f)
+{
+    if (f->total < 0 || f->hdr_len < 0)
+        return 0;
+    int32_t units = (f->total + 7) / 8;
+    for (int32_t u = 0; u < units; u++)
+        if (!(f->covered[u >> 3] & (1 << (u & 7))))
+            return 0;
+    return 1;
+}
+
+enum { FRAG_HELD, FRAG_DONE, FRAG_BAD };
+
+/* Add one fragment: `off`/`len` bytes of payload at `data`; `hdr`/`hdr_len` the headers
+ * before it (used from the first fragment). FRAG_DONE puts the datagram in st->done. */
+static int
+frag_add(state_t *st, const pkt_t *k, int version, const uint8_t *src, const uint8_t *dst, uint32_t id,
+         int proto, const uint8_t *hdr, int64_t hdr_len, int nh_at, int next_proto, int64_t off,
+         const uint8_t *data, int64_t len, int more, int64_t ts)
+{
+    if (!st->reassemble)
+        return FRAG_HELD; /* each fragment stays a row of its own */
+    if (off + len > MAX_DATAGRAM || hdr_len > HDR_ROOM || st->n_done >= ROWS_PER_RECORD)
+        return FRAG_BAD;
+    uint32_t h = frag_hash(version, src, dst, id, proto);
+    frag_t *f = st->buckets[h % FRAG_BUCKETS];
+    while (f && !(f->hash == h && f->version == version && f->id == id && f->proto == proto &&
+                  f->depth == k->depth && !memcmp(f->src, src, 16) && !memcmp(f->dst, dst, 16)))
+        f = f->next_in_bucket;
+    if (!f) {
+        f = calloc(1, sizeof *f);
+        if (!f)
+            return FRAG_BAD;
+        f->version = (uint8_t)version;
+        f->proto = (uint8_t)proto;
+        memcpy(f->src, src, 16);
+        memcpy(f->dst, dst, 16);
+        f->id = id;
+        f->hash = h;
+        f->depth = k->depth;
+        f->first_ts = ts;
+        f->total = f->hdr_len = -1;
+        f->next_in_bucket = st->buckets[h % FRAG_BUCKETS];
+        st->buckets[h % FRAG_BUCKETS] = f;
+        f->older = st->newest;
+        if (st->newest)
+            st->newest->newer = f;
+        else
+            st->oldest = f;
+        st->newest = f;
+        st->bytes += FRAG_ENTRY_BYTES;
+        st->pending++;
+    }
+    int64_t end = off + len;
+    if (f->total >= 0 && end > f->total) /* beyond the length the last fragment gave: first wins */
+        end = f->total;
+    if (!more && f->total < 0)
+        f->total = (int32_t)end;
+    if (HDR_ROOM + end > f->cap) {
+        int64_t cap = HDR_ROOM + ((end + 2047) & ~(int64_t)2047);
+        uint8_t *nb = realloc(f->buf, (size_t)cap);
+        if (!nb)
+            return FRAG_BAD;
+        st->bytes += cap - f->cap;
+        f->buf = nb;
+        f->cap = cap;
+    }
+    if (off == 0 && f->hdr_len < 0) {
+        f->hdr_len = (int32_t)hdr_len;
+        f->nh_at = nh_at;
+        f->next_proto = (uint8_t)next_proto;
+        memcpy(f->buf + HDR_ROOM - hdr_len, hdr, (size_t)hdr_len);
+    }
+    for (int64_t u = off / 8; u * 8 < end; u++) {
+        int64_t a = u * 8, z = a + 8 < end ? a + 8 : end;
+        int full = z == a + 8 || (f->total >= 0 && z == f->total);
+        if (f->covered[u >> 3] & (1 << (u & 7)))
+            continue;
+        memcpy(f->buf + HDR_ROOM + a, data + (a - off), (size_t)(z - a));
+        if (full)
+            f->covered[u >> 3] |= (uint8_t)(1 << (u & 7));
+    }
+    if (frag_complete(f)) { /* the completing record's row is the datagram, not a fragment */
+        frag_unlink(st, f);
+        st->done[st->n_done++] = f;
+        return FRAG_DONE;
+    }
+    if (k->depth == 0)
+        f->held++;
+    while (st->bytes > st->max_bytes && st->oldest && st->oldest != f)
+        frag_give_up(st, st->oldest);
+    return FRAG_HELD;
+}
+
 /* ---- IP ---- */
 
 /* A packet ending inside the fixed IP header: TRUNCATED, unless the first byte already
@@ -539,8 +786,39 @@ fail_short(pkt_t *k, int version)
     k->status = AVAIL(k) >= 1 && (k->b[k->pos] >> 4) != version ? MALFORMED : TRUNCATED;
 }
 
+static void ipv4(pkt_t *k, const cols_t *c, state_t *st, int64_t ts);
+static void ipv6(pkt_t *k, const cols_t *c, state_t *st, int64_t ts);
+
+/* Decode a completed datagram (headers then payload in f->buf) into the row of k. */
 static void
-ipv4(pkt_t *k, const cols_t *c)
+reassembled(pkt_t *k, const cols_t *c, state_t *st, int64_t ts, frag_t *f)
+{
+    uint8_t *h = f->buf + HDR_ROOM - f->hdr_len;
+    int64_t len = f->hdr_len + f->total;
+    if (f->version == 4) {
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        h[6] = h[7] = 0; /* no flags, no offset: a whole datagram */
+    } else {
+        int64_t plen = len - 40;
+        h[4] = (uint8_t)(plen >> 8);
+        h[5] = (uint8_t)plen;
+        h[f->nh_at] = f->next_proto;
+    }
+    c->frag_offset[k->i] = 0;
+    c->payload_len[k->i] = 0;
+    pkt_t whole = {.b = h, .i = k->i, .pos = 0, .end = len, .wire_end = len, .status = OK, .depth = k->depth};
+    if (f->version == 4)
+        ipv4(&whole, c, st, ts);
+    else
+        ipv6(&whole, c, st, ts);
+    c->frag[k->i] = FRAG_IS_FRAGMENT; /* reassembled from fragments */
+    c->ip_id[k->i] = f->id;
+    *k = whole;
+}
+
+static void
+ipv4(pkt_t *k, const cols_t *c, state_t *st, int64_t ts)
 {
     const uint8_t *b = k->b;
     int64_t i = k->i, p = k->pos, avail = AVAIL(k);
@@ -568,6 +846,7 @@ ipv4(pkt_t *k, const cols_t *c)
     memcpy(src + 12, b + p + 12, 4);
     memcpy(dst + 12, b + p + 16, 4);
     uint32_t frag_offset = flags_off & 0x1FFF;
+    int more = (flags_off >> 13) & 1;
     /* MF (bit 13) and DF (bit 14) shift straight onto FRAG_MF = 1 and FRAG_DF = 2 */
     c->frag[i] = ((flags_off >> 13) & (FRAG_MF | FRAG_DF)) | ((flags_off & 0x3FFF) ? FRAG_IS_FRAGMENT : 0);
     k->fragment = (flags_off & 0x3FFF) != 0;
@@ -582,9 +861,22 @@ ipv4(pkt_t *k, const cols_t *c)
         return;
     }
     int64_t l4len = total - ihl;
-    if (frag_offset > 0) {
-        k->status = FRAGMENT;
+    if (frag_offset > 0 || more) {
         c->payload_len[i] = (uint32_t)l4len;
+        if (frag_offset == 0) { /* the first fragment's transport header, as tcpdump filters see it */
+            k->pos = p + ihl;
+            transport(k, c, proto, l4len);
+        }
+        if (avail < total) { /* a fragment cut by the snapshot length cannot be reassembled */
+            k->status = TRUNCATED;
+            return;
+        }
+        int r = frag_add(st, k, 4, src, dst, be16(b, p + 4), proto, b + p, ihl, 0, 0, (int64_t)frag_offset * 8,
+                         b + p + ihl, l4len, more, ts);
+        if (r == FRAG_DONE)
+            reassembled(k, c, st, ts, st->done[st->n_done - 1]);
+        else
+            k->status = r == FRAG_HELD ? FRAGMENT : MALFORMED;
         return;
     }
     k->pos = p + ihl;
@@ -598,7 +890,7 @@ ipv6_ext(int nh)
 }
 
 static void
-ipv6(pkt_t *k, const cols_t *c)
+ipv6(pkt_t *k, const cols_t *c, state_t *st, int64_t ts)
 {
     const uint8_t *b = k->b;
     int64_t i = k->i, p = k->pos;
@@ -620,6 +912,7 @@ ipv6(pkt_t *k, const cols_t *c)
     }
     /* extension-header chain; ip_proto keeps the first next header if the chain fails */
     int64_t cur = p + 40, used = 0; /* extension bytes consumed */
+    int64_t nh_at = p + 6;          /* the byte holding nh */
     for (int depth = 0; ipv6_ext(nh); depth++) {
         if (depth == MAX_IPV6_EXT) { /* a chain deeper than flowkit follows */
             k->status = MALFORMED;
@@ -641,7 +934,9 @@ ipv6(pkt_t *k, const cols_t *c)
             return;
         }
         int64_t c0 = cur;
+        int prev_at = (int)(nh_at - p);
         nh = b[c0];
+        nh_at = c0;
         cur = c0 + hlen;
         used += hlen;
         if (is_frag) {
@@ -651,10 +946,23 @@ ipv6(pkt_t *k, const cols_t *c)
             c->frag_offset[i] = (uint16_t)offset;
             c->frag[i] = (more ? FRAG_MF : 0) | (more || offset > 0 ? FRAG_IS_FRAGMENT : 0);
             k->fragment = more || offset > 0;
-            if (offset > 0) {
-                k->status = FRAGMENT;
+            if (offset > 0 || more) {
                 c->ip_proto[i] = (uint8_t)nh;
                 c->payload_len[i] = (uint32_t)(plen - used);
+                if (offset == 0) { /* the first fragment's transport header, as tcpdump filters see it */
+                    k->pos = cur;
+                    transport(k, c, nh, plen - used);
+                }
+                if (k->end < p + 40 + plen) {
+                    k->status = TRUNCATED;
+                    return;
+                }
+                int r = frag_add(st, k, 6, c->src_ip + 16 * i, c->dst_ip + 16 * i, be32(b, c0 + 4), 0, b + p,
+                                 c0 - p, prev_at, nh, (int64_t)offset * 8, b + cur, plen - used, more, ts);
+                if (r == FRAG_DONE)
+                    reassembled(k, c, st, ts, st->done[st->n_done - 1]);
+                else
+                    k->status = r == FRAG_HELD ? FRAGMENT : MALFORMED;
                 return;
             }
         }
@@ -664,36 +972,412 @@ ipv6(pkt_t *k, const cols_t *c)
     transport(k, c, nh, plen - used);
 }
 
+/* ---- tunnels: where the inner packet starts and what link layer it has ---- */
+
+enum { IN_NONE, IN_IP, IN_IPV4, IN_IPV6, IN_ETHER, IN_ETHERTYPE, IN_WLAN };
+
+typedef struct {
+    int kind;       /* IN_* */
+    int type;       /* TUN_* */
+    int64_t pos;    /* first byte of the inner packet */
+    uint32_t et;    /* IN_ETHERTYPE: the ethertype */
+} inner_t;
+
+#define GRE_CSUM 0x8000u
+#define GRE_ROUTING 0x4000u
+#define GRE_KEY 0x2000u
+#define GRE_SEQ 0x1000u
+#define GRE_ACK 0x0080u
+#define GRE_RESERVED 0x0078u
+#define GRE_ETHER 0x6558u     /* transparent Ethernet bridging */
+#define GRE_ERSPAN 0x88BEu    /* ERSPAN I (no sequence bit) and II (8-byte header) */
+#define GRE_ERSPAN3 0x22EBu   /* ERSPAN III: 12-byte header, 8 more with the O flag */
+#define GRE_PPTP 0x880Bu      /* enhanced GRE (version 1) */
+#define ETH_HDR 14
+
+/* GRE at pos..end (Zeek's GRE analyzer): inner start and link, or IN_NONE. */
+static inner_t
+gre(const uint8_t *b, int64_t pos, int64_t end)
+{
+    inner_t in = {.kind = IN_NONE, .type = TUN_GRE};
+    int64_t len = end - pos;
+    if (len < 4)
+        return in;
+    uint32_t flags = be16(b, pos), proto = be16(b, pos + 2), version = flags & 7;
+    int64_t hl = 4 + (flags & GRE_CSUM ? 4 : 0) + (flags & GRE_KEY ? 4 : 0) + (flags & GRE_SEQ ? 4 : 0) +
+                 (flags & GRE_ACK ? 4 : 0);
+    if (version > 1 || (flags & GRE_ROUTING) || (flags & GRE_RESERVED))
+        return in;
+    int64_t extra = 0; /* PPTP's PPP header or an ERSPAN header */
+    in.kind = IN_ETHER;
+    if (version == 1) {
+        if (proto != GRE_PPTP || len < hl + 4)
+            return (inner_t){.kind = IN_NONE};
+        uint32_t ppp_proto = be16(b, pos + hl + 2); /* after address and control */
+        if (ppp_proto != PPP_IPV4 && ppp_proto != PPP_IPV6)
+            return (inner_t){.kind = IN_NONE};
+        in.kind = ppp_proto == PPP_IPV4 ? IN_IPV4 : IN_IPV6;
+        extra = 4;
+    } else if (proto == GRE_ETHER) {
+        if (len <= hl + ETH_HDR)
+            return (inner_t){.kind = IN_NONE};
+    } else if (proto == GRE_ERSPAN) {
+        if (len <= hl + ETH_HDR)
+            return (inner_t){.kind = IN_NONE};
+        extra = flags & GRE_SEQ ? 8 : 0;
+    } else if (proto == GRE_ERSPAN3) {
+        if (len <= hl + ETH_HDR + 12)
+            return (inner_t){.kind = IN_NONE};
+        extra = 12;
+        if (b[pos + hl + 11] & 1) { /* optional platform-specific subheader */
+            if (len <= hl + 12 + 8 + ETH_HDR)
+                return (inner_t){.kind = IN_NONE};
+            extra += 8;
+        }
+    } else if (((proto & 0x8200u) == 0x8200u && (proto & 0x0Fu) == 0) ||
+               ((proto & 0x8300u) == 0x8300u && (proto & 0x0Fu) == 0 && proto <= 0x8370u) || proto == 0x9000u) {
+        /* Aruba access points: an 802.11 frame */
+        if (len <= hl)
+            return (inner_t){.kind = IN_NONE};
+        in.kind = IN_WLAN;
+    } else {
+        in.kind = IN_ETHERTYPE;
+        in.et = proto;
+    }
+    if (len < hl + extra)
+        return (inner_t){.kind = IN_NONE};
+    in.pos = pos + hl + extra;
+    return in;
+}
+
+#define PORT_GRE_UDP 4754
+#define PORT_VXLAN 4789
+#define PORT_GENEVE 6081
+#define PORT_GTPV1_U 2152
+#define PORT_GTPV1_C 2123
+#define PORT_TEREDO 3544
+#define PORT_AYIYA 5072
+#define VXLAN_HDR 8
+#define GENEVE_HDR 8
+#define GTP_HDR 8
+#define GTP_GPDU 0xFF
+#define AYIYA_HDR 8
+#define AYIYA_FORWARD 1
+#define TEREDO_MIN 40
+
+static inline int
+tunnel_port(uint32_t port)
+{
+    return port == PORT_GRE_UDP || port == PORT_VXLAN || port == PORT_GENEVE || port == PORT_GTPV1_U ||
+           port == PORT_GTPV1_C || port == PORT_TEREDO || port == PORT_AYIYA;
+}
+
+/* An IPv6 header at pos filling exactly to end (Zeek's check), or a bubble (no next header). */
+static int
+teredo_ipv6(const uint8_t *b, int64_t pos, int64_t end)
+{
+    if (end - pos < TEREDO_MIN || (b[pos] >> 4) != 6)
+        return 0;
+    int64_t plen = be16(b, pos + 4);
+    return pos + 40 + plen == end || (b[pos + 6] == 59 && plen == 0);
+}
+
+/* Teredo (RFC 4380): optional authentication, optional origin indication, then IPv6. */
+static int64_t
+teredo(const uint8_t *b, int64_t pos, int64_t end)
+{
+    if (end - pos >= 2 && b[pos] == 0 && b[pos + 1] == 1) { /* authentication */
+        if (end - pos < 4)
+            return -1;
+        pos += 4 + b[pos + 2] + b[pos + 3] + 8 + 1;
+    }
+    if (end - pos >= 2 && b[pos] == 0 && b[pos + 1] == 0) /* origin indication */
+        pos += 8;
+    return pos < end && teredo_ipv6(b, pos, end) ? pos : -1;
+}
+
+/* Zeek's Teredo detection on other ports: IPv6 with a Teredo (2001:0::/32) address, or
+ * an origin indication (after an optional authentication header) followed by IPv6. */
+static int
+teredo_detect(const uint8_t *b, int64_t pos, int64_t end)
+{
+    int64_t len = end - pos;
+    if (len < TEREDO_MIN)
+        return 0;
+    if ((b[pos] >> 4) == 6) {
+        static const uint8_t prefix[4] = {0x20, 0x01, 0x00, 0x00};
+        return !memcmp(b + pos + 8, prefix, 4) || !memcmp(b + pos + 24, prefix, 4);
+    }
+    if (b[pos] != 0 || (b[pos + 1] != 0 && b[pos + 1] != 1))
+        return 0;
+    if (b[pos + 1] == 1) {
+        int64_t skip = 13 + b[pos + 2] + b[pos + 3];
+        if (len < skip + TEREDO_MIN || b[pos + skip] != 0 || b[pos + skip + 1] != 0)
+            return 0;
+        pos += skip;
+        len -= skip;
+    }
+    return len >= 8 + TEREDO_MIN && (b[pos + 8] >> 4) == 6;
+}
+
+/* GTPv1-U G-PDU: 8-byte header, 4 more with any of E/S/PN, then extension headers. */
+static int64_t
+gtpv1(const uint8_t *b, int64_t pos, int64_t end)
+{
+    if (end - pos < GTP_HDR)
+        return -1;
+    uint8_t f = b[pos];
+    if ((f >> 5) != 1 || !(f & 0x10) || b[pos + 1] != GTP_GPDU)
+        return -1;
+    int64_t p = pos + GTP_HDR;
+    if (f & 0x07) {
+        if (end - p < 4)
+            return -1;
+        uint8_t next = b[p + 3];
+        p += 4;
+        for (int n = 0; next && n < 16; n++) { /* length in 4-byte units, next type last */
+            if (end - p < 1 || b[p] == 0 || end - p < 4 * (int64_t)b[p])
+                return -1;
+            int64_t size = 4 * (int64_t)b[p];
+            next = b[p + size - 1];
+            p += size;
+        }
+        if (next)
+            return -1;
+    }
+    return p < end ? p : -1;
+}
+
+/* The UDP payload at data..end of a datagram between sport and dport. Zeek forwards on
+ * the responder's port, the destination unless only the source is a tunnel port. */
+static inner_t
+udp_tunnel(const uint8_t *b, int64_t pos, int64_t end, uint32_t sport, uint32_t dport)
+{
+    inner_t in = {.kind = IN_NONE};
+    uint32_t port = tunnel_port(dport) || !tunnel_port(sport) ? dport : sport;
+    int64_t len = end - pos;
+    switch (port) {
+    case PORT_GRE_UDP:
+        return gre(b, pos, end);
+    case PORT_VXLAN:
+        if (len <= VXLAN_HDR)
+            return in;
+        return (inner_t){.kind = IN_ETHER, .type = TUN_VXLAN, .pos = pos + VXLAN_HDR};
+    case PORT_GENEVE: {
+        if (len < GENEVE_HDR || (b[pos] >> 6) != 0)
+            return in;
+        int64_t hl = GENEVE_HDR + (int64_t)(b[pos] & 0x3F) * 4;
+        if (len <= hl)
+            return in;
+        uint32_t proto = be16(b, pos + 2);
+        in = (inner_t){.kind = IN_ETHERTYPE, .type = TUN_GENEVE, .pos = pos + hl, .et = proto};
+        if (proto == GRE_ETHER)
+            in.kind = IN_ETHER;
+        return in;
+    }
+    case PORT_GTPV1_U: case PORT_GTPV1_C: {
+        int64_t p = gtpv1(b, pos, end);
+        return p < 0 ? in : (inner_t){.kind = IN_IP, .type = TUN_GTPV1, .pos = p};
+    }
+    case PORT_TEREDO: {
+        int64_t p = teredo(b, pos, end);
+        return p < 0 ? in : (inner_t){.kind = IN_IPV6, .type = TUN_TEREDO, .pos = p};
+    }
+    case PORT_AYIYA:
+        break;
+    default:
+        /* no analyzer for the port: Zeek's protocol detection (Teredo, then AYIYA) */
+        if (teredo_detect(b, pos, end)) {
+            int64_t p = teredo(b, pos, end);
+            return p < 0 ? in : (inner_t){.kind = IN_IPV6, .type = TUN_TEREDO, .pos = p};
+        }
+        if (!(len >= 3 && b[pos + 1] == 0x52 && b[pos + 2] == 0x11))
+            return in;
+    }
+    /* AYIYA: identity and signature lengths from the header, "forward" opcode, next header */
+    if (len < AYIYA_HDR)
+        return in;
+    int64_t hl = AYIYA_HDR + (1 << (b[pos] >> 4)) + (b[pos + 1] >> 4) * 4;
+    if (len <= hl || (b[pos + 2] & 0x0F) != AYIYA_FORWARD)
+        return in;
+    int nh = b[pos + 3];
+    if (nh != 4 && nh != 41)
+        return in;
+    return (inner_t){.kind = nh == 4 ? IN_IPV4 : IN_IPV6, .type = TUN_AYIYA, .pos = pos + hl};
+}
+
+/* The encapsulated packet inside the decoded packet k (status OK), if any. */
+static inner_t
+find_inner(const pkt_t *k, const cols_t *c)
+{
+    int64_t i = k->i;
+    int proto = c->ip_proto[i];
+    if (proto == 4 || proto == 41) {
+        if (k->data >= k->data_end)
+            return (inner_t){.kind = IN_NONE};
+        return (inner_t){.kind = proto == 4 ? IN_IPV4 : IN_IPV6, .type = TUN_IP, .pos = k->data};
+    }
+    if (proto == 47)
+        return gre(k->b, k->data, k->data_end);
+    if (proto == UDP && k->data < k->data_end)
+        return udp_tunnel(k->b, k->data, k->data_end, c->src_port[i], c->dst_port[i]);
+    return (inner_t){.kind = IN_NONE};
+}
+
+/* The inner packet's link layer: its IP version (4 / 6), or 0 when it is not IP. */
+static int
+inner_link(pkt_t *k, const cols_t *c, const inner_t *in)
+{
+    switch (in->kind) {
+    case IN_IPV4: return 4;
+    case IN_IPV6: return 6;
+    case IN_IP: return raw(k, LT_RAW);
+    case IN_ETHER: return ethernet(k, c);
+    case IN_ETHERTYPE: return in->et == ETH_IPV4 ? 4 : in->et == ETH_IPV6 ? 6 : ethertype(k, c, in->et);
+    case IN_WLAN: return wlan(k, c, LT_IEEE802_11);
+    default: return 0;
+    }
+}
+
+/* One record: the captured packet in row `row`, then one row per tunnel layer inside it.
+ * Returns the number of rows written (at most ROWS_PER_RECORD). */
+static int
+decode_record(const cols_t *c, state_t *st, const uint8_t *buf, int64_t row, int64_t s, int64_t end,
+              int64_t wire_end, int lt, int64_t ts)
+{
+    pkt_t k = {.b = buf, .i = row, .pos = s, .end = end, .wire_end = wire_end, .status = OK};
+    int version = link_layer(&k, c, lt), rows = 1;
+    for (;;) {
+        if (version == 4)
+            ipv4(&k, c, st, ts);
+        else if (version == 6)
+            ipv6(&k, c, st, ts);
+        c->status[k.i] = k.status;
+        if (!version || k.status != OK || !st->decap || k.depth >= MAX_TUNNEL_DEPTH)
+            return rows;
+        inner_t in = find_inner(&k, c);
+        if (in.kind == IN_NONE)
+            return rows;
+        int64_t j = k.i + 1;
+        pkt_t inner = {.b = k.b, .i = j, .pos = in.pos, .end = k.data_end, .wire_end = k.data_wire_end,
+                       .status = OK, .depth = k.depth + 1};
+        version = inner_link(&inner, c, &in);
+        if (version != 4 && version != 6) { /* not IP inside: no row (clear what the link wrote) */
+            c->vlan[j] = c->inner_vlan[j] = 0;
+            return rows;
+        }
+        c->tunnel_depth[j] = (uint8_t)inner.depth;
+        c->tunnel_type[j] = (uint8_t)in.type;
+        memcpy(c->tunnel_src_ip + 16 * j, c->src_ip + 16 * k.i, 16);
+        memcpy(c->tunnel_dst_ip + 16 * j, c->dst_ip + 16 * k.i, 16);
+        c->tunnel_src_port[j] = c->src_port[k.i];
+        c->tunnel_dst_port[j] = c->dst_port[k.i];
+        c->tunnel_proto[j] = c->ip_proto[k.i];
+        k = inner;
+        rows++;
+    }
+}
+
+static void
+state_free(PyObject *capsule)
+{
+    state_t *st = PyCapsule_GetPointer(capsule, "flowkit.decode.state");
+    if (!st)
+        return;
+    frags_clear(st);
+    free(st);
+}
+
+static state_t *
+state_of(PyObject *capsule)
+{
+    return PyCapsule_GetPointer(capsule, "flowkit.decode.state");
+}
+
+static PyObject *
+new_state(PyObject *self, PyObject *args)
+{
+    int decap, reassemble;
+    long long timeout_ns, max_bytes;
+    if (!PyArg_ParseTuple(args, "ppLL", &decap, &reassemble, &timeout_ns, &max_bytes))
+        return NULL;
+    state_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return PyErr_NoMemory();
+    st->decap = decap;
+    st->reassemble = reassemble;
+    st->timeout_ns = timeout_ns;
+    st->max_bytes = max_bytes;
+    PyObject *cap = PyCapsule_New(st, "flowkit.decode.state", state_free);
+    if (!cap)
+        free(st);
+    return cap;
+}
+
+/* Give up every pending datagram; returns (and resets) the depth-0 records given up so far. */
+static PyObject *
+finish(PyObject *self, PyObject *arg)
+{
+    state_t *st = state_of(arg);
+    if (!st)
+        return NULL;
+    frags_clear(st);
+    long long n = st->given_up;
+    st->given_up = 0;
+    return PyLong_FromLongLong(n);
+}
+
+static PyObject *
+take_given_up(PyObject *self, PyObject *arg)
+{
+    state_t *st = state_of(arg);
+    if (!st)
+        return NULL;
+    long long n = st->given_up;
+    st->given_up = 0;
+    return Py_BuildValue("LLL", n, (long long)st->pending, (long long)st->bytes);
+}
+
 static PyObject *
 decode(PyObject *self, PyObject *args)
 {
-    PyObject *obuf, *ostart, *ocaplen, *owirelen, *olink, *ocols, *opstart = NULL, *opcap = NULL;
-    if (!PyArg_ParseTuple(args, "OOOOOO!|OO", &obuf, &ostart, &ocaplen, &owirelen, &olink, &PyTuple_Type, &ocols,
-                          &opstart, &opcap))
+    PyObject *ostate, *obuf, *ostart, *ocaplen, *owirelen, *olink, *ots, *ocols, *orec, *opstart = NULL, *opcap = NULL;
+    Py_ssize_t first;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO!On|OO", &ostate, &obuf, &ostart, &ocaplen, &owirelen, &olink, &ots,
+                          &PyTuple_Type, &ocols, &orec, &first, &opstart, &opcap))
+        return NULL;
+    state_t *st = state_of(ostate);
+    if (!st)
         return NULL;
     if (PyTuple_GET_SIZE(ocols) != N_COLUMNS)
         return PyErr_Format(PyExc_ValueError, "expected %d columns, got %zd", N_COLUMNS, PyTuple_GET_SIZE(ocols));
     views_t vin = {.n = 0}, vout = {.n = 0};
-    Py_ssize_t size, n, c1, c2, c3;
+    Py_ssize_t size, n, c1, c2, c3, c4, cap;
     const uint8_t *buf = view_of(&vin, obuf, "B", 0, "data", &size);
     const int64_t *start = buf ? view_of(&vin, ostart, "l", 0, "start", &n) : NULL;
     const uint32_t *caplen = start ? view_of(&vin, ocaplen, "I", 0, "caplen", &c1) : NULL;
     const uint32_t *wirelen = caplen ? view_of(&vin, owirelen, "I", 0, "wirelen", &c2) : NULL;
     const uint16_t *linktype = wirelen ? view_of(&vin, olink, "H", 0, "linktype", &c3) : NULL;
-    int ok = linktype != NULL;
-    if (ok && (c1 != n || c2 != n || c3 != n)) {
-        PyErr_SetString(PyExc_ValueError, "start, caplen, wirelen and linktype differ in length");
+    const int64_t *tss = linktype ? view_of(&vin, ots, "l", 0, "ts", &c4) : NULL;
+    int64_t *rec = tss ? view_of(&vout, orec, "l", 1, "rec", &cap) : NULL;
+    int ok = rec != NULL;
+    if (ok && (c1 != n || c2 != n || c3 != n || c4 != n)) {
+        PyErr_SetString(PyExc_ValueError, "start, caplen, wirelen, linktype and ts differ in length");
         ok = 0;
     }
-    cols_t cols = {0};
+    if (ok && (first < 0 || first > n)) {
+        PyErr_SetString(PyExc_ValueError, "first record out of range");
+        ok = 0;
+    }
+    cols_t cols = {.record = buf};
     if (ok && opstart && opcap) {
         Py_ssize_t n1, n2;
         cols.payload_start = view_of(&vout, opstart, "l", 1, "payload_start", &n1);
         cols.payload_caplen = cols.payload_start ? view_of(&vout, opcap, "I", 1, "payload_caplen", &n2) : NULL;
         if (!cols.payload_caplen)
             ok = 0;
-        else if (n1 != n || n2 != n) {
-            PyErr_SetString(PyExc_ValueError, "payload_start and payload_caplen must have one item per packet");
+        else if (n1 != cap || n2 != cap) {
+            PyErr_SetString(PyExc_ValueError, "payload_start and payload_caplen must have one item per row");
             ok = 0;
         }
     }
@@ -702,9 +1386,9 @@ decode(PyObject *self, PyObject *args)
         void *ptr = view_of(&vout, PyTuple_GET_ITEM(ocols, j), COLUMNS[j].fmt, 1, COLUMNS[j].name, &count);
         if (!ptr) {
             ok = 0;
-        } else if (count != n * COLUMNS[j].width) {
+        } else if (count != cap * COLUMNS[j].width) {
             PyErr_Format(PyExc_ValueError, "%s: expected %zd items, got %zd", COLUMNS[j].name,
-                         n * COLUMNS[j].width, count);
+                         cap * COLUMNS[j].width, count);
             ok = 0;
         } else {
             memcpy((char *)&cols + COLUMNS[j].offset, &ptr, sizeof ptr);
@@ -715,8 +1399,10 @@ decode(PyObject *self, PyObject *args)
         views_release(&vin);
         return NULL;
     }
+    Py_ssize_t i = first, row = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
+    /* a record may need ROWS_PER_RECORD rows: stop while that many are still free */
+    for (; i < n && cap - row >= ROWS_PER_RECORD; i++) {
         /* headers of packets a few records ahead: the buffer is far larger than the caches */
         if (i + PREFETCH < n && start[i + PREFETCH] >= 0 && start[i + PREFETCH] + 64 < size) {
             __builtin_prefetch(buf + start[i + PREFETCH]);
@@ -727,25 +1413,35 @@ decode(PyObject *self, PyObject *args)
         int64_t end = s + cl < size ? s + cl : size;
         if (end < s || s < 0)
             end = s;
-        pkt_t k = {.b = buf, .i = i, .pos = s, .end = end, .wire_end = s + (wl > cl ? wl : cl), .status = OK};
-        int version = link_layer(&k, &cols, linktype[i]);
-        if (version == 4)
-            ipv4(&k, &cols);
-        else if (version == 6)
-            ipv6(&k, &cols);
-        cols.status[i] = k.status;
+        if (st->oldest)
+            frag_expire(st, tss[i]);
+        int rows = decode_record(&cols, st, buf, row, s, end, s + (wl > cl ? wl : cl), linktype[i], tss[i]);
+        for (int r = 0; r < st->n_done; r++) {
+            free(st->done[r]->buf);
+            free(st->done[r]);
+        }
+        st->n_done = 0;
+        for (int r = 0; r < rows; r++)
+            rec[row + r] = i;
+        row += rows;
     }
     Py_END_ALLOW_THREADS
     views_release(&vout);
     views_release(&vin);
-    Py_RETURN_NONE;
+    return Py_BuildValue("nn", i, row);
 }
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
-     "decode(data, start, caplen, wirelen, linktype, columns[, payload_start, payload_caplen]): fill the zeroed "
-     "columns (a tuple in COLUMNS order) for every packet; with the two optional zeroed arrays, also where each "
-     "TCP/UDP packet's captured payload is in data."},
+     "decode(state, data, start, caplen, wirelen, linktype, ts, columns, rec, first) -> (next, rows): decode "
+     "records from `first` into the zeroed columns (a tuple in COLUMNS order, `rec` the record of each row) "
+     "while ROWS_PER_RECORD rows are free; with the two optional zeroed arrays (one item per row), also where "
+     "each TCP/UDP row's captured payload is in data."},
+    {"new_state", new_state, METH_VARARGS,
+     "new_state(decap, reassemble, frag_timeout_ns, frag_max_bytes): decoder state kept across chunks (pending fragments)."},
+    {"finish", finish, METH_O, "finish(state) -> records given up, after giving up every pending datagram."},
+    {"take_given_up", take_given_up, METH_O,
+     "take_given_up(state) -> (records given up since the last call, pending datagrams, pending bytes)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -767,7 +1463,7 @@ PyInit__decode(void)
         PyTuple_SET_ITEM(names, j, s);
     }
     static const int supported[] = {LT_ETHERNET, LT_NULL, LT_PPP, LT_RAW_12, LT_RAW_14, LT_PPP_HDLC, LT_RAW,
-                                    LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2, LT_C_HDLC, LT_IEEE802_11,
+                                    LT_FDDI, LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2, LT_C_HDLC, LT_IEEE802_11,
                                     LT_RADIOTAP, LT_NFLOG};
     int n_sup = (int)(sizeof supported / sizeof supported[0]);
     PyObject *sup = PyTuple_New(n_sup);
@@ -780,7 +1476,9 @@ PyInit__decode(void)
         PyTuple_SET_ITEM(sup, j, v);
     }
     int bad = !names || !sup || PyModule_AddObjectRef(m, "COLUMNS", names) < 0 ||
-              PyModule_AddObjectRef(m, "SUPPORTED_LINKTYPES", sup) < 0;
+              PyModule_AddObjectRef(m, "SUPPORTED_LINKTYPES", sup) < 0 ||
+              PyModule_AddIntConstant(m, "ROWS_PER_RECORD", ROWS_PER_RECORD) < 0 ||
+              PyModule_AddIntConstant(m, "MAX_TUNNEL_DEPTH", MAX_TUNNEL_DEPTH) < 0;
     Py_XDECREF(names);
     Py_XDECREF(sup);
     if (bad) {

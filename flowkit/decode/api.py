@@ -37,15 +37,43 @@ ENGINES = {
 DEFAULT_CHUNK_BYTES = 4 << 20  # see docs/performance.md: peak RSS vs speed
 
 
-def engine_decoder(engine: str) -> Callable:
-    """The ``decode_chunk`` function of a named engine (one-line error for unknown names)."""
+def engine_module(engine: str):
+    """The module of a named engine (one-line error for unknown names)."""
     if engine not in ENGINES:
         raise FlowkitError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     module = importlib.import_module(ENGINES[engine])
     check = getattr(module, "check_available", None)
     if check is not None:
         check()  # e.g. pyshark needs tshark: fail before reading anything
-    return module.decode_chunk
+    return module
+
+
+def engine_decoder(engine: str) -> Callable:
+    """The ``decode_chunk`` function of a named engine (one-line error for unknown names)."""
+    return engine_module(engine).decode_chunk
+
+
+class _Stateless:
+    """An engine without cross-chunk state (pyshark: tshark reassembles on its own)."""
+
+    given_up = 0
+
+    def __init__(self, decode_chunk: Callable):
+        self.decode = decode_chunk
+
+    def take_given_up(self) -> int:
+        return 0
+
+    def finish(self) -> int:
+        return 0
+
+
+def new_decoder(engine: str, decap: bool = True, reassemble: bool = True):
+    """A decoder for consecutive chunks: ``.decode(chunk)``, ``.take_given_up()``, ``.finish()``."""
+    module = engine_module(engine)
+    if hasattr(module, "Decoder"):
+        return module.Decoder(decap=decap, reassemble=reassemble)
+    return _Stateless(module.decode_chunk)
 
 
 def _compile(filter: BatchFilter | str | None) -> BatchFilter | None:
@@ -75,7 +103,9 @@ class PacketTable:
     ``byte_range=(start, end)``: only the records whose header starts in [start, end) of
     one classic pcap (a batch piece). ``on_batch``: called with each decoded batch before
     the filter (every packet read, e.g. for a progress bar). ``PacketTable.of_batches``
-    wraps batches already decoded (counted and filtered alike).
+    wraps batches already decoded (counted and filtered alike). ``decap``: also yield the
+    packets inside tunnels (rows with ``tunnel_depth`` > 0); ``reassemble``: reassemble IP
+    fragments (pending fragments span chunks and files).
     """
 
     schema = PACKET_SCHEMA
@@ -90,17 +120,20 @@ class PacketTable:
         filter: BatchFilter | str | None = None,
         byte_range: tuple[int, int] | None = None,
         on_batch: Callable[[pa.RecordBatch], None] | None = None,
+        decap: bool = True,
+        reassemble: bool = True,
     ):
         self.sources = _sources(source)
+        self.decap = decap
+        self.reassemble = reassemble
         self.engine = engine
         self.strict = strict
         self.chunk_bytes = chunk_bytes or DEFAULT_CHUNK_BYTES
         self.byte_range = byte_range
         self.on_batch = on_batch
-        self._decode = engine_decoder(engine) if engine is not None else None
-        # engines that also say where each packet's payload is (flowkit.decode.payload)
-        self._decode_payload = getattr(importlib.import_module(ENGINES[engine]), "decode_chunk_payload", None) \
-            if engine is not None else None
+        if engine is not None:
+            engine_module(engine)  # an unknown or unavailable engine fails here, before reading
+        self._decoder = None
         self._filter = _compile(filter)
         self._ledger: Ledger | None = None
         self._batches = None  # of_batches: decoded batches instead of sources
@@ -140,13 +173,15 @@ class PacketTable:
             for batch in self._batches:
                 yield batch, None
             return
-        decode_payload = self._decode_payload if self._want_payload else None
+        self._decoder = new_decoder(self.engine, self.decap, self.reassemble)
+        # engines that also say where each row's payload is (flowkit.decode.payload)
+        decode_payload = getattr(self._decoder, "decode_payload", None) if self._want_payload else None
         for source in self.sources:
             for chunk in self.chunks(source):
                 ledger.damage.extend(chunk.damage)
                 if len(chunk) == 0:
                     continue
-                batch, where = decode_payload(chunk) if decode_payload else (self._decode(chunk), None)
+                batch, where = decode_payload(chunk) if decode_payload else (self._decoder.decode(chunk), None)
                 ledger.bytes_read += int(chunk.caplen.sum(dtype=np.int64))
                 # the batch holds copies: let the chunk's buffer go before the next one is read
                 # (a Payload keeps it while the pair is in use)
@@ -156,7 +191,10 @@ class PacketTable:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         ledger = Ledger()
         for batch, where in self._decoded(ledger):
-            ledger.add_batch(to_numpy(batch.column("status")), to_numpy(batch.column("ip_proto")))
+            depth = to_numpy(batch.column("tunnel_depth")) if "tunnel_depth" in batch.schema.names else None
+            ledger.add_batch(to_numpy(batch.column("status")), to_numpy(batch.column("ip_proto")), depth)
+            if self._decoder is not None:
+                ledger.give_up_fragments(self._decoder.take_given_up())
             if self.on_batch is not None:
                 self.on_batch(batch)
             if self._filter is not None:
@@ -167,6 +205,8 @@ class PacketTable:
                 where = where.filter(mask) if where is not None else None
             self._last = (batch, where)
             yield batch
+        if self._decoder is not None:
+            ledger.give_up_fragments(self._decoder.finish())
         self._ledger = ledger
 
     def with_payload(self) -> Iterator[tuple[pa.RecordBatch, Payload | None]]:
@@ -197,9 +237,9 @@ class PacketTable:
         return pa.Table.from_batches(list(self), schema=PACKET_SCHEMA)
 
     def to_pandas(self):
-        """DataFrame of all packets, ``src_ip``/``dst_ip`` as strings (IPv4 dotted, IPv6 compressed)."""
+        """DataFrame of all packets, addresses as strings (IPv4 dotted, IPv6 compressed)."""
         table = self.to_arrow()
-        for name in ("src_ip", "dst_ip"):
+        for name in ("src_ip", "dst_ip", "tunnel_src_ip", "tunnel_dst_ip"):
             i = table.schema.get_field_index(name)
             table = table.set_column(i, name, addresses_to_strings(table.column(name)))
         return table.to_pandas()
@@ -221,11 +261,17 @@ def packets(
     strict: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     filter: BatchFilter | str | None = None,
+    decap: bool = True,
+    reassemble: bool = True,
 ) -> PacketTable:
     """Decoded packets of ``source`` (path, list of paths, ``"-"`` for stdin, or binary file).
 
     ``engine``: ``"fast"`` (C, default), ``"dpkt"`` (per-packet reference) or
     ``"pyshark"`` (Wireshark's dissectors via tshark). ``filter``: a callable
     ``batch -> bool mask`` or a tcpdump-style expression string, applied after counting.
+    ``decap``: also yield the packets inside tunnels (rows with ``tunnel_depth`` > 0);
+    False keeps one row per record. ``reassemble``: IP fragments are reassembled into one
+    row with the datagram's full length (False: one row per fragment, as tcpdump sees them).
     """
-    return PacketTable(source, engine, strict=strict, chunk_bytes=chunk_bytes, filter=filter)
+    return PacketTable(source, engine, strict=strict, chunk_bytes=chunk_bytes, filter=filter, decap=decap,
+                       reassemble=reassemble)

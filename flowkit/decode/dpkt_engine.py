@@ -28,8 +28,10 @@ from flowkit.decode.schema import (
     OPT_SACK_PERM,
     OPT_TS,
     OPT_WSCALE,
+    MAX_TUNNEL_DEPTH,
     PACKET_SCHEMA,
     Status,
+    Tunnel,
 )
 
 # Ethertypes, PPP protocols and link types handled (values from the IEEE/IANA/tcpdump registries).
@@ -40,6 +42,11 @@ ETH_PPPOE_SESSION = 0x8864
 PPP_IP4, PPP_IP6 = 0x0021, 0x0057
 ETH_VNTAG = 0x8926  # 4-byte tag, then the next ethertype
 ETH_PBB = 0x88E7  # 802.1ah: 4-byte I-TAG, then a whole inner Ethernet header
+ETH_FABRICPATH = 0x8903  # Cisco FabricPath: 2-byte tag, then a whole inner Ethernet header
+PPP_MPLS = (0x0281, 0x0283)
+CHDLC_ADDRESSES = (0x0F, 0x8F)  # Cisco HDLC unicast / multicast: found in PPP-linktype captures
+FDDI_HDR = 13  # frame control, two MAC addresses; LLC/SNAP follows
+AMSDU_SUBFRAME = 14  # DA, SA, length: the first subframe's MSDU (LLC/SNAP) follows
 ETH_MAX_LEN = 1500  # a type field up to here is an 802.3 length: LLC follows
 ETHERTYPE_MIN = 0x0600  # SLL / Cisco HDLC protocol values below this are no ethertype
 LLC_SNAP = b"\xaa\xaa\x03"  # DSAP, SSAP, control of SNAP; then OUI 0 + ethertype for IP
@@ -48,7 +55,7 @@ MAX_SHIMS = 8  # VLAN tags, VN-Tags, PBB and LLC/SNAP headers peeled before the 
 MAX_MPLS_LABELS = 16
 MAX_IP6_EXT = 8
 
-DLT_NULL, DLT_EN10MB, DLT_PPP, DLT_RAW_12, DLT_RAW_14 = 0, 1, 9, 12, 14
+DLT_NULL, DLT_EN10MB, DLT_PPP, DLT_FDDI, DLT_RAW_12, DLT_RAW_14 = 0, 1, 9, 10, 12, 14
 DLT_PPP_HDLC, DLT_RAW, DLT_LOOP, DLT_SLL = 50, 101, 108, 113
 DLT_IPV4, DLT_IPV6, DLT_SLL2 = 228, 229, 276
 DLT_C_HDLC, DLT_IEEE802_11, DLT_RADIOTAP, DLT_NFLOG = 104, 105, 127, 239
@@ -105,12 +112,14 @@ class Row:
         "ip_len", "ttl", "ip_id", "frag", "frag_offset", "src_port", "dst_port",
         "tcp_flags", "seq", "ack", "window", "tcp_hdr_len", "tcp_opts", "mss", "wscale",
         "tsval", "tsecr", "udp_len", "icmp_type", "icmp_code", "payload_len",
+        "tunnel_depth", "tunnel_type", "tunnel_src_ip", "tunnel_dst_ip", "tunnel_src_port",
+        "tunnel_dst_port", "tunnel_proto",
     )  # fmt: skip
 
     def __init__(self) -> None:
         for name in self.__slots__:
             setattr(self, name, 0)
-        self.src_ip = self.dst_ip = bytes(16)
+        self.src_ip = self.dst_ip = self.tunnel_src_ip = self.tunnel_dst_ip = bytes(16)
 
 
 # ---------------------------------------------------------------- link layers
@@ -138,6 +147,10 @@ def _ethertype_payload(row: Row, buf: bytes, off: int, ethertype: int) -> tuple[
             inner = _hdr(dpkt.ethernet.Ethernet, buf, off + 4)  # after the 4-byte I-TAG
             ethertype = inner.type
             off += 4 + inner.__hdr_len__
+        elif ethertype == ETH_FABRICPATH:
+            inner = _hdr(dpkt.ethernet.Ethernet, buf, off + 2)  # after the 2-byte FabricPath tag
+            ethertype = inner.type
+            off += 2 + inner.__hdr_len__
         elif ethertype <= ETH_MAX_LEN:
             ethertype = _llc_snap(buf, off)
             if ethertype is None:
@@ -150,18 +163,23 @@ def _ethertype_payload(row: Row, buf: bytes, off: int, ethertype: int) -> tuple[
     if ethertype == ETH_IP6:
         return 6, off
     if ethertype in ETH_MPLS:
-        for _ in range(MAX_MPLS_LABELS):
-            if len(buf) - off < 4:
-                raise Cut
-            bottom = buf[off + 2] & 0x01
-            off += 4
-            if bottom:
-                version = _u8(buf, off) >> 4  # MPLS has no payload type: the IP version nibble says
-                return (version, off) if version in (4, 6) else None
-        return None
+        return _mpls(buf, off)
     if ethertype == ETH_PPPOE_SESSION:
         _hdr(dpkt.pppoe.PPPoE, buf, off)  # version/type, code, session, length: all must be there
         return _ppp_protocol(buf, off + dpkt.pppoe.PPPoE.__hdr_len__)
+    return None
+
+
+def _mpls(buf: bytes, off: int) -> tuple[int, int] | None:
+    """An MPLS label stack: (IP version, offset) under the bottom label, or None."""
+    for _ in range(MAX_MPLS_LABELS):
+        if len(buf) - off < 4:
+            raise Cut
+        bottom = buf[off + 2] & 0x01
+        off += 4
+        if bottom:
+            version = _u8(buf, off) >> 4  # MPLS has no payload type: the IP version nibble says
+            return (version, off) if version in (4, 6) else None
     return None
 
 
@@ -194,8 +212,10 @@ def _wlan(row: Row, buf: bytes, off: int) -> tuple[int, int] | None:
     size = qos_at + (2 if qos else 0) + (4 if qos and fc1 & 0x80 else 0)  # QoS, HT control
     if len(buf) - off < size:
         raise Cut
-    if qos and buf[off + qos_at] & 0x80:  # A-MSDU: the body is subframes, not one LLC frame
-        return None
+    if qos and buf[off + qos_at] & 0x80:  # A-MSDU: the first subframe's MSDU, one frame one row
+        size += AMSDU_SUBFRAME
+        if len(buf) - off < size:
+            raise Cut
     return _ethertype_payload(row, buf, off + size, 0)  # 0: an "802.3 length", LLC follows
 
 
@@ -230,6 +250,14 @@ def _ppp_protocol(buf: bytes, off: int) -> tuple[int, int] | None:
     return {PPP_IP4: (4, off + 2), PPP_IP6: (6, off + 2)}.get(proto)
 
 
+def _c_hdlc(row: Row, buf: bytes) -> tuple[int, int] | None:
+    """Cisco HDLC: address, control, then an ethertype."""
+    proto = _u16(buf, 2)
+    if len(buf) < 4:
+        raise Cut
+    return None if proto < ETHERTYPE_MIN else _ethertype_payload(row, buf, 4, proto)
+
+
 def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
     """Peel the link layer: (expected IP version, offset of the IP header), or None if not IP.
 
@@ -249,8 +277,11 @@ def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
             return None
         return _ethertype_payload(row, buf, sll2.__hdr_len__, sll2.ethtype)
     if linktype == DLT_C_HDLC:  # address, control, then an ethertype
-        proto = _u16(buf, 2)
-        return None if proto < ETHERTYPE_MIN else _ethertype_payload(row, buf, 4, proto)
+        return _c_hdlc(row, buf)
+    if linktype == DLT_FDDI:
+        if len(buf) < FDDI_HDR:
+            raise Cut
+        return _ethertype_payload(row, buf, FDDI_HDR, 0)  # 0: an "802.3 length", LLC/SNAP follows
     if linktype == DLT_IEEE802_11:
         return _wlan(row, buf, 0)
     if linktype == DLT_RADIOTAP:
@@ -283,6 +314,8 @@ def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
     if linktype == DLT_IPV6:
         return 6, 0
     if linktype in (DLT_PPP, DLT_PPP_HDLC):
+        if _u8(buf, 0) in CHDLC_ADDRESSES:  # routers write Cisco HDLC frames under PPP link types
+            return _c_hdlc(row, buf)
         off = 0
         if _u8(buf, 0) == 0xFF:  # HDLC address (then control) byte: 0xff is no PPP protocol
             if len(buf) < 2:
@@ -294,15 +327,140 @@ def _link(row: Row, buf: bytes, linktype: int) -> tuple[int, int] | None:
         else:
             proto = _u16(buf, off)
             off += 2
+        if proto in PPP_MPLS:
+            return _mpls(buf, off)
         return {PPP_IP4: (4, off), PPP_IP6: (6, off)}.get(proto)
     raise NotImplementedError  # caller turns this into UNSUPPORTED_LINK
+
+
+# ---------------------------------------------------------------- fragments
+
+MAX_DATAGRAM = 65535  # IP payload bytes a reassembled datagram may hold
+HDR_ROOM = 512  # the headers kept from the first fragment may be this long
+FRAG_ENTRY_BYTES = 2048  # memory counted per pending datagram besides its data
+FRAG_GROW = 2048  # data space is counted in steps of this many bytes
+FRAG_TIMEOUT_NS = 300 * 10**9
+FRAG_MAX_BYTES = 64 << 20
+
+
+class Held(Exception):
+    """A fragment kept until the rest of its datagram arrives."""
+
+
+class _Datagram:
+    """One datagram being reassembled (the fields the rules below need)."""
+
+    def __init__(self, ts: int):
+        self.first_ts = ts
+        self.total = -1  # payload bytes, known from the last fragment
+        self.hdr = None  # headers of the first fragment
+        self.nh_at = 0  # IPv6: offset in hdr of the byte that named the fragment header
+        self.next_proto = 0  # IPv6: the fragment header's next header
+        self.held = 0  # records at depth 0 whose row is a fragment of this datagram
+        self.data = bytearray()
+        self.covered: set[int] = set()  # 8-byte units present
+        self.cap = 0  # memory counted for the data
+
+
+class Reassembler:
+    """Pending IP datagrams of one capture, the rules of docs/packets.md.
+
+    The first bytes to arrive win: a later fragment overlapping them is ignored where
+    they overlap. A datagram is complete with its first fragment, its last fragment and
+    every 8-byte unit between; it is given up when older than the timeout, or (the
+    oldest first) when the pending memory passes the bound.
+    """
+
+    def __init__(self, timeout_ns: int = FRAG_TIMEOUT_NS, max_bytes: int = FRAG_MAX_BYTES, enabled: bool = True):
+        self.timeout_ns, self.max_bytes, self.enabled = timeout_ns, max_bytes, enabled
+        self.pending: dict[tuple, _Datagram] = {}  # insertion order = age
+        self.bytes = 0
+        self.given_up = 0
+
+    def _drop(self, key: tuple) -> _Datagram:
+        d = self.pending.pop(key)
+        self.bytes -= d.cap + FRAG_ENTRY_BYTES
+        return d
+
+    def _give_up(self, key: tuple) -> None:
+        self.given_up += self._drop(key).held
+
+    def expire(self, ts: int) -> None:
+        while self.pending:
+            key, d = next(iter(self.pending.items()))
+            if ts - d.first_ts <= self.timeout_ns:
+                return
+            self._give_up(key)
+
+    def clear(self) -> None:
+        for key in list(self.pending):
+            self._give_up(key)
+
+    def add(self, key: tuple, depth: int, hdr: bytes, nh_at: int, next_proto: int, off: int, data: bytes,
+            more: bool, ts: int) -> bytes:
+        """The whole datagram (headers + payload, headers not yet patched) once complete; else Held."""
+        if not self.enabled:  # each fragment stays a row of its own
+            raise Held
+        if off + len(data) > MAX_DATAGRAM or len(hdr) > HDR_ROOM:
+            raise Impossible
+        d = self.pending.get(key)
+        if d is None:
+            d = self.pending[key] = _Datagram(ts)
+            self.bytes += FRAG_ENTRY_BYTES
+        end = off + len(data)
+        if d.total >= 0 and end > d.total:  # beyond the length the last fragment gave: first wins
+            end = d.total
+        if not more and d.total < 0:
+            d.total = end
+        if HDR_ROOM + end > d.cap:
+            cap = HDR_ROOM + ((end + FRAG_GROW - 1) // FRAG_GROW) * FRAG_GROW
+            self.bytes += cap - d.cap
+            d.cap = cap
+        if len(d.data) < end:
+            d.data.extend(bytes(end - len(d.data)))
+        if off == 0 and d.hdr is None:
+            d.hdr, d.nh_at, d.next_proto = hdr, nh_at, next_proto
+        for unit in range(off // 8, (end + 7) // 8):
+            a, z = unit * 8, min(unit * 8 + 8, end)
+            if unit in d.covered:
+                continue
+            d.data[a:z] = data[a - off : z - off]
+            if z == a + 8 or (d.total >= 0 and z == d.total):
+                d.covered.add(unit)
+        if d.hdr is not None and d.total >= 0 and all(u in d.covered for u in range((d.total + 7) // 8)):
+            self._drop(key)
+            return d
+        if depth == 0:
+            d.held += 1
+        while self.bytes > self.max_bytes and self.pending:
+            oldest = next(iter(self.pending))
+            if oldest == key:
+                break
+            self._give_up(oldest)
+        raise Held
+
+
+def _whole(d: _Datagram, version: int) -> bytes:
+    """The completed datagram as one packet: first fragment's headers, lengths patched, no fragmentation."""
+    hdr = bytearray(d.hdr)
+    length = len(hdr) + d.total
+    if version == 4:
+        hdr[2:4] = struct.pack(">H", length)
+        hdr[6:8] = b"\x00\x00"
+    else:
+        hdr[4:6] = struct.pack(">H", length - 40)
+        hdr[d.nh_at] = d.next_proto
+    return bytes(hdr) + bytes(d.data[: d.total])
 
 
 # ---------------------------------------------------------------- network layer
 
 
-class LaterFragment(Exception):
-    """A non-first fragment: the bytes after the IP header(s) are not a transport header."""
+class Layer:
+    """What the IP layer leaves for the tunnel step: the buffer (a reassembled datagram has
+    its own) and the transport payload (TCP/UDP) or IP payload (other), as offsets."""
+
+    __slots__ = ("buf", "data", "data_end", "data_wire_end")
 
 
 def _check_version(buf: bytes, off: int, version: int, size: int) -> None:
@@ -313,8 +471,32 @@ def _check_version(buf: bytes, off: int, version: int, size: int) -> None:
         raise Cut
 
 
-def _ipv4(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
-    """Fill the IPv4 columns; returns (transport header offset, transport length from the IP header)."""
+def _reassembled(row: Row, d: _Datagram, version: int, ctx: "Decoder", depth: int, ts: int, key_id: int) -> Layer:
+    whole = _whole(d, version)
+    row.frag_offset = row.payload_len = 0
+    try:
+        return _ip(row, whole, 0, len(whole), version, ctx, depth, ts)
+    finally:
+        row.frag = FRAG_IS_FRAGMENT  # reassembled from fragments
+        row.ip_id = key_id
+
+
+def _ip(row: Row, buf: bytes, off: int, wire_end: int, version: int, ctx, depth: int, ts: int) -> Layer:
+    """The IP header at ``off`` and its transport: fills ``row``; raises Cut/Impossible/Held."""
+    if version == 4:
+        return _ipv4(row, buf, off, wire_end, ctx, depth, ts)
+    return _ipv6(row, buf, off, wire_end, ctx, depth, ts)
+
+
+def _first_fragment_transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
+    """A first fragment's transport columns, as tcpdump filters see them (its status is the fragment's)."""
+    try:
+        _transport(row, buf, off, l4len)
+    except (Cut, Impossible):
+        pass
+
+
+def _ipv4(row: Row, buf: bytes, off: int, wire_end: int, ctx, depth: int, ts: int) -> Layer:
     _check_version(buf, off, 4, dpkt.ip.IP.__hdr_len__)
     ip = _hdr(dpkt.ip.IP, buf, off)
     hlen = ip.hl * 4
@@ -335,18 +517,22 @@ def _ipv4(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
         raise Impossible
     if len(buf) - off < hlen:  # options cut by the snapshot length
         raise Cut
-    if ip.offset:
+    if ip.mf or ip.offset:
         row.payload_len = total - hlen
-        raise LaterFragment
-    return off + hlen, total - hlen
+        if not ip.offset:
+            _first_fragment_transport(row, buf, off + hlen, total - hlen)
+        if len(buf) - off < total:  # a fragment cut by the snapshot length cannot be reassembled
+            raise Cut
+        key = (4, row.src_ip, row.dst_ip, ip.id, ip.p, depth)
+        d = ctx.frags.add(key, depth, buf[off : off + hlen], 0, 0, ip.offset * 8, buf[off + hlen : off + total],
+                          bool(ip.mf), ts)
+        return _reassembled(row, d, 4, ctx, depth, ts, ip.id)
+    return _transport(row, buf, off + hlen, total - hlen)
 
 
-def _ipv6(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
-    """Fill the IPv6 columns, walking extension headers; returns (transport offset, its length).
-
-    ``row.ip_proto`` stays the fixed header's next-header value unless the chain is
-    walked to its end (or to a later fragment, whose next header is then known).
-    """
+def _ipv6(row: Row, buf: bytes, off: int, wire_end: int, ctx, depth: int, ts: int) -> Layer:
+    """``row.ip_proto`` stays the fixed header's next-header value unless the chain is
+    walked to its end (or to a fragment, whose next header is then known)."""
     _check_version(buf, off, 6, dpkt.ip6.IP6.__hdr_len__)
     ip6 = _hdr(dpkt.ip6.IP6, buf, off)
     row.src_ip, row.dst_ip = ip6.src, ip6.dst
@@ -354,10 +540,11 @@ def _ipv6(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
     if ip6.v != 6 or off + 40 + ip6.plen > wire_end:
         raise Impossible
     nxt, pos, end = ip6.nxt, off + 40, off + 40 + ip6.plen
-    for depth in range(MAX_IP6_EXT + 1):
+    nh_at = off + 6  # the byte holding nxt
+    for chain in range(MAX_IP6_EXT + 1):
         if nxt not in IP6_EXT_HEADERS:
             break
-        if depth == MAX_IP6_EXT:
+        if chain == MAX_IP6_EXT:
             raise Impossible  # a deeper chain than flowkit follows
         frag = None
         if nxt == 44:
@@ -371,16 +558,24 @@ def _ipv6(row: Row, buf: bytes, off: int, wire_end: int) -> tuple[int, int]:
             raise Impossible  # the chain runs past the payload length
         if pos + length > len(buf):
             raise Cut
-        nxt = buf[pos]
+        prev_at, start = nh_at - off, pos
+        nxt, nh_at = buf[pos], pos
         pos += length
-        if frag is not None:  # (the last fragment header describes the packet, should there be two)
+        if frag is not None:
             row.ip_id, row.frag_offset = frag.id, frag.frag_off
             row.frag = (FRAG_MF if frag.m_flag else 0) | (FRAG_IS_FRAGMENT if frag.m_flag or frag.frag_off else 0)
-            if frag.frag_off:
+            if frag.m_flag or frag.frag_off:
                 row.ip_proto, row.payload_len = nxt, end - pos
-                raise LaterFragment
+                if not frag.frag_off:
+                    _first_fragment_transport(row, buf, pos, end - pos)
+                if len(buf) < end:
+                    raise Cut
+                key = (6, row.src_ip, row.dst_ip, frag.id, 0, depth)
+                d = ctx.frags.add(key, depth, buf[off:start], prev_at, nxt, frag.frag_off * 8, buf[pos:end],
+                                  bool(frag.m_flag), ts)
+                return _reassembled(row, d, 6, ctx, depth, ts, frag.id)
     row.ip_proto = nxt
-    return pos, end - pos
+    return _transport(row, buf, pos, end - pos)
 
 
 # ---------------------------------------------------------------- transport layer
@@ -429,7 +624,10 @@ def _need(buf: bytes, off: int, l4len: int, size: int) -> None:
         raise Cut
 
 
-def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
+def _transport(row: Row, buf: bytes, off: int, l4len: int) -> Layer:
+    layer = Layer()
+    layer.buf, layer.data, layer.data_wire_end = buf, off, off + l4len
+    layer.data_end = min(len(buf), off + l4len)
     proto = row.ip_proto
     if proto == 6:
         _ports(row, buf, off)
@@ -443,6 +641,7 @@ def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
         if len(buf) - off < hlen:
             raise Cut
         row.payload_len = l4len - hlen
+        layer.data = off + hlen
         _tcp_options(row, buf, off + 20, off + hlen)
     elif proto == 17:
         _ports(row, buf, off)
@@ -450,6 +649,7 @@ def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
         udp = _hdr(dpkt.udp.UDP, buf, off)
         row.udp_len = udp.ulen
         row.payload_len = l4len - 8  # from the IP length, like TCP (udp_len is kept as sent)
+        layer.data = off + 8
     elif proto in (1, 58):
         if len(buf) - off >= 2:
             row.icmp_type, row.icmp_code = buf[off], buf[off + 1]
@@ -457,47 +657,294 @@ def _transport(row: Row, buf: bytes, off: int, l4len: int) -> None:
         row.payload_len = l4len - ICMP_HEADER
     else:
         row.payload_len = l4len
+    return layer
 
 
-# ---------------------------------------------------------------- one packet
+# ---------------------------------------------------------------- tunnels
+
+TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_GTPV1, TUN_TEREDO, TUN_AYIYA = (t.value for t in list(Tunnel)[1:])
+GRE_CSUM, GRE_ROUTING, GRE_KEY, GRE_SEQ, GRE_ACK, GRE_RESERVED = 0x8000, 0x4000, 0x2000, 0x1000, 0x0080, 0x0078
+GRE_ETHER, GRE_ERSPAN, GRE_ERSPAN3, GRE_PPTP = 0x6558, 0x88BE, 0x22EB, 0x880B
+ETH_HDR = 14
+PORT_GRE_UDP, PORT_VXLAN, PORT_GENEVE, PORT_TEREDO, PORT_AYIYA = 4754, 4789, 6081, 3544, 5072
+PORTS_GTPV1 = (2152, 2123)  # GTP-U; GTP-C carries no G-PDU, as in Zeek's port list
+TUNNEL_PORTS = (PORT_GRE_UDP, PORT_VXLAN, PORT_GENEVE, PORT_TEREDO, PORT_AYIYA, *PORTS_GTPV1)
+TEREDO_PREFIX = b"\x20\x01\x00\x00"  # 2001:0::/32
 
 
-def decode_packet(buf: bytes, linktype: int, wirelen: int | None = None) -> Row:
-    """Decode one packet's captured bytes into a Row (never raises on bad input).
+class Inner:
+    """Where a tunnel's payload starts and which link layer it has."""
+
+    __slots__ = ("kind", "type", "pos", "ethertype")
+
+    def __init__(self, kind: str, type: int, pos: int, ethertype: int = 0):
+        self.kind, self.type, self.pos, self.ethertype = kind, type, pos, ethertype
+
+
+def _gre(buf: bytes, pos: int, end: int) -> Inner | None:
+    """GRE as Zeek's GRE analyzer reads it (RFC 2784/2890 flags, ERSPAN, Aruba, PPTP)."""
+    length = end - pos
+    if length < 4:
+        return None
+    flags, proto = struct.unpack_from(">HH", buf, pos)
+    version = flags & 7
+    if version > 1 or flags & (GRE_ROUTING | GRE_RESERVED):
+        return None
+    hl = 4 + sum(4 for bit in (GRE_CSUM, GRE_KEY, GRE_SEQ, GRE_ACK) if flags & bit)
+    extra, kind, ethertype = 0, "ether", 0
+    if version == 1:  # PPTP: address, control and protocol of PPP follow
+        if proto != GRE_PPTP or length < hl + 4:
+            return None
+        ppp = struct.unpack_from(">H", buf, pos + hl + 2)[0]
+        if ppp not in (PPP_IP4, PPP_IP6):
+            return None
+        kind, extra = ("ip4" if ppp == PPP_IP4 else "ip6"), 4
+    elif proto == GRE_ETHER:
+        if length <= hl + ETH_HDR:
+            return None
+    elif proto == GRE_ERSPAN:  # type I without, type II with the sequence bit (8-byte header)
+        if length <= hl + ETH_HDR:
+            return None
+        extra = 8 if flags & GRE_SEQ else 0
+    elif proto == GRE_ERSPAN3:
+        if length <= hl + ETH_HDR + 12:
+            return None
+        extra = 12
+        if buf[pos + hl + 11] & 1:  # optional platform-specific subheader
+            if length <= hl + 12 + 8 + ETH_HDR:
+                return None
+            extra += 8
+    elif ((proto & 0x8200) == 0x8200 and proto & 0xF == 0) or (
+        (proto & 0x8300) == 0x8300 and proto & 0xF == 0 and proto <= 0x8370
+    ) or proto == 0x9000:  # Aruba access points: an 802.11 frame
+        if length <= hl:
+            return None
+        kind = "wlan"
+    else:
+        kind, ethertype = "ethertype", proto
+    if length < hl + extra:
+        return None
+    return Inner(kind, TUN_GRE, pos + hl + extra, ethertype)
+
+
+def _teredo_ipv6(buf: bytes, pos: int, end: int) -> bool:
+    """An IPv6 header filling exactly to the end (Zeek's check), or a bubble (no next header)."""
+    if end - pos < 40 or buf[pos] >> 4 != 6:
+        return False
+    plen = struct.unpack_from(">H", buf, pos + 4)[0]
+    return pos + 40 + plen == end or (buf[pos + 6] == 59 and plen == 0)
+
+
+def _teredo(buf: bytes, pos: int, end: int) -> Inner | None:
+    """RFC 4380: optional authentication, optional origin indication, then IPv6."""
+    if end - pos >= 2 and buf[pos] == 0 and buf[pos + 1] == 1:
+        if end - pos < 4:
+            return None
+        pos += 4 + buf[pos + 2] + buf[pos + 3] + 8 + 1
+    if end - pos >= 2 and buf[pos] == 0 and buf[pos + 1] == 0:
+        pos += 8
+    return Inner("ip6", TUN_TEREDO, pos) if pos < end and _teredo_ipv6(buf, pos, end) else None
+
+
+def _teredo_detect(buf: bytes, pos: int, end: int) -> bool:
+    """Zeek's Teredo detection on other ports."""
+    length = end - pos
+    if length < 40:
+        return False
+    if buf[pos] >> 4 == 6:
+        return buf[pos + 8 : pos + 12] == TEREDO_PREFIX or buf[pos + 24 : pos + 28] == TEREDO_PREFIX
+    if buf[pos] != 0 or buf[pos + 1] not in (0, 1):
+        return False
+    if buf[pos + 1] == 1:
+        skip = 13 + buf[pos + 2] + buf[pos + 3]
+        if length < skip + 40 or buf[pos + skip] != 0 or buf[pos + skip + 1] != 0:
+            return False
+        pos, length = pos + skip, length - skip
+    return length >= 48 and buf[pos + 8] >> 4 == 6
+
+
+def _gtpv1(buf: bytes, pos: int, end: int) -> Inner | None:
+    """GTPv1-U G-PDU: 8-byte header, 4 more with any of E/S/PN, then extension headers."""
+    if end - pos < 8:
+        return None
+    flags = buf[pos]
+    if flags >> 5 != 1 or not flags & 0x10 or buf[pos + 1] != 0xFF:
+        return None
+    p = pos + 8
+    if flags & 0x07:
+        if end - p < 4:
+            return None
+        nxt = buf[p + 3]
+        p += 4
+        for _ in range(16):  # extension headers: length in 4-byte units, next type last
+            if not nxt:
+                break
+            if end - p < 1 or buf[p] == 0 or end - p < 4 * buf[p]:
+                return None
+            size = 4 * buf[p]
+            nxt = buf[p + size - 1]
+            p += size
+        if nxt:
+            return None
+    return Inner("ip", TUN_GTPV1, p) if p < end else None
+
+
+def _ayiya(buf: bytes, pos: int, end: int) -> Inner | None:
+    length = end - pos
+    if length < 8:
+        return None
+    hl = 8 + (1 << (buf[pos] >> 4)) + (buf[pos + 1] >> 4) * 4
+    if length <= hl or buf[pos + 2] & 0x0F != 1:  # only the "forward" opcode carries a packet
+        return None
+    nh = buf[pos + 3]
+    if nh not in (4, 41):
+        return None
+    return Inner("ip4" if nh == 4 else "ip6", TUN_AYIYA, pos + hl)
+
+
+def _udp_tunnel(buf: bytes, pos: int, end: int, sport: int, dport: int) -> Inner | None:
+    """Zeek forwards a UDP payload on the responder's port: the destination, unless only
+    the source is a tunnel port; without an analyzer for it, protocol detection."""
+    port = dport if dport in TUNNEL_PORTS or sport not in TUNNEL_PORTS else sport
+    length = end - pos
+    if port == PORT_GRE_UDP:
+        return _gre(buf, pos, end)
+    if port == PORT_VXLAN:
+        return Inner("ether", TUN_VXLAN, pos + 8) if length > 8 else None
+    if port == PORT_GENEVE:
+        if length < 8 or buf[pos] >> 6 != 0:
+            return None
+        hl = 8 + (buf[pos] & 0x3F) * 4
+        if length <= hl:
+            return None
+        proto = struct.unpack_from(">H", buf, pos + 2)[0]
+        return Inner("ether", TUN_GENEVE, pos + hl) if proto == GRE_ETHER else Inner(
+            "ethertype", TUN_GENEVE, pos + hl, proto)
+    if port in PORTS_GTPV1:
+        return _gtpv1(buf, pos, end)
+    if port == PORT_TEREDO:
+        return _teredo(buf, pos, end)
+    if port == PORT_AYIYA:
+        return _ayiya(buf, pos, end)
+    if _teredo_detect(buf, pos, end):
+        return _teredo(buf, pos, end)
+    if length >= 3 and buf[pos + 1] == 0x52 and buf[pos + 2] == 0x11:
+        return _ayiya(buf, pos, end)
+    return None
+
+
+def _find_inner(row: Row, layer: Layer) -> Inner | None:
+    """The packet encapsulated in a decoded one, if any."""
+    proto, buf = row.ip_proto, layer.buf
+    if proto in (4, 41):
+        return Inner("ip4" if proto == 4 else "ip6", TUN_IP, layer.data) if layer.data < layer.data_end else None
+    if proto == 47:
+        return _gre(buf, layer.data, layer.data_end)
+    if proto == 17 and layer.data < layer.data_end:
+        return _udp_tunnel(buf, layer.data, layer.data_end, row.src_port, row.dst_port)
+    return None
+
+
+def _inner_link(row: Row, buf: bytes, inner: Inner) -> int:
+    """The IP version of a tunnel's payload, or 0 when it is not (readable) IP."""
+    kind = inner.kind
+    try:
+        if kind in ("ip4", "ip6"):
+            return 4 if kind == "ip4" else 6
+        if kind == "ip":
+            version = _u8(buf, inner.pos) >> 4
+            return version if version in (4, 6) else 0
+        if kind == "ether":
+            eth = _hdr(dpkt.ethernet.Ethernet, buf, inner.pos)
+            link = _ethertype_payload(row, buf, inner.pos + eth.__hdr_len__, eth.type)
+        elif kind == "ethertype":
+            if inner.ethertype in (ETH_IP4, ETH_IP6):
+                return 4 if inner.ethertype == ETH_IP4 else 6
+            link = _ethertype_payload(row, buf, inner.pos, inner.ethertype)
+        else:
+            link = _wlan(row, buf, inner.pos)
+    except (Cut, Impossible):
+        return 0
+    if link is None:
+        return 0
+    version, inner.pos = link
+    return version
+
+
+# ---------------------------------------------------------------- one record
+
+
+def _decode_ip(row: Row, buf: bytes, off: int, wire_end: int, version: int, ctx, depth: int, ts: int):
+    """Status and the tunnel-step layer (None unless OK) of the IP packet at ``off``."""
+    row.ip_version = version  # as announced by the link layer, even if the header is cut
+    try:
+        layer = _ip(row, buf, off, wire_end, version, ctx, depth, ts)
+        row.status = Status.OK
+        return layer
+    except Cut:
+        row.status = Status.TRUNCATED
+    except Impossible:
+        row.status = Status.MALFORMED
+    except Held:
+        row.status = Status.FRAGMENT
+    return None
+
+
+def decode_record(buf: bytes, linktype: int, wirelen: int | None = None, ts: int = 0, ctx=None) -> list[Row]:
+    """Decode one record's captured bytes (never raises on bad input): its row, then one
+    row per tunnel layer inside it.
 
     ``wirelen``: the frame's length on the wire; an IP length reaching beyond it is
     impossible (MALFORMED), whereas one beyond the captured bytes is a snapshot cut.
     """
+    ctx = ctx if ctx is not None else Decoder()
     row = Row()
+    rows = [row]
     wire_end = max(len(buf), wirelen or 0)
     try:
         try:
             link = _link(row, buf, linktype)
         except NotImplementedError:
             row.status = Status.UNSUPPORTED_LINK
-            return row
+            return rows
         if link is None:
             row.status = Status.NON_IP
-            return row
+            return rows
         version, off = link
         if version == 0:  # raw IP: the version nibble says which
             version = _u8(buf, off) >> 4
             if version not in (4, 6):
                 raise Impossible
-        row.ip_version = version  # as announced by the link layer, even if the header is cut
-        if version == 4:
-            off, l4len = _ipv4(row, buf, off, wire_end)
-        else:
-            off, l4len = _ipv6(row, buf, off, wire_end)
-        _transport(row, buf, off, l4len)
-        row.status = Status.OK
     except Cut:
         row.status = Status.TRUNCATED
+        return rows
     except Impossible:
         row.status = Status.MALFORMED
-    except LaterFragment:
-        row.status = Status.FRAGMENT
-    return row
+        return rows
+    depth = 0
+    while True:
+        layer = _decode_ip(row, buf, off, wire_end, version, ctx, depth, ts)
+        if layer is None or not ctx.decap or depth >= MAX_TUNNEL_DEPTH:
+            return rows
+        inner = _find_inner(row, layer)
+        if inner is None:
+            return rows
+        child = Row()
+        body = layer.buf[: layer.data_end]
+        version = _inner_link(child, body, inner)
+        if version not in (4, 6):
+            return rows
+        depth += 1
+        child.tunnel_depth, child.tunnel_type = depth, inner.type
+        child.tunnel_src_ip, child.tunnel_dst_ip = row.src_ip, row.dst_ip
+        child.tunnel_src_port, child.tunnel_dst_port, child.tunnel_proto = row.src_port, row.dst_port, row.ip_proto
+        rows.append(child)
+        row, buf, off, wire_end = child, body, inner.pos, layer.data_wire_end
+
+
+def decode_packet(buf: bytes, linktype: int, wirelen: int | None = None) -> Row:
+    """The first row of a record decoded on its own (no tunnels followed)."""
+    return decode_record(buf, linktype, wirelen, ctx=Decoder(decap=False))[0]
 
 
 # ---------------------------------------------------------------- a chunk
@@ -505,20 +952,31 @@ def decode_packet(buf: bytes, linktype: int, wirelen: int | None = None) -> Row:
 _FROM_ROW = [f.name for f in PACKET_SCHEMA if f.name in Row.__slots__]
 
 
-def batch_from_columns(chunk: RecordChunk, columns: dict[str, np.ndarray | list]) -> pa.RecordBatch:
-    """Assemble a PACKET_SCHEMA batch from ``columns``; record columns not given come from ``chunk``."""
-    n = len(chunk)
+def batch_from_columns(chunk: RecordChunk, columns: dict[str, np.ndarray | list],
+                       rec: np.ndarray | None = None) -> pa.RecordBatch:
+    """Assemble a PACKET_SCHEMA batch from ``columns``; record columns not given come from
+    ``chunk`` (row i from record ``rec[i]``, one row per record without ``rec``), columns
+    given by neither are zero."""
+    rec = np.arange(len(chunk)) if rec is None else rec
+    n = len(rec)
     base = {
-        "index": chunk.index,
-        "ts": chunk.ts,
-        "caplen": chunk.caplen,
-        "wirelen": chunk.wirelen,
-        "iface": chunk.iface,
-        "linktype": chunk.linktype,
+        "index": chunk.index[rec],
+        "ts": chunk.ts[rec],
+        "caplen": chunk.caplen[rec],
+        "wirelen": chunk.wirelen[rec],
+        "iface": chunk.iface[rec],
+        "linktype": chunk.linktype[rec],
     }
     arrays = []
     for field in PACKET_SCHEMA:
-        values = columns[field.name] if field.name in columns else base[field.name]
+        if field.name in columns:
+            values = columns[field.name]
+        elif field.name in base:
+            values = base[field.name]
+        elif pa.types.is_fixed_size_binary(field.type):
+            values = [bytes(field.type.byte_width)] * n
+        else:
+            values = np.zeros(n, field.type.to_pandas_dtype())
         if pa.types.is_fixed_size_binary(field.type):
             flat = np.frombuffer(b"".join(values), dtype=np.uint8) if n else np.zeros(0, np.uint8)
             arrays.append(pa.FixedSizeBinaryArray.from_buffers(field.type, n, [None, pa.py_buffer(flat)]))
@@ -529,13 +987,44 @@ def batch_from_columns(chunk: RecordChunk, columns: dict[str, np.ndarray | list]
     return pa.RecordBatch.from_arrays(arrays, schema=PACKET_SCHEMA)
 
 
-def decode_chunk(chunk: RecordChunk) -> pa.RecordBatch:
-    """Decode every packet of ``chunk`` with the per-packet reference rules."""
-    data = chunk.data.tobytes()
-    starts, caplens, links = chunk.start.tolist(), chunk.caplen.tolist(), chunk.linktype.tolist()
-    wirelens = chunk.wirelen.tolist()
-    rows = [
-        decode_packet(data[s : s + c], lt, w) for s, c, lt, w in zip(starts, caplens, links, wirelens)
-    ]
-    columns = {name: [getattr(r, name) for r in rows] for name in _FROM_ROW}
-    return batch_from_columns(chunk, columns)
+class Decoder:
+    """Decodes consecutive chunks of one capture, keeping pending fragments between them
+    (the same interface as the fast engine's Decoder)."""
+
+    def __init__(self, decap: bool = True, reassemble: bool = True, frag_timeout_ns: int = FRAG_TIMEOUT_NS,
+                 frag_max_bytes: int = FRAG_MAX_BYTES):
+        self.decap = decap
+        self.frags = Reassembler(frag_timeout_ns, frag_max_bytes, reassemble)
+        self.given_up = 0
+
+    def take_given_up(self) -> int:
+        n, self.frags.given_up = self.frags.given_up, 0
+        self.given_up += n
+        return n
+
+    def finish(self) -> int:
+        self.frags.clear()
+        return self.take_given_up()
+
+    def decode(self, chunk: RecordChunk) -> pa.RecordBatch:
+        data = chunk.data.tobytes()
+        starts, caplens, links = chunk.start.tolist(), chunk.caplen.tolist(), chunk.linktype.tolist()
+        wirelens, stamps = chunk.wirelen.tolist(), chunk.ts.tolist()
+        rows, rec = [], []
+        for i, (s, c, lt, w, ts) in enumerate(zip(starts, caplens, links, wirelens, stamps)):
+            if self.frags.pending:
+                self.frags.expire(ts)
+            out = decode_record(data[s : s + c], lt, w, ts, self)
+            rows.extend(out)
+            rec.extend([i] * len(out))
+        columns = {name: [getattr(r, name) for r in rows] for name in _FROM_ROW}
+        return batch_from_columns(chunk, columns, np.asarray(rec, np.int64))
+
+
+def decode_chunk(chunk: RecordChunk, decap: bool = True) -> pa.RecordBatch:
+    """Decode every packet of ``chunk`` with the per-packet reference rules (fragments
+    reassembled within the chunk)."""
+    dec = Decoder(decap)
+    batch = dec.decode(chunk)
+    dec.finish()
+    return batch

@@ -7,6 +7,7 @@ so absent ones stay 0). Arrow arrays built by ``to_batch`` share this memory.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from flowkit.decode.schema import PACKET_SCHEMA
 
@@ -14,7 +15,7 @@ ALIGN = 64  # Arrow's preferred buffer alignment
 
 # (name, dtype, values per packet) of every column, in schema order
 LAYOUT = [
-    (f.name, np.dtype(np.uint8), 16) if f.name in ("src_ip", "dst_ip")
+    (f.name, np.dtype(np.uint8), 16) if pa.types.is_fixed_size_binary(f.type)
     else (f.name, np.dtype(np.int64), 1) if f.name == "ts"
     else (f.name, np.dtype(f.type.to_pandas_dtype()), 1)
     for f in PACKET_SCHEMA

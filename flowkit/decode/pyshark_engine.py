@@ -28,6 +28,9 @@ import pyarrow as pa
 
 from flowkit.capture.records import RecordChunk
 from flowkit.decode.dpkt_engine import _FROM_ROW, _mapped, batch_from_columns
+
+# One row per packet as tshark dissects it: the tunnel columns stay zero (docs/engines.md).
+_SHARK_ROW = [name for name in _FROM_ROW if not name.startswith("tunnel_")]
 from flowkit.decode.schema import (
     FRAG_DF,
     FRAG_IS_FRAGMENT,
@@ -143,7 +146,7 @@ def _ns(epoch: str) -> int:
 
 def _row(f: dict[str, str]) -> dict[str, int | bytes]:
     """One packet's schema columns from tshark field values (names as in FIELDS)."""
-    r: dict[str, int | bytes] = dict.fromkeys(_FROM_ROW, 0)
+    r: dict[str, int | bytes] = dict.fromkeys(_SHARK_ROW, 0)
     r["src_ip"] = r["dst_ip"] = bytes(16)
     # the record columns as tshark read them back (checks the temporary pcapng round trip too)
     r["ts"], r["caplen"], r["wirelen"] = _ns(f["frame.time_epoch"]), _int(f["frame.cap_len"]), _int(f["frame.len"])
@@ -268,5 +271,5 @@ def decode_chunk(chunk: RecordChunk, via: str = "fields") -> pa.RecordBatch:
             f"{chunk.path}: tshark dissected {len(dissected)} of {len(chunk)} packets"
         )
     rows = [_row(f) for f in dissected]
-    columns = {name: [r[name] for r in rows] for name in (*_FROM_ROW, "ts", "caplen", "wirelen")}
+    columns = {name: [r[name] for r in rows] for name in (*_SHARK_ROW, "ts", "caplen", "wirelen")}
     return batch_from_columns(chunk, columns)

@@ -21,7 +21,23 @@ class Status(enum.IntEnum):
     UNSUPPORTED_LINK = 2  # link type flowkit does not decode
     TRUNCATED = 3  # capture ended inside a header flowkit needs; columns hold what was read
     MALFORMED = 4  # header present but impossible (bad version, IHL < 5, length < header)
-    FRAGMENT = 5  # non-first IP fragment: addresses and ip_proto, no ports
+    FRAGMENT = 5  # IP fragment held for reassembly: addresses, ip_proto, ip_id; no ports
+
+
+class Tunnel(enum.IntEnum):
+    """``tunnel_type``: the encapsulation that carried a row (Zeek's Tunnel::Type names)."""
+
+    NONE = 0  # the captured packet itself (tunnel_depth 0)
+    IP = 1  # IP-in-IP: 4in4, 6in4, 4in6, 6in6
+    GRE = 2  # GRE v0 (IP, Ethernet, ERSPAN I/II/III, Aruba 802.11), PPTP's GRE v1, GRE in UDP 4754
+    VXLAN = 3  # UDP 4789
+    GENEVE = 4  # UDP 6081
+    GTPV1 = 5  # GTPv1-U G-PDU, UDP 2152 (and 2123)
+    TEREDO = 6  # UDP 3544, or detected on other UDP ports
+    AYIYA = 7  # UDP 5072, or detected on other UDP ports
+
+
+MAX_TUNNEL_DEPTH = 4  # Zeek's Tunnel::max_depth: rows for at most four tunnels inside a packet
 
 
 # TCP flag bits as on the wire (byte 13), plus NS from byte 12 as bit 8.
@@ -33,7 +49,7 @@ OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_TS, OPT_SACK = (1 << i for i in range(5)
 # Bits of ``frag``.
 FRAG_MF = 1  # more fragments follow
 FRAG_DF = 2  # IPv4 don't-fragment
-FRAG_IS_FRAGMENT = 4  # part of a fragmented datagram (first or later)
+FRAG_IS_FRAGMENT = 4  # a fragment (status FRAGMENT), or a datagram reassembled from fragments (status OK)
 
 ADDR = pa.binary(16)
 
@@ -73,6 +89,16 @@ PACKET_SCHEMA = pa.schema(
         pa.field("icmp_type", pa.uint8()),
         pa.field("icmp_code", pa.uint8()),
         pa.field("payload_len", pa.uint32()),  # transport payload bytes from IP length, not caplen
+        # Encapsulation: a record yields one row per IP layer, the captured packet first
+        # (tunnel_depth 0), then the packet inside each tunnel; the tunnel_* five-tuple is
+        # that of the row just before (the enclosing packet). All zero at depth 0.
+        pa.field("tunnel_depth", pa.uint8()),  # 0 = the captured packet, 1..4 = inside that many tunnels
+        pa.field("tunnel_type", pa.uint8()),  # Tunnel
+        pa.field("tunnel_src_ip", ADDR),
+        pa.field("tunnel_dst_ip", ADDR),
+        pa.field("tunnel_src_port", pa.uint16()),
+        pa.field("tunnel_dst_port", pa.uint16()),
+        pa.field("tunnel_proto", pa.uint8()),
     ]
 )
 

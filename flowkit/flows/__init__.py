@@ -45,7 +45,7 @@ def packet_table(source, options: FlowOptions) -> PacketTable:
         isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source)
     ):
         return PacketTable(source, options.engine, strict=options.strict, filter=options.packet_filter,
-                           chunk_bytes=options.chunk_bytes)
+                           chunk_bytes=options.chunk_bytes, decap=options.decap)
     return PacketTable.of_batches(source, filter=options.packet_filter)
 
 
@@ -79,6 +79,7 @@ def flows(
     spill_dir: str | None = None,
     vlan_key: bool = False,
     local_nets=None,
+    decap: bool = True,
     **deprecated,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
@@ -97,12 +98,13 @@ def flows(
     says what went to disk. See docs/performance.md. ``vlan_key``: VLAN tags separate
     connections (Zeek's vlan_fivetuple key); by default, as Zeek, they do not.
     ``local_nets``: networks (CIDR strings) of the ``local_orig``/``local_resp`` columns;
-    by default Zeek's, its private address space (flows/local.py).
+    by default Zeek's, its private address space (flows/local.py). ``decap``: packets
+    inside tunnels make their own flows too (False: the outer packets only).
     """
     options = _options(deprecated, engine=engine, tcp_timeout=tcp_timeout, udp_timeout=udp_timeout,
                        active_timeout=active_timeout, packet_filter=packet_filter, strict=strict,
                        chunk_bytes=chunk_bytes, memory=memory, spill_rows=spill_rows, spill_dir=spill_dir,
-                       vlan_key=vlan_key, local_nets=local_nets)
+                       vlan_key=vlan_key, local_nets=local_nets, decap=decap)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
         table = packet_table(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping

@@ -48,6 +48,7 @@ class ReadOptions:
     packet_filter: object = None  # tcpdump-style expression or batch -> mask callable
     strict: bool = False
     chunk_bytes: int | None = None  # operational: read buffer size
+    decap: bool = True  # packets inside tunnels make flows too (as Zeek's inner connections)
 
 
 @dataclass(frozen=True)
