@@ -1,7 +1,19 @@
-"""Compiled kernels; every other setting is in pyproject.toml."""
+"""Compiled kernels; every other setting is in pyproject.toml.
+
+FLOWKIT_SANITIZE=1 builds them with AddressSanitizer and UndefinedBehaviorSanitizer (any
+undefined behaviour aborts); run Python with the sanitizer runtime preloaded, see
+docs/fuzzing.md (fuzz/sanitized_tests.sh does both).
+"""
+import os
+
 from setuptools import Extension, setup
 
 ARGS = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
+LINK_ARGS = []
+if os.environ.get("FLOWKIT_SANITIZE"):
+    SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    ARGS = ["-O1", "-g", "-std=c11", "-Wall", "-Wno-unused-function", *SANITIZE]
+    LINK_ARGS = SANITIZE
 
 
 HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_columns.h", "flowkit/flows/_rules.h",
@@ -10,7 +22,8 @@ HEADERS = ["flowkit/_buffers.h", "flowkit/flows/_layout.h", "flowkit/flows/_colu
 
 def kernel(name: str, source: str) -> Extension:
     # depends: an edited header rebuilds the kernels that may include it
-    return Extension(name, [source], include_dirs=["flowkit"], depends=HEADERS, extra_compile_args=ARGS)
+    return Extension(name, [source], include_dirs=["flowkit"], depends=HEADERS, extra_compile_args=ARGS,
+                     extra_link_args=LINK_ARGS)
 
 
 setup(

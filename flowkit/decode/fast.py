@@ -43,6 +43,7 @@ class Decoder:
     def __init__(self, decap: bool = True, reassemble: bool = True, frag_timeout_ns: int = FRAG_TIMEOUT_NS,
                  frag_max_bytes: int = FRAG_MAX_BYTES):
         self.decap = decap
+        self._rows_per_record = 1.0  # of the last chunk: sizes the next one's columns
         self._state = _decode.new_state(bool(decap), bool(reassemble), int(frag_timeout_ns), int(frag_max_bytes))
         self.given_up = 0
 
@@ -67,7 +68,8 @@ class Decoder:
         linktype = np.ascontiguousarray(chunk.linktype, dtype=np.uint16)
         ts = np.ascontiguousarray(chunk.ts, dtype=np.int64)
         parts, recs, first = [], [], 0
-        cap = n + (n >> 4) + _decode.ROWS_PER_RECORD if self.decap else n + _decode.ROWS_PER_RECORD
+        guess = self._rows_per_record * 1.02 + 1 / 16 if self.decap else 1.0
+        cap = int(n * guess) + _decode.ROWS_PER_RECORD
         while True:
             cols = Columns(cap)
             rec = np.empty(cap, np.int64)
@@ -83,6 +85,7 @@ class Decoder:
             per_record = rows / max(first - first_before, 1)
             cap = int((n - first) * per_record * 1.1) + _decode.ROWS_PER_RECORD * 2
         rec = recs[0] if len(recs) == 1 else np.concatenate(recs)
+        self._rows_per_record = len(rec) / n
         out = parts[0][0] if len(parts) == 1 else _concat(parts)
         out.n = len(rec)
         identity = out.n == n  # one row per record: the record columns copy straight
