@@ -8,6 +8,7 @@ row that encloses it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import struct
 
 import dpkt
@@ -250,3 +251,17 @@ def test_inner_connections_become_flows(tmp_path):
     assert keys == {("10.0.0.1", 51000, "10.0.0.2", 4789), ("192.168.1.10", 40000, "192.168.1.20", 80)}
     outer_only = flowkit.flows(path, decap=False).to_pandas()
     assert set(zip(outer_only.src_ip, outer_only.src_port)) == {("10.0.0.1", 51000)}
+
+
+def test_cli_no_decap(run, tmp_path):
+    vx = bytes([8]) + bytes(7)
+    packet = eth(ip4(17, udp(51000, 4789, vx + eth(ip4(6, tcp(40000, 80), "192.168.1.10", "192.168.1.20")))))
+    path = write_pcap(tmp_path / "vxlan.pcap", [(1_700_000_000, packet)])
+    rc, out, _ = run("flows", path, "--json", "-q")
+    assert rc == 0 and sorted(json.loads(line)["dst_port"] for line in out.splitlines()) == [80, 4789]
+    rc, out, _ = run("flows", path, "--json", "-q", "--no-decap")
+    assert rc == 0 and [json.loads(line)["dst_port"] for line in out.splitlines()] == [4789]
+    rc, out, _ = run("packets", path, "--json", "--no-decap")
+    assert rc == 0 and len(out.splitlines()) == 1
+    rc, out, _ = run("packets", path, "--json")
+    assert rc == 0 and [json.loads(line)["tunnel_type"] for line in out.splitlines()] == [0, Tunnel.VXLAN]
