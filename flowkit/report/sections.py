@@ -25,7 +25,8 @@ OUTCOME_COLORS = {
 }
 STATE_ORDER = ("open", "closed", "filtered")
 STATE_COLORS = {"open": "#009E73", "closed": "#D55E00", "filtered": "#E69F00"}
-LEDGER_ORDER = ("tcp", "udp", "icmp", "other_ip", "fragment", "non_ip", "unsupported_link", "truncated", "malformed")
+LEDGER_ORDER = ("tcp", "udp", "icmp", "other_ip", "fragment", "fragment_incomplete", "non_ip", "unsupported_link",
+                "truncated", "malformed")
 MAX_SERVICE_BARS = 15  # the table lists more; a longer chart stops being read
 MAX_PANELS = 6  # ephemeral scatter panels: the busiest clients
 MAX_POINTS = 1500  # per scatter panel, so a huge capture still gives a small page
