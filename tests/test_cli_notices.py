@@ -26,11 +26,11 @@ def notes(err: str) -> list[str]:
 
 
 def test_unsupported_link_type_says_why_no_flow(run, tmp_path):
-    # 1,333 records of link type 10 (FDDI), which flowkit does not decode
-    path = write_pcap(tmp_path / "fddi.pcap", [(1000.0 + i / 1000, b"\x00" * 60) for i in range(1333)], linktype=10)
+    # 1,333 records of link type 230 (IEEE 802.15.4), which flowkit does not decode
+    path = write_pcap(tmp_path / "wpan.pcap", [(1000.0 + i / 1000, b"\x00" * 60) for i in range(1333)], linktype=230)
     rc, out, err = run("flows", path)
     assert rc == 0 and out.strip().splitlines()[-1] == "0 of 0 flows"
-    assert notes(err) == ["flowkit: 1,333 packets, none in a flow: 1,333 unsupported link type 10"]
+    assert notes(err) == ["flowkit: 1,333 packets, none in a flow: 1,333 unsupported link type 230"]
 
 
 def test_icmp_makes_flows_and_packet_filter_says_why(run, tmp_path):
@@ -57,7 +57,7 @@ def test_flow_filter_matching_nothing_says_so(run):
 
 
 def test_quiet_and_ordinary_runs_say_nothing(run, tmp_path):
-    path = write_pcap(tmp_path / "fddi.pcap", [(1000.0, b"\x00" * 60)], linktype=10)
+    path = write_pcap(tmp_path / "wpan.pcap", [(1000.0, b"\x00" * 60)], linktype=230)
     assert run("flows", path, "--quiet")[2] == ""
     assert run("flows", HTTP)[2] == ""
 
