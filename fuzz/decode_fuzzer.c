@@ -23,7 +23,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     static void *store[N_COLUMNS];
-    cols_t c;
+    static int64_t pstart[CAP];
+    static uint32_t pcap[CAP];
+    cols_t c = {.payload_start = pstart, .payload_caplen = pcap};
+    memset(pstart, 0, sizeof pstart);
+    memset(pcap, 0, sizeof pcap);
     for (int j = 0; j < N_COLUMNS; j++) {
         size_t item = COLUMNS[j].fmt[0] == 'B' ? 1 : COLUMNS[j].fmt[0] == 'H' ? 2 : 4;
         size_t bytes = (size_t)CAP * COLUMNS[j].width * item;
@@ -53,6 +57,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (st->oldest)
             frag_expire(st, ts);
         int64_t wire = (int64_t)len + ((sel & 0x80) ? 64 : 0);
+        c.record = pkt;
         int rows = decode_record(&c, st, pkt, row, 0, (int64_t)len, wire,
                                  LINKS[(sel & 0x7F) % (int)(sizeof LINKS / sizeof LINKS[0])], ts);
         for (int d = 0; d < st->n_done; d++) {
@@ -62,6 +67,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st->n_done = 0;
         if (rows < 1 || rows > ROWS_PER_RECORD)
             __builtin_trap();
+        for (int64_t j = row; j < row + rows; j++) /* a recorded payload lies inside its record */
+            if (pcap[j] && (pstart[j] < 0 || pstart[j] + (int64_t)pcap[j] > (int64_t)len))
+                __builtin_trap();
         row += rows;
         free(pkt);
     }

@@ -78,3 +78,35 @@ def test_payloads_kept_across_reads_stay_the_bytes_written(tmp_path):
     pairs = _pairs(path, chunk_bytes=1 << 16)
     assert len(pairs) > 20
     assert [w.packet(i) for _, w in pairs for i in range(len(w))] == sent
+
+
+def test_inner_rows_point_at_the_inner_payload(tmp_path):
+    # built with dpkt/struct (test_decode_tunnels): a VXLAN-wrapped UDP datagram and a GRE-wrapped TCP segment,
+    # each outer payload being the whole tunnel; the inner rows' payloads are the innermost bytes written
+    from test_decode_tunnels import INNER_TCP, INNER_UDP, eth, gre, ip4, udp
+
+    vxlan = udp(51000, 4789, b"\x08\x00\x00\x00\x00\x00\x2a\x00" + eth(INNER_UDP))
+    frames = [eth(ip4(17, vxlan)), eth(ip4(47, gre(0x0800, INNER_TCP)))]
+    path = write_pcap(tmp_path / "p.pcap", [(1.0 + i, f) for i, f in enumerate(frames)])
+    (batch, where), = _pairs(path)
+    assert batch.column("tunnel_depth").to_pylist() == [0, 1, 0, 1]
+    assert [where.packet(i) for i in range(4)] == [vxlan[8:], b"q" * 12, b"", b"hi"]
+    # without decapsulation only the outer rows, payloads unchanged
+    (batch, where), = _pairs(path, decap=False)
+    assert [where.packet(i) for i in range(batch.num_rows)] == [vxlan[8:], b""]
+
+
+def test_a_reassembled_datagram_records_no_payload(tmp_path):
+    # its bytes are spread over several records: nothing contiguous to point at (docs/packets.md)
+    from test_decode_reassembly import D, frag4
+
+    path = write_pcap(tmp_path / "p.pcap", [(1.0, frag4(D, 0, 512, True)), (2.0, frag4(D, 512, 520, False))])
+    (batch, where), = _pairs(path)
+    assert batch.column("payload_len").to_pylist() == [512 - 8, len(D) - 8]  # the second row: the whole datagram
+    assert np.asarray(where.caplen).tolist() == [0, 0]
+
+
+def test_engines_without_payload_positions_yield_none(tmp_path):
+    frames = [g.frame("10.0.0.1", 40000, "10.0.0.2", 80, b"abc")]
+    path = write_pcap(tmp_path / "p.pcap", [(1.0, f) for f in frames])
+    assert [w for _, w in _pairs(path, engine="dpkt")] == [None]
