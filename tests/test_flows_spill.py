@@ -83,9 +83,11 @@ def test_spilled_output_is_identical(many, tmp_path, which):
 
 
 def test_many_flows_spill_in_several_runs_and_match_the_capture(many, tmp_path):
-    table = flowkit.flows(many, spill_rows=100, spill_dir=str(tmp_path), udp_timeout=0.5, chunk_bytes=16384)
+    # the short conversations finish in start order and stream into the first run; the long
+    # ones finish last but sort early, so they make further runs (at 10 rows each)
+    table = flowkit.flows(many, spill_rows=10, spill_dir=str(tmp_path), udp_timeout=0.5, chunk_bytes=16384)
     runs = table._spilled.spill.runs
-    assert len(runs) >= 5 and all(os.path.exists(r) for r in runs)
+    assert len(runs) >= 4 and all(os.path.exists(r) for r in runs)
     assert len(table) == N_SHORT + N_LONG
     df = table.to_pandas()
     assert len(df) == N_SHORT + N_LONG

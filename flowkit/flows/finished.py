@@ -59,6 +59,14 @@ class FinishedRows:
         self._queued = 0
         self._converting: list[_Converting] = []
         self._tables: list[pa.Table] = []
+        self.first_run_rows = spill_rows  # rows held before the first run (see start_early)
+
+    def start_early(self) -> None:
+        """Start the first run at the next group: open connections already exceed their
+        budget, so finished flows will come by the thousand; streamed to the open run,
+        they are not held (a large first run held in memory sets the peak RSS)."""
+        if self.spill_rows:
+            self.first_run_rows = min(self.spill_rows, 2 * FLUSH_ROWS)
 
     def add(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:
         """Queue rows (copies: the caller's matrices may be reused)."""
@@ -81,9 +89,10 @@ class FinishedRows:
         self._converting.append(_Converting(C, H, K, self.local))
         while len(self._converting) > MAX_CONVERTING:
             self._keep(self._converting.pop(0).result())
-        if self.spill_rows and self.held() >= self.spill_rows:
+        limit = self.spill_rows if self.spill is not None else self.first_run_rows
+        if limit and self.held() >= limit:
             self._collect()
-            if self.held() >= self.spill_rows // 2:  # not when most went to the open run
+            if self.held() >= limit // 2:  # not when most went to the open run
                 self._write_run()
 
     def held(self) -> int:

@@ -156,6 +156,14 @@ class StreamState:
         C, H, K = self._rows[:3]
         self.done.add(C[rows], H[rows], K[rows])
 
+    def _finish_open(self) -> None:
+        """Finish every open connection, in start order (open connections never tie: one
+        per key), a block at a time: no second copy of all open rows at the peak."""
+        rows = self._open_rows()
+        rows = rows[np.argsort(self._rows[0][rows, k.F_TS0], kind="stable")]
+        for at in range(0, len(rows), SPILL_BLOCK):
+            self._finish(rows[at:at + SPILL_BLOCK])
+
     def evict(self) -> None:
         """Finish open connections no later packet can join (time only moves forward)."""
         gone = np.empty(len(self._rows[0]), np.int64)
@@ -188,6 +196,7 @@ class StreamState:
         which = which[np.argsort(C[which, k.F_TS0], kind="stable")]
         if self.overflow is None:
             self.overflow = Overflow(self.options.spill_dir)
+            self.done.start_early()
         o = self.options
         for at in range(0, len(which), SPILL_BLOCK):  # bounded copies
             part = which[at:at + SPILL_BLOCK]
@@ -272,7 +281,7 @@ class StreamState:
             before = {tuple(e) for e in entries(self.expect)}
             state._advance(tuple(np.ascontiguousarray(a) for a in packets), payload[:2], payload[2])
             late += [tuple(e) for e in entries(self.expect) if tuple(e) not in before]
-            state.done.add(state.C, state.H, state.K)
+            state._finish_open()
         late = set(late)
         waiting = [e for e in entries(self.expect) if tuple(e) in late]
         if waiting:
@@ -316,7 +325,7 @@ class StreamState:
         """
         if self.overflow is not None:  # spilled rows are older than the open ones: first
             self._settle(None)
-        self.done.add(self.C, self.H, self.K)
+        self._finish_open()
         self._rows = None
         self._grow(16)
         if self.overflow is not None:
