@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 
+import dpkt
+
 import pytest
 import servicegen as g
 
@@ -161,3 +163,32 @@ def test_the_column_is_zeeks_in_the_conn_log_output(tmp_path, run):
     rows = [ln.split("\t") for ln in (tmp_path / "conn.log").read_text().splitlines() if not ln.startswith("#")]
     fields = [ln for ln in (tmp_path / "conn.log").read_text().splitlines() if ln.startswith("#fields")][0].split("\t")[1:]
     assert dict(zip(fields, rows[0]))["service"] == "ssh"
+
+
+def _tunnelled(inner_frames, wrap, port):
+    """Each inner frame inside a UDP tunnel packet between two endpoints (both ways to ``port``)."""
+    out = []
+    for t, frm in inner_frames:
+        eth = dpkt.ethernet.Ethernet(frm)
+        towards = bytes(eth.data.src) == bytes([192, 168, 1, 1])
+        a, b = ("10.0.0.1", "10.0.0.2") if towards else ("10.0.0.2", "10.0.0.1")
+        out.append((t, g.frame(a, 40001, b, port, wrap(frm), tcp=False)))
+    return out
+
+
+TUNNELS = [
+    ("vxlan", 4789, lambda frm: b"\x08\x00\x00\x00" + b"\x00\x00\x2a\x00" + frm),  # RFC 7348 section 5
+    ("geneve", 6081, lambda frm: b"\x00\x00\x65\x58" + b"\x00\x00\x2a\x00" + frm),  # RFC 8926 section 3.4
+    ("gtpv1", 2152, lambda frm: b"\x30\xff" + struct.pack("!HI", len(frm) - 14, 0x1234) + frm[14:]),  # TS 29.281
+]
+
+
+@pytest.mark.parametrize("service, port, wrap", TUNNELS, ids=[t[0] for t in TUNNELS])
+def test_the_tunnel_is_named_and_the_connection_inside_it_too(tmp_path, service, port, wrap):
+    inner = g.connection(g.http("inner.example.org"), "192.168.1.1", 50000, "192.168.1.2", 80)
+    df = _flows(tmp_path, _tunnelled(inner, wrap, port))
+    outer = df[df["dst_port"] == port]  # one flow each way: both endpoints send to the tunnel port
+    assert len(outer) == 2 and set(outer["service"]) == {service} and set(outer["server_name"]) == {""}
+    inside = df[df["dst_port"] == 80]
+    assert list(inside["service"]) == ["http"] and list(inside["server_name"]) == ["inner.example.org"]
+    assert list(inside["src_ip"]) == ["192.168.1.1"]
