@@ -41,9 +41,10 @@ class Settings:
     """Options shared by the commands that read captures."""
 
     def __init__(self, captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter=None,
-                 memory=None, no_decap=False):
+                 memory=None, no_decap=False, verify_checksums=False):
         self.captures = list(captures)
         self.decap = not no_decap
+        self.verify_checksums = verify_checksums
         self.engine = engine
         self.filter = filter  # over flows: src = originator, dst = responder
         self.packet_filter = packet_filter  # over packets, before flows are built (tcpdump's view)
@@ -70,6 +71,8 @@ class Settings:
         options = {"engine": self.engine, "strict": self.strict}
         if not self.decap:
             options["decap"] = False
+        if self.verify_checksums:
+            options["verify_checksums"] = True
         if self.packet_filter:
             options["packet_filter"] = self.packet_filter
         if self.idle_timeout is not None:
@@ -112,6 +115,7 @@ IdleOpt = typer.Option(None, "--tcp-timeout", "--idle-timeout", metavar="S", hel
 MemoryOpt = typer.Option(None, "--memory", metavar="SIZE", help="memory for the flow state (bytes, or with K, M, G; default 96M: the process stays under 300 MB); past it connections go to disk and come back, the flows are the same")
 UdpOpt = typer.Option(None, "--udp-timeout", metavar="S", help="UDP inactivity timeout in seconds (default 60, as Zeek)")
 NoDecapOpt = typer.Option(False, "--no-decap", help="do not follow tunnels (GRE, VXLAN, GTP-U, ...): outer flows only")
+ChecksumOpt = typer.Option(False, "--verify-checksums", help="verify checksums as Zeek without -C: packets with a bad IPv4 header checksum are dropped, bad TCP/UDP/ICMP ones left out of the counts (history C/c); default: not verified, as zeek -C")
 StrictOpt = typer.Option(False, "--strict", help="fail on the first damaged record instead of keeping what was read")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar, no notes on stderr")
 DebugOpt = typer.Option(False, "--debug", help="show the traceback of errors")
@@ -122,7 +126,7 @@ StatsOpt = typer.Option(False, "--stats", help="also print the packet ledger")
 
 def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None, idle_timeout=None,
               udp_timeout=None, memory=None, strict: bool = False, quiet: bool = False,
-              debug: bool = False, no_decap: bool = False) -> Settings:
+              debug: bool = False, no_decap: bool = False, verify_checksums: bool = False) -> Settings:
     """Check the shared options (before any capture is read) and bundle them."""
     if engine not in ENGINES:
         raise click.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="'--engine'")
@@ -136,7 +140,7 @@ def _settings(captures, *, engine: str = "fast", filter=None, packet_filter=None
             raise click.BadParameter("must be a positive number of seconds", param_hint=f"'{name}'")
     budget = None if memory is None else _size(memory, "--memory")
     return Settings(captures, engine, filter, idle_timeout, udp_timeout, strict, quiet, packet_filter, budget,
-                    no_decap)
+                    no_decap, verify_checksums)
 
 
 # Option groups: functions whose parameters are typer options, spliced into the commands'
@@ -157,7 +161,7 @@ def _timeout_options(idle_timeout: Optional[float] = IdleOpt, udp_timeout: Optio
                      memory: Optional[str] = MemoryOpt): ...
 
 
-def _decap_option(no_decap: bool = NoDecapOpt): ...
+def _decap_option(no_decap: bool = NoDecapOpt, verify_checksums: bool = ChecksumOpt): ...
 
 
 def _show_options(limit: Optional[int] = LimitOpt, json: bool = JsonOpt, fields: Optional[str] = cli_output.FieldsOpt,
@@ -235,6 +239,7 @@ def build_table(s: Settings):
     packets = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], options.pop("engine"),
                                      strict=options.pop("strict"), filter=options.pop("packet_filter", None),
                                      decap=options.pop("decap", True),
+                                     verify_checksums=options.pop("verify_checksums", False),
                                      names=_source_names(s.captures), on_packets=session.add_packets)
     with session.reading(s.captures, quiet=s.quiet):
         table = flowkit.flows(packets, **options)

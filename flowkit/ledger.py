@@ -15,6 +15,7 @@ CATEGORIES = (
     "other_ip",
     "fragment",
     "fragment_incomplete",
+    "bad_checksum",
     "non_ip",
     "unsupported_link",
     "truncated",
@@ -37,6 +38,9 @@ class Ledger:
     damage: list[Damage] = field(default_factory=list)
     # what a memory budget sent to disk (flows(memory=...)): empty when nothing was
     spilled: dict[str, int] = field(default_factory=dict)
+    # verify_checksums: packets (rows, inner ones too) whose TCP/UDP/ICMP checksum was wrong,
+    # per protocol; counted in their category, left out of the flow counts. Empty otherwise.
+    checksum_errors: dict[str, int] = field(default_factory=dict)
 
     def add_batch(self, status: np.ndarray, ip_proto: np.ndarray, tunnel_depth: np.ndarray | None = None) -> None:
         """Count one decoded batch (numpy columns ``status``, ``ip_proto``, ``tunnel_depth``).
@@ -63,9 +67,17 @@ class Ledger:
             ("unsupported_link", Status.UNSUPPORTED_LINK),
             ("truncated", Status.TRUNCATED),
             ("malformed", Status.MALFORMED),
+            ("bad_checksum", Status.BAD_CHECKSUM),
         ):
             self.counts[name] += int(np.count_nonzero(status == st))
         self.packets += len(status)
+
+    def add_checksum_errors(self, bad: np.ndarray, ip_proto: np.ndarray) -> None:
+        """Count the rows whose transport checksum was wrong (a batch's ``bad_checksum`` column)."""
+        bad = np.asarray(bad) != 0
+        for name, protos in (("tcp", (6,)), ("udp", (17,)), ("icmp", (1, 58))):
+            self.checksum_errors[name] = self.checksum_errors.get(name, 0) + int(
+                np.count_nonzero(bad & np.isin(ip_proto, protos)))
 
     def give_up_fragments(self, records: int) -> None:
         """Fragments counted earlier whose datagram was never completed (timeout, memory bound, end)."""
@@ -77,6 +89,8 @@ class Ledger:
         out.counts = {k: self.counts[k] + other.counts[k] for k in CATEGORIES}
         out.damage = [*self.damage, *other.damage]
         out.spilled = {k: self.spilled.get(k, 0) + other.spilled.get(k, 0) for k in {*self.spilled, *other.spilled}}
+        out.checksum_errors = {k: self.checksum_errors.get(k, 0) + other.checksum_errors.get(k, 0)
+                               for k in {*self.checksum_errors, *other.checksum_errors}}
         return out
 
     def check(self) -> None:
@@ -91,4 +105,5 @@ class Ledger:
             "bytes_read": self.bytes_read,
             "damage": [str(d) for d in self.damage],
             **({"spilled": dict(self.spilled)} if self.spilled else {}),
+            **({"checksum_errors": dict(self.checksum_errors)} if self.checksum_errors else {}),
         }

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 NOT_FLOWS = {
     "fragment": "IP fragments (counted in the datagram they completed)",
     "fragment_incomplete": "IP fragments of datagrams never completed",
+    "bad_checksum": "with a bad IPv4 header checksum (--verify-checksums)",
     "non_ip": "not IP (ARP, LLDP, ...)",
     "truncated": "truncated before the ports",
     "malformed": "malformed",
@@ -31,7 +32,7 @@ NOT_FLOWS = {
 CAPTURE_ONLY = (("--engine", "engine", "fast"), ("--packet-filter", "packet_filter", None),
                 ("--tcp-timeout", "idle_timeout", None), ("--udp-timeout", "udp_timeout", None),
                 ("--active-timeout", "active_timeout", None), ("--strict", "strict", False),
-                ("--no-decap", "decap", True))  # fmt: skip
+                ("--no-decap", "decap", True), ("--verify-checksums", "verify_checksums", False))  # fmt: skip
 
 
 def say(line: str, *, quiet: bool = False) -> None:
@@ -39,7 +40,7 @@ def say(line: str, *, quiet: bool = False) -> None:
         print(f"flowkit: {line}", file=sys.stderr)
 
 
-def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None, decap=True):
+def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None, decap=True, verify_checksums=False):
     """The PacketTable of ``source`` that keeps, per source, the first and last timestamps and,
     over the packets after the packet filter, a ledger and the link types left undecoded."""
     import numpy as np
@@ -83,7 +84,7 @@ def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None, de
             if on_packets is not None:
                 on_packets(batch.num_rows)
 
-    return Watched(source, engine, strict=strict, filter=filter, decap=decap)
+    return Watched(source, engine, strict=strict, filter=filter, decap=decap, verify_checksums=verify_checksums)
 
 
 def no_flow_reason(ledger: Ledger, kept: Ledger, links: Counter, packet_filter: str | None) -> str:

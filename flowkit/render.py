@@ -274,8 +274,10 @@ def print_ledger(ledger, stream=None) -> None:
         stream.write("packet ledger: not available\n")
         return
     packets = int(data.get("packets", 0))
+    verified = "checksum_errors" in data  # bad_checksum exists only when checksums were verified
     rows = [(name, int(count)) for name, count in data.items()
-            if name not in ("packets", "bytes_read", "damage") and isinstance(count, (int, np.integer))]
+            if name not in ("packets", "bytes_read", "damage") and isinstance(count, (int, np.integer))
+            and (verified or name != "bad_checksum")]
     rows.append(("total", packets))
     share = [count / packets if packets else float("nan") for _, count in rows]
     df = pd.DataFrame({"category": [r[0] for r in rows], "packets": [r[1] for r in rows], "share": share})
@@ -283,5 +285,8 @@ def print_ledger(ledger, stream=None) -> None:
                 stream=stream)
     if "bytes_read" in data:
         stream.write(f"bytes read: {int(data['bytes_read']):,}\n")
+    if verified:
+        errors = ", ".join(f"{name} {int(n):,}" for name, n in data["checksum_errors"].items())
+        stream.write(f"bad transport checksums (in flows, not counted): {errors}\n")
     for line in data.get("damage", []) or []:
         stream.write(f"damage: {line}\n")

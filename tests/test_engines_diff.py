@@ -404,7 +404,8 @@ def mix_tables(mix) -> dict[str, tuple[pa.Table, object]]:
     path, _ = mix
     out = {}
     for engine in ("fast", "dpkt"):
-        t = flowkit.packets(path, engine, chunk_bytes=64 << 10)  # several chunks
+        # several chunks; one row per record (an ICMP error's quoted header is compared on the corpus)
+        t = flowkit.packets(path, engine, chunk_bytes=64 << 10, decap=False)
         out[engine] = (t.to_arrow(), t.stats)
     return out
 
@@ -414,7 +415,8 @@ def test_mix_covers_every_status_and_link(mix, mix_tables):
     table, stats = mix_tables["dpkt"]
     assert table.num_rows == len(cases) == stats.packets
     stats.check()
-    assert set(table.column("status").to_pylist()) == {int(s) for s in Status}
+    # BAD_CHECKSUM exists only when checksums are verified (test_decode_checksums.py)
+    assert set(table.column("status").to_pylist()) == {int(s) for s in Status if s != Status.BAD_CHECKSUM}
     assert set(table.column("linktype").to_pylist()) == {c.linktype for c in cases}
 
 
@@ -537,7 +539,7 @@ def test_fast_and_pyshark_agree_on_the_mix(mix):
     require_tool("tshark")
     path, cases = mix
     shark = flowkit.packets(path, "pyshark", chunk_bytes=1 << 30)  # one tshark run
-    n = _shark_compare(flowkit.packets(path, "fast").to_arrow(), shark.to_arrow(), "mix")
+    n = _shark_compare(flowkit.packets(path, "fast", decap=False).to_arrow(), shark.to_arrow(), "mix")
     shark.stats.check()
     assert shark.stats.packets == len(cases)
     assert n > 100

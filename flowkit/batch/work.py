@@ -73,7 +73,8 @@ def _packets(piece: Piece, options):
 
     byte_range = None if piece.start is None else (piece.start, piece.end)
     return PacketTable(piece.path, engine=options.engine, strict=options.strict, filter=options.packet_filter,
-                       chunk_bytes=options.chunk_bytes, byte_range=byte_range, decap=getattr(options, "decap", True))
+                       chunk_bytes=options.chunk_bytes, byte_range=byte_range, decap=getattr(options, "decap", True),
+                       verify_checksums=getattr(options, "verify_checksums", False))
 
 
 def run_piece(piece: Piece, options) -> PieceResult:

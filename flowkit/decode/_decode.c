@@ -12,12 +12,14 @@
  * the independent reference the tests compare with. The GIL is released while decoding.
  */
 #include "_buffers.h"
+#include "_checksum.h"
 #include <stddef.h>
 
-enum { OK, NON_IP, UNSUPPORTED_LINK, TRUNCATED, MALFORMED, FRAGMENT };
+enum { OK, NON_IP, UNSUPPORTED_LINK, TRUNCATED, MALFORMED, FRAGMENT, BAD_CHECKSUM };
 
-/* schema.py Tunnel: the encapsulation that carried a row (Zeek's Tunnel::Type names) */
-enum { TUN_NONE, TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_GTPV1, TUN_TEREDO, TUN_AYIYA };
+/* schema.py Tunnel: the encapsulation that carried a row (Zeek's Tunnel::Type names), and
+ * ICMP_QUOTE: the header an ICMP error quotes */
+enum { TUN_NONE, TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_GTPV1, TUN_TEREDO, TUN_AYIYA, TUN_ICMP_QUOTE };
 #define MAX_TUNNEL_DEPTH 4 /* Zeek's Tunnel::max_depth */
 #define ROWS_PER_RECORD (1 + MAX_TUNNEL_DEPTH)
 
@@ -120,6 +122,8 @@ typedef struct {
     int64_t *payload_start;
     uint32_t *payload_caplen;
     const uint8_t *record;
+    /* with verify_checksums: 1 where the TCP/UDP/ICMP checksum is wrong (else NULL) */
+    uint8_t *bad_checksum;
 } cols_t;
 
 static const struct { const char *name, *fmt; int width; size_t offset; } COLUMNS[] = {
@@ -157,6 +161,8 @@ typedef struct {
     int64_t wire_end;  /* end of the frame on the wire */
     uint8_t status;
     uint8_t fragment;  /* inside a fragmented IP datagram */
+    uint8_t whole;     /* a datagram reassembled here: its IPv4 header was rewritten (checked per fragment) */
+    uint8_t verify;    /* verify_checksums */
     int depth;         /* tunnels around this packet */
     /* set by the IP layer for the tunnel step: the transport payload (TCP/UDP) or the IP
      * payload (other protocols), bounded by the IP length and by the captured bytes */
@@ -525,6 +531,30 @@ captured(const pkt_t *k, const cols_t *c, int64_t start, int64_t len)
     c->payload_caplen[k->i] = (uint32_t)(have < len ? (have > 0 ? have : 0) : len);
 }
 
+#define PORT_VXLAN_ZEEK 4789 /* Zeek's VXLAN::vxlan_ports: a zero UDP checksum there is accepted */
+
+/* verify_checksums: is the TCP/UDP/ICMP checksum of the l4len-byte message at p wrong? As Zeek
+ * checks it: only when the whole message was captured (not a fragment's part); IPv4 UDP with
+ * checksum 0 has none; IPv6 UDP always has one, except VXLAN's zero checksum; UDP only when
+ * the whole frame was captured (Zeek: pkt->len <= cap_len). */
+static void
+verify_transport(const pkt_t *k, const cols_t *c, int proto, int64_t p, int64_t l4len)
+{
+    int64_t i = k->i;
+    if (!k->verify || !c->bad_checksum || k->fragment || k->end < p + l4len)
+        return;
+    int version = c->ip_version[i];
+    if (proto == UDP) {
+        uint32_t sum = be16(k->b, p + 6);
+        if (k->end < k->wire_end || (version == 4 && sum == 0))
+            return;
+        if (sum == 0 && l4len > 8 + 8 + 14 && (k->b[p + 8] & 0x08) && be16(k->b, p + 2) == PORT_VXLAN_ZEEK)
+            return;
+    }
+    if (!transport_ok(version, c->src_ip + 16 * i, c->dst_ip + 16 * i, proto, k->b + p, l4len))
+        c->bad_checksum[i] = 1;
+}
+
 /* payload_len always derives from the IP length, never from the captured length, so
  * snaplen-limited captures still count the bytes that were on the wire. */
 static void
@@ -564,6 +594,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
         k->data = p + hlen;
         if (hlen > 20)
             tcp_options(b, c, i, p + 20, p + hlen);
+        verify_transport(k, c, proto, p, l4len);
     } else if (proto == UDP) {
         if (!complete(k, l4len, 8))
             return;
@@ -571,6 +602,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
         c->payload_len[i] = (uint32_t)(l4len - 8);
         captured(k, c, p + 8, l4len - 8);
         k->data = p + 8;
+        verify_transport(k, c, proto, p, l4len);
     } else if (proto == ICMP || proto == ICMPV6) {
         if (AVAIL(k) >= 2) {
             c->icmp_type[i] = b[p];
@@ -580,6 +612,7 @@ transport(pkt_t *k, const cols_t *c, int proto, int64_t l4len)
         if (!complete(k, l4len, ICMP_HEADER))
             return;
         c->payload_len[i] = (uint32_t)(l4len - ICMP_HEADER);
+        verify_transport(k, c, proto, p, l4len);
     } else {
         c->payload_len[i] = (uint32_t)l4len;
     }
@@ -618,7 +651,7 @@ typedef struct frag_s {
 } frag_t;
 
 typedef struct {
-    int decap, reassemble;
+    int decap, reassemble, verify;
     int64_t timeout_ns, max_bytes, bytes, pending;
     int64_t given_up;      /* depth-0 fragment records of datagrams given up */
     frag_t *buckets[FRAG_BUCKETS];
@@ -807,7 +840,8 @@ reassembled(pkt_t *k, const cols_t *c, state_t *st, int64_t ts, frag_t *f)
     }
     c->frag_offset[k->i] = 0;
     c->payload_len[k->i] = 0;
-    pkt_t whole = {.b = h, .i = k->i, .pos = 0, .end = len, .wire_end = len, .status = OK, .depth = k->depth};
+    pkt_t whole = {.b = h, .i = k->i, .pos = 0, .end = len, .wire_end = len, .status = OK, .depth = k->depth,
+                   .whole = 1, .verify = k->verify};
     if (f->version == 4)
         ipv4(&whole, c, st, ts);
     else
@@ -830,6 +864,7 @@ ipv4(pkt_t *k, const cols_t *c, state_t *st, int64_t ts)
     uint8_t b0 = b[p];
     int64_t ihl = (int64_t)(b0 & 0x0F) * 4;
     int64_t total = be16(b, p + 2);
+    int zero_total = total == 0;
     /* TCP segmentation offload leaves total length 0 in captures taken on the sender:
      * use the captured bytes instead, as Zeek does (weird "ip_hdr_len_zero") */
     if (total == 0)
@@ -858,6 +893,12 @@ ipv4(pkt_t *k, const cols_t *c, state_t *st, int64_t ts)
     }
     if (avail < ihl) {
         k->status = TRUNCATED;
+        return;
+    }
+    /* verify_checksums: Zeek drops a packet whose header checksum is wrong, and one with total
+     * length 0 (its checksums are offloaded too), before any connection (weird bad_IP_checksum) */
+    if (k->verify && !k->whole && (zero_total || !ipv4_header_ok(b + p, ihl))) {
+        k->status = BAD_CHECKSUM;
         return;
     }
     int64_t l4len = total - ihl;
@@ -1239,13 +1280,109 @@ inner_link(pkt_t *k, const cols_t *c, const inner_t *in)
     }
 }
 
+/* ---- ICMP errors: the header they quote ---- */
+
+/* Messages that quote the packet they report on (Zeek parses their context: Context4 for
+ * unreachable and time exceeded, Context6 for every ICMPv6 error type < 128): destination
+ * unreachable, time exceeded, parameter problem; ICMPv6 packet too big too. */
+static inline int
+icmp_error(int proto, int type)
+{
+    if (proto == ICMP)
+        return type == 3 || type == 11 || type == 12;
+    return type >= 1 && type <= 4;
+}
+
+/* The header quoted at q (up to end) into row j: addresses, protocol, length, and the ports
+ * (TCP, UDP; TCP's sequence number when quoted) or type and code (ICMP) of the five-tuple it
+ * names. OK when the IP header and the 4 bytes after it are there (Zeek's context needs them
+ * for ports), TRUNCATED when fewer, MALFORMED when it is not an IP header of the ICMP's
+ * version, FRAGMENT for a non-first fragment (no ports). The quoted length is the original
+ * datagram's: a quote is never complete, so it is not checked against the bytes present. */
+static void
+quote(const cols_t *c, const uint8_t *b, int64_t q, int64_t end, int64_t j, int version)
+{
+    int64_t avail = end - q, hl, nh;
+    c->ip_version[j] = (uint8_t)version;
+    c->status[j] = TRUNCATED;
+    if (avail < (version == 4 ? 20 : 40))
+        return;
+    if ((b[q] >> 4) != version) {
+        c->status[j] = MALFORMED;
+        return;
+    }
+    int later_fragment = 0;
+    if (version == 4) {
+        hl = (int64_t)(b[q] & 0x0F) * 4;
+        if (hl < 20) {
+            c->status[j] = MALFORMED;
+            return;
+        }
+        nh = b[q + 9];
+        uint32_t flags_off = be16(b, q + 6);
+        c->ip_len[j] = be16(b, q + 2);
+        c->ip_id[j] = be16(b, q + 4);
+        c->ttl[j] = b[q + 8];
+        c->frag[j] = ((flags_off >> 13) & (FRAG_MF | FRAG_DF)) | ((flags_off & 0x3FFF) ? FRAG_IS_FRAGMENT : 0);
+        c->frag_offset[j] = flags_off & 0x1FFF;
+        later_fragment = (flags_off & 0x1FFF) != 0;
+        uint8_t *src = c->src_ip + 16 * j, *dst = c->dst_ip + 16 * j;
+        src[10] = src[11] = dst[10] = dst[11] = 0xFF;
+        memcpy(src + 12, b + q + 12, 4);
+        memcpy(dst + 12, b + q + 16, 4);
+    } else {
+        nh = b[q + 6];
+        hl = 40;
+        c->ip_len[j] = be16(b, q + 4) + 40;
+        c->ttl[j] = b[q + 7];
+        memcpy(c->src_ip + 16 * j, b + q + 8, 16);
+        memcpy(c->dst_ip + 16 * j, b + q + 24, 16);
+        for (int depth = 0; ipv6_ext((int)nh) && depth < MAX_IPV6_EXT; depth++) {
+            if (avail < hl + 8)
+                return;
+            int64_t ext = nh == IPV6_FRAGMENT ? 8 : nh == IPV6_AH ? (b[q + hl + 1] + 2) * 4 : (b[q + hl + 1] + 1) * 8;
+            if (nh == IPV6_FRAGMENT) {
+                uint32_t word = be16(b, q + hl + 2);
+                c->frag_offset[j] = (uint16_t)(word >> 3);
+                c->frag[j] = (word & 1 ? FRAG_MF : 0) | ((word & 1) || (word >> 3) ? FRAG_IS_FRAGMENT : 0);
+                c->ip_id[j] = be32(b, q + hl + 4);
+                later_fragment = (word >> 3) != 0;
+            }
+            nh = b[q + hl];
+            hl += ext;
+        }
+        if (ipv6_ext((int)nh)) {
+            c->status[j] = MALFORMED;
+            return;
+        }
+    }
+    c->ip_proto[j] = (uint8_t)nh;
+    if (later_fragment) {
+        c->status[j] = FRAGMENT;
+        return;
+    }
+    if (avail < hl + 4)
+        return;
+    int64_t t = q + hl;
+    if (nh == TCP || nh == UDP) {
+        c->src_port[j] = be16(b, t);
+        c->dst_port[j] = be16(b, t + 2);
+        if (nh == TCP && avail >= hl + 8)
+            c->seq[j] = be32(b, t + 4);
+    } else if (nh == ICMP || nh == ICMPV6) {
+        c->icmp_type[j] = b[t];
+        c->icmp_code[j] = b[t + 1];
+    }
+    c->status[j] = OK;
+}
+
 /* One record: the captured packet in row `row`, then one row per tunnel layer inside it.
  * Returns the number of rows written (at most ROWS_PER_RECORD). */
 static int
 decode_record(const cols_t *c, state_t *st, const uint8_t *buf, int64_t row, int64_t s, int64_t end,
               int64_t wire_end, int lt, int64_t ts)
 {
-    pkt_t k = {.b = buf, .i = row, .pos = s, .end = end, .wire_end = wire_end, .status = OK};
+    pkt_t k = {.b = buf, .i = row, .pos = s, .end = end, .wire_end = wire_end, .status = OK, .verify = (uint8_t)st->verify};
     int version = link_layer(&k, c, lt), rows = 1;
     for (;;) {
         if (version == 4)
@@ -1255,12 +1392,29 @@ decode_record(const cols_t *c, state_t *st, const uint8_t *buf, int64_t row, int
         c->status[k.i] = k.status;
         if (!version || k.status != OK || !st->decap || k.depth >= MAX_TUNNEL_DEPTH)
             return rows;
+        if (c->bad_checksum && c->bad_checksum[k.i])
+            return rows; /* Zeek analyses nothing inside a packet whose checksum is wrong */
+        int proto = c->ip_proto[k.i];
+        if ((proto == ICMP || proto == ICMPV6) && icmp_error(proto, c->icmp_type[k.i])) {
+            int64_t j = k.i + 1;
+            quote(c, k.b, k.data + ICMP_HEADER, k.data_end, j, version);
+            c->vlan[j] = c->vlan[k.i];
+            c->inner_vlan[j] = c->inner_vlan[k.i];
+            c->tunnel_depth[j] = (uint8_t)(k.depth + 1);
+            c->tunnel_type[j] = TUN_ICMP_QUOTE;
+            memcpy(c->tunnel_src_ip + 16 * j, c->src_ip + 16 * k.i, 16);
+            memcpy(c->tunnel_dst_ip + 16 * j, c->dst_ip + 16 * k.i, 16);
+            c->tunnel_src_port[j] = c->icmp_type[k.i]; /* the ICMP error's type and code, as flows key ICMP */
+            c->tunnel_dst_port[j] = c->icmp_code[k.i];
+            c->tunnel_proto[j] = (uint8_t)proto;
+            return rows + 1;
+        }
         inner_t in = find_inner(&k, c);
         if (in.kind == IN_NONE)
             return rows;
         int64_t j = k.i + 1;
         pkt_t inner = {.b = k.b, .i = j, .pos = in.pos, .end = k.data_end, .wire_end = k.data_wire_end,
-                       .status = OK, .depth = k.depth + 1};
+                       .status = OK, .depth = k.depth + 1, .verify = k.verify};
         version = inner_link(&inner, c, &in);
         if (version != 4 && version != 6) { /* not IP inside: no row (clear what the link wrote) */
             c->vlan[j] = c->inner_vlan[j] = 0;
@@ -1297,15 +1451,16 @@ state_of(PyObject *capsule)
 static PyObject *
 new_state(PyObject *self, PyObject *args)
 {
-    int decap, reassemble;
+    int decap, reassemble, verify = 0;
     long long timeout_ns, max_bytes;
-    if (!PyArg_ParseTuple(args, "ppLL", &decap, &reassemble, &timeout_ns, &max_bytes))
+    if (!PyArg_ParseTuple(args, "ppLL|p", &decap, &reassemble, &timeout_ns, &max_bytes, &verify))
         return NULL;
     state_t *st = calloc(1, sizeof *st);
     if (!st)
         return PyErr_NoMemory();
     st->decap = decap;
     st->reassemble = reassemble;
+    st->verify = verify;
     st->timeout_ns = timeout_ns;
     st->max_bytes = max_bytes;
     PyObject *cap = PyCapsule_New(st, "flowkit.decode.state", state_free);
@@ -1342,9 +1497,10 @@ static PyObject *
 decode(PyObject *self, PyObject *args)
 {
     PyObject *ostate, *obuf, *ostart, *ocaplen, *owirelen, *olink, *ots, *ocols, *orec, *opstart = NULL, *opcap = NULL;
+    PyObject *obad = NULL;
     Py_ssize_t first;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO!On|OO", &ostate, &obuf, &ostart, &ocaplen, &owirelen, &olink, &ots,
-                          &PyTuple_Type, &ocols, &orec, &first, &opstart, &opcap))
+    if (!PyArg_ParseTuple(args, "OOOOOOOO!On|OOO", &ostate, &obuf, &ostart, &ocaplen, &owirelen, &olink, &ots,
+                          &PyTuple_Type, &ocols, &orec, &first, &opstart, &opcap, &obad))
         return NULL;
     state_t *st = state_of(ostate);
     if (!st)
@@ -1378,6 +1534,16 @@ decode(PyObject *self, PyObject *args)
             ok = 0;
         else if (n1 != cap || n2 != cap) {
             PyErr_SetString(PyExc_ValueError, "payload_start and payload_caplen must have one item per row");
+            ok = 0;
+        }
+    }
+    if (ok && obad && obad != Py_None) {
+        Py_ssize_t n3;
+        cols.bad_checksum = view_of(&vout, obad, "B", 1, "bad_checksum", &n3);
+        if (!cols.bad_checksum)
+            ok = 0;
+        else if (n3 != cap) {
+            PyErr_SetString(PyExc_ValueError, "bad_checksum must have one item per row");
             ok = 0;
         }
     }
@@ -1436,9 +1602,11 @@ static PyMethodDef methods[] = {
      "decode(state, data, start, caplen, wirelen, linktype, ts, columns, rec, first) -> (next, rows): decode "
      "records from `first` into the zeroed columns (a tuple in COLUMNS order, `rec` the record of each row) "
      "while ROWS_PER_RECORD rows are free; with the two optional zeroed arrays (one item per row), also where "
-     "each TCP/UDP row's captured payload is in data."},
+     "each TCP/UDP row's captured payload is in data; with a third (bad_checksum, uint8), the transport "
+     "checksums are verified there (the state's verify)."},
     {"new_state", new_state, METH_VARARGS,
-     "new_state(decap, reassemble, frag_timeout_ns, frag_max_bytes): decoder state kept across chunks (pending fragments)."},
+     "new_state(decap, reassemble, frag_timeout_ns, frag_max_bytes, verify=False): decoder state kept across chunks "
+     "(pending fragments); verify: checksums as Zeek without -C (IPv4 header: status BAD_CHECKSUM)."},
     {"finish", finish, METH_O, "finish(state) -> records given up, after giving up every pending datagram."},
     {"take_given_up", take_given_up, METH_O,
      "take_given_up(state) -> (records given up since the last call, pending datagrams, pending bytes)."},

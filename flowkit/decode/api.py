@@ -68,11 +68,15 @@ class _Stateless:
         return 0
 
 
-def new_decoder(engine: str, decap: bool = True, reassemble: bool = True):
+def new_decoder(engine: str, decap: bool = True, reassemble: bool = True, verify_checksums: bool = False):
     """A decoder for consecutive chunks: ``.decode(chunk)``, ``.take_given_up()``, ``.finish()``."""
     module = engine_module(engine)
     if hasattr(module, "Decoder"):
+        if verify_checksums:
+            return module.Decoder(decap=decap, reassemble=reassemble, verify_checksums=True)
         return module.Decoder(decap=decap, reassemble=reassemble)
+    if verify_checksums:
+        raise FlowkitError(f"engine {engine!r} cannot verify checksums; use the fast or dpkt engine")
     return _Stateless(module.decode_chunk)
 
 
@@ -105,7 +109,9 @@ class PacketTable:
     the filter (every packet read, e.g. for a progress bar). ``PacketTable.of_batches``
     wraps batches already decoded (counted and filtered alike). ``decap``: also yield the
     packets inside tunnels (rows with ``tunnel_depth`` > 0); ``reassemble``: reassemble IP
-    fragments (pending fragments span chunks and files).
+    fragments (pending fragments span chunks and files). ``verify_checksums``: check them as
+    Zeek without -C (status BAD_CHECKSUM for a wrong IPv4 header checksum, a ``bad_checksum``
+    column for TCP/UDP/ICMP; the ledger counts both).
     """
 
     schema = PACKET_SCHEMA
@@ -122,9 +128,11 @@ class PacketTable:
         on_batch: Callable[[pa.RecordBatch], None] | None = None,
         decap: bool = True,
         reassemble: bool = True,
+        verify_checksums: bool = False,
     ):
         self.sources = _sources(source)
         self.decap = decap
+        self.verify_checksums = verify_checksums
         self.reassemble = reassemble
         self.engine = engine
         self.strict = strict
@@ -173,7 +181,7 @@ class PacketTable:
             for batch in self._batches:
                 yield batch, None
             return
-        self._decoder = new_decoder(self.engine, self.decap, self.reassemble)
+        self._decoder = new_decoder(self.engine, self.decap, self.reassemble, self.verify_checksums)
         # engines that also say where each row's payload is (flowkit.decode.payload)
         decode_payload = getattr(self._decoder, "decode_payload", None) if self._want_payload else None
         for source in self.sources:
@@ -191,8 +199,11 @@ class PacketTable:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         ledger = Ledger()
         for batch, where in self._decoded(ledger):
-            depth = to_numpy(batch.column("tunnel_depth")) if "tunnel_depth" in batch.schema.names else None
+            names = batch.schema.names
+            depth = to_numpy(batch.column("tunnel_depth")) if "tunnel_depth" in names else None
             ledger.add_batch(to_numpy(batch.column("status")), to_numpy(batch.column("ip_proto")), depth)
+            if "bad_checksum" in names:
+                ledger.add_checksum_errors(to_numpy(batch.column("bad_checksum")), to_numpy(batch.column("ip_proto")))
             if self._decoder is not None:
                 ledger.give_up_fragments(self._decoder.take_given_up())
             if self.on_batch is not None:

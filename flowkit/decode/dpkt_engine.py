@@ -28,6 +28,7 @@ from flowkit.decode.schema import (
     OPT_SACK_PERM,
     OPT_TS,
     OPT_WSCALE,
+    BAD_CHECKSUM_FIELD,
     MAX_TUNNEL_DEPTH,
     PACKET_SCHEMA,
     Status,
@@ -67,6 +68,10 @@ AF_INET6 = (24, 28, 30)  # NetBSD/OpenBSD, FreeBSD, macOS: the capture may come 
 
 IP6_EXT_HEADERS = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options
 ICMP_HEADER = 8  # type, code, checksum, rest of header (Zeek's minimum too)
+
+
+class BadChecksum(Exception):
+    """verify_checksums: the IPv4 header checksum is wrong (Zeek drops the packet)."""
 
 
 class Cut(Exception):
@@ -113,7 +118,7 @@ class Row:
         "tcp_flags", "seq", "ack", "window", "tcp_hdr_len", "tcp_opts", "mss", "wscale",
         "tsval", "tsecr", "udp_len", "icmp_type", "icmp_code", "payload_len",
         "tunnel_depth", "tunnel_type", "tunnel_src_ip", "tunnel_dst_ip", "tunnel_src_port",
-        "tunnel_dst_port", "tunnel_proto",
+        "tunnel_dst_port", "tunnel_proto", "bad_checksum",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -460,7 +465,7 @@ class Layer:
     """What the IP layer leaves for the tunnel step: the buffer (a reassembled datagram has
     its own) and the transport payload (TCP/UDP) or IP payload (other), as offsets."""
 
-    __slots__ = ("buf", "data", "data_end", "data_wire_end")
+    __slots__ = ("buf", "l4", "data", "data_end", "data_wire_end")
 
 
 def _check_version(buf: bytes, off: int, version: int, size: int) -> None:
@@ -474,9 +479,11 @@ def _check_version(buf: bytes, off: int, version: int, size: int) -> None:
 def _reassembled(row: Row, d: _Datagram, version: int, ctx: "Decoder", depth: int, ts: int, key_id: int) -> Layer:
     whole = _whole(d, version)
     row.frag_offset = row.payload_len = 0
+    ctx.in_whole = True  # its IPv4 header was rewritten here: each fragment's was checked
     try:
         return _ip(row, whole, 0, len(whole), version, ctx, depth, ts)
     finally:
+        ctx.in_whole = False
         row.frag = FRAG_IS_FRAGMENT  # reassembled from fragments
         row.ip_id = key_id
 
@@ -517,6 +524,9 @@ def _ipv4(row: Row, buf: bytes, off: int, wire_end: int, ctx, depth: int, ts: in
         raise Impossible
     if len(buf) - off < hlen:  # options cut by the snapshot length
         raise Cut
+    # verify_checksums: Zeek drops a wrong header checksum, and a length of 0 (offloaded checksums)
+    if ctx.verify_checksums and not ctx.in_whole and (ip.len == 0 or _sum16(buf[off : off + hlen]) != 0xFFFF):
+        raise BadChecksum
     if ip.mf or ip.offset:
         row.payload_len = total - hlen
         if not ip.offset:
@@ -626,7 +636,7 @@ def _need(buf: bytes, off: int, l4len: int, size: int) -> None:
 
 def _transport(row: Row, buf: bytes, off: int, l4len: int) -> Layer:
     layer = Layer()
-    layer.buf, layer.data, layer.data_wire_end = buf, off, off + l4len
+    layer.buf, layer.l4, layer.data, layer.data_wire_end = buf, off, off, off + l4len
     layer.data_end = min(len(buf), off + l4len)
     proto = row.ip_proto
     if proto == 6:
@@ -662,7 +672,7 @@ def _transport(row: Row, buf: bytes, off: int, l4len: int) -> Layer:
 
 # ---------------------------------------------------------------- tunnels
 
-TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_GTPV1, TUN_TEREDO, TUN_AYIYA = (t.value for t in list(Tunnel)[1:])
+TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_GTPV1, TUN_TEREDO, TUN_AYIYA = (t.value for t in list(Tunnel)[1:8])
 GRE_CSUM, GRE_ROUTING, GRE_KEY, GRE_SEQ, GRE_ACK, GRE_RESERVED = 0x8000, 0x4000, 0x2000, 0x1000, 0x0080, 0x0078
 GRE_ETHER, GRE_ERSPAN, GRE_ERSPAN3, GRE_PPTP = 0x6558, 0x88BE, 0x22EB, 0x880B
 ETH_HDR = 14
@@ -871,6 +881,115 @@ def _inner_link(row: Row, buf: bytes, inner: Inner) -> int:
     return version
 
 
+# ---------------------------------------------------------------- checksums (verify_checksums)
+
+
+def _sum16(data: bytes, acc: int = 0) -> int:
+    """One's-complement sum of ``data`` (RFC 1071), folded to 16 bits."""
+    if len(data) % 2:
+        data += b"\x00"
+    acc += sum(struct.unpack(f">{len(data) // 2}H", data))
+    while acc >> 16:
+        acc = (acc & 0xFFFF) + (acc >> 16)
+    return acc
+
+
+PORT_VXLAN_ZEEK = 4789  # Zeek's VXLAN::vxlan_ports: a zero UDP checksum there is accepted
+
+
+def _transport_bad(row: Row, layer: Layer, whole_frame: bool) -> bool:
+    """Is the TCP/UDP/ICMP checksum wrong, as Zeek checks it (the whole message captured; IPv4
+    UDP checksum 0: none; IPv6 UDP: always, but VXLAN's zero; UDP only with the whole frame)?"""
+    proto, buf, off, end = row.ip_proto, layer.buf, layer.l4, layer.data_wire_end
+    if proto not in (6, 17, 1, 58) or len(buf) < end:
+        return False
+    msg = buf[off:end]
+    if proto == 17:
+        checksum = _u16(buf, off + 6)
+        if not whole_frame or (row.ip_version == 4 and checksum == 0):
+            return False
+        if checksum == 0 and len(msg) > 8 + 8 + 14 and msg[8] & 0x08 and _u16(buf, off + 2) == PORT_VXLAN_ZEEK:
+            return False
+    acc = 0
+    if proto != 1:  # ICMP (IPv4) has no pseudo-header
+        at = 12 if row.ip_version == 4 else 0
+        pseudo = row.src_ip[at:] + row.dst_ip[at:]
+        length = len(msg)
+        acc = _sum16(pseudo) + proto + (length & 0xFFFF) + (length >> 16 if row.ip_version == 6 else 0)
+    return _sum16(msg, acc) != 0xFFFF
+
+
+# ---------------------------------------------------------------- ICMP errors: the header they quote
+
+ICMP_QUOTE = Tunnel.ICMP_QUOTE.value
+
+
+def _icmp_error(proto: int, icmp_type: int) -> bool:
+    """Unreachable, time exceeded, parameter problem (and ICMPv6 packet too big): they quote
+    the packet they report on (Zeek's Context4/Context6)."""
+    return icmp_type in (3, 11, 12) if proto == 1 else 1 <= icmp_type <= 4
+
+
+def _quote(row: Row, buf: bytes, q: int, end: int, version: int) -> None:
+    """The header quoted at ``q`` into ``row`` (see _decode.c's quote: OK with the IP header
+    and 4 more bytes, TRUNCATED with fewer, MALFORMED if not IP of the ICMP's version,
+    FRAGMENT for a non-first fragment)."""
+    avail = end - q
+    row.ip_version, row.status = version, Status.TRUNCATED
+    if avail < (20 if version == 4 else 40):
+        return
+    if buf[q] >> 4 != version:
+        row.status = Status.MALFORMED
+        return
+    later_fragment = False
+    if version == 4:
+        ip = _hdr(dpkt.ip.IP, buf, q)
+        hl = ip.hl * 4
+        if hl < 20:
+            row.status = Status.MALFORMED
+            return
+        nh = ip.p
+        row.ip_len, row.ip_id, row.ttl, row.frag_offset = ip.len, ip.id, ip.ttl, ip.offset
+        row.frag = (FRAG_MF if ip.mf else 0) | (FRAG_DF if ip.df else 0) | (FRAG_IS_FRAGMENT if ip.mf or ip.offset else 0)
+        later_fragment = ip.offset != 0
+        row.src_ip, row.dst_ip = _mapped(ip.src), _mapped(ip.dst)
+    else:
+        ip6 = _hdr(dpkt.ip6.IP6, buf, q)
+        nh, hl = ip6.nxt, 40
+        row.ip_len, row.ttl, row.src_ip, row.dst_ip = ip6.plen + 40, ip6.hlim, ip6.src, ip6.dst
+        for _ in range(MAX_IP6_EXT):
+            if nh not in IP6_EXT_HEADERS:
+                break
+            if avail < hl + 8:
+                return
+            at = q + hl
+            ext = 8 if nh == 44 else (buf[at + 1] + 2) * 4 if nh == 51 else (buf[at + 1] + 1) * 8
+            if nh == 44:
+                word = _u16(buf, at + 2)
+                row.frag_offset, row.ip_id = word >> 3, struct.unpack_from(">I", buf, at + 4)[0]
+                row.frag = (FRAG_MF if word & 1 else 0) | (FRAG_IS_FRAGMENT if word & 1 or word >> 3 else 0)
+                later_fragment = (word >> 3) != 0
+            nh = buf[at]
+            hl += ext
+        if nh in IP6_EXT_HEADERS:
+            row.status = Status.MALFORMED
+            return
+    row.ip_proto = nh
+    if later_fragment:
+        row.status = Status.FRAGMENT
+        return
+    if avail < hl + 4:
+        return
+    t = q + hl
+    if nh in (6, 17):
+        row.src_port, row.dst_port = struct.unpack_from(">HH", buf, t)
+        if nh == 6 and avail >= hl + 8:
+            row.seq = struct.unpack_from(">I", buf, t + 4)[0]
+    elif nh in (1, 58):
+        row.icmp_type, row.icmp_code = buf[t], buf[t + 1]
+    row.status = Status.OK
+
+
 # ---------------------------------------------------------------- one record
 
 
@@ -880,7 +999,12 @@ def _decode_ip(row: Row, buf: bytes, off: int, wire_end: int, version: int, ctx,
     try:
         layer = _ip(row, buf, off, wire_end, version, ctx, depth, ts)
         row.status = Status.OK
+        if ctx.verify_checksums:
+            whole_frame = layer.buf is not buf or len(buf) >= wire_end  # a reassembled datagram is whole
+            row.bad_checksum = int(_transport_bad(row, layer, whole_frame))
         return layer
+    except BadChecksum:
+        row.status = Status.BAD_CHECKSUM
     except Cut:
         row.status = Status.TRUNCATED
     except Impossible:
@@ -924,7 +1048,17 @@ def decode_record(buf: bytes, linktype: int, wirelen: int | None = None, ts: int
     depth = 0
     while True:
         layer = _decode_ip(row, buf, off, wire_end, version, ctx, depth, ts)
-        if layer is None or not ctx.decap or depth >= MAX_TUNNEL_DEPTH:
+        if layer is None or not ctx.decap or depth >= MAX_TUNNEL_DEPTH or row.bad_checksum:
+            return rows  # Zeek analyses nothing inside a packet whose checksum is wrong
+        if row.ip_proto in (1, 58) and _icmp_error(row.ip_proto, row.icmp_type):
+            child = Row()
+            _quote(child, layer.buf, layer.data + ICMP_HEADER, layer.data_end, version)
+            child.vlan, child.inner_vlan = row.vlan, row.inner_vlan
+            child.tunnel_depth, child.tunnel_type = depth + 1, ICMP_QUOTE
+            child.tunnel_src_ip, child.tunnel_dst_ip = row.src_ip, row.dst_ip
+            # the ICMP error's type and code, as flows key ICMP
+            child.tunnel_src_port, child.tunnel_dst_port, child.tunnel_proto = row.icmp_type, row.icmp_code, row.ip_proto
+            rows.append(child)
             return rows
         inner = _find_inner(row, layer)
         if inner is None:
@@ -992,8 +1126,10 @@ class Decoder:
     (the same interface as the fast engine's Decoder)."""
 
     def __init__(self, decap: bool = True, reassemble: bool = True, frag_timeout_ns: int = FRAG_TIMEOUT_NS,
-                 frag_max_bytes: int = FRAG_MAX_BYTES):
+                 frag_max_bytes: int = FRAG_MAX_BYTES, verify_checksums: bool = False):
         self.decap = decap
+        self.verify_checksums = verify_checksums
+        self.in_whole = False  # decoding a reassembled datagram (its IPv4 header was rewritten)
         self.frags = Reassembler(frag_timeout_ns, frag_max_bytes, reassemble)
         self.given_up = 0
 
@@ -1018,7 +1154,11 @@ class Decoder:
             rows.extend(out)
             rec.extend([i] * len(out))
         columns = {name: [getattr(r, name) for r in rows] for name in _FROM_ROW}
-        return batch_from_columns(chunk, columns, np.asarray(rec, np.int64))
+        batch = batch_from_columns(chunk, columns, np.asarray(rec, np.int64))
+        if self.verify_checksums:
+            bad = pa.array(np.asarray([r.bad_checksum for r in rows], np.uint8), BAD_CHECKSUM_FIELD.type)
+            batch = batch.append_column(BAD_CHECKSUM_FIELD, bad)
+        return batch
 
 
 def decode_chunk(chunk: RecordChunk, decap: bool = True) -> pa.RecordBatch:

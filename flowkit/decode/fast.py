@@ -19,7 +19,7 @@ from flowkit.capture.records import RecordChunk
 from flowkit.decode import _decode
 from flowkit.decode.fast_bytes import Columns
 from flowkit.decode.payload import Payload
-from flowkit.decode.schema import PACKET_SCHEMA
+from flowkit.decode.schema import BAD_CHECKSUM_FIELD, PACKET_SCHEMA
 
 __all__ = ["Decoder", "decode_chunk", "decode_chunk_payload", "decode_columns"]
 
@@ -37,14 +37,18 @@ class Decoder:
     fragment a row of its own (status FRAGMENT), as tcpdump sees them. After the last chunk, ``finish()``
     gives up the datagrams still incomplete. ``given_up`` counts the depth-0 fragment
     records of every datagram given up so far (timeout, memory bound, end): the ledger
-    moves them from ``fragment`` to ``fragment_incomplete``.
+    moves them from ``fragment`` to ``fragment_incomplete``. ``verify_checksums``: as Zeek
+    without -C: IPv4 header checksum wrong -> status BAD_CHECKSUM; the batches get the
+    ``bad_checksum`` column (TCP/UDP/ICMP checksum wrong).
     """
 
     def __init__(self, decap: bool = True, reassemble: bool = True, frag_timeout_ns: int = FRAG_TIMEOUT_NS,
-                 frag_max_bytes: int = FRAG_MAX_BYTES):
+                 frag_max_bytes: int = FRAG_MAX_BYTES, verify_checksums: bool = False):
         self.decap = decap
+        self.verify_checksums = bool(verify_checksums)
         self._rows_per_record = 1.0  # of the last chunk: sizes the next one's columns
-        self._state = _decode.new_state(bool(decap), bool(reassemble), int(frag_timeout_ns), int(frag_max_bytes))
+        self._state = _decode.new_state(bool(decap), bool(reassemble), int(frag_timeout_ns), int(frag_max_bytes),
+                                        self.verify_checksums)
         self.given_up = 0
 
     def take_given_up(self) -> int:
@@ -76,7 +80,8 @@ class Decoder:
             first_before = first
             first, rows = _decode.decode(self._state, data, start, caplen, wirelen, linktype, ts,
                                          tuple(cols[name] for name in _decode.COLUMNS), rec, first,
-                                         cols["payload_start"], cols["payload_caplen"])
+                                         cols["payload_start"], cols["payload_caplen"],
+                                         cols["bad_checksum"] if self.verify_checksums else None)
             parts.append((cols, rows))
             recs.append(rec[:rows])
             if first >= n:
@@ -96,13 +101,13 @@ class Decoder:
 
     def decode(self, chunk: RecordChunk) -> pa.RecordBatch:
         if len(chunk) == 0:
-            return to_batch(Columns(0))
-        return to_batch(self.columns(chunk))
+            return to_batch(Columns(0), self.verify_checksums)
+        return to_batch(self.columns(chunk), self.verify_checksums)
 
     def decode_payload(self, chunk: RecordChunk) -> tuple[pa.RecordBatch, Payload]:
         """``decode`` plus where each row's captured payload is in the chunk's buffer."""
         cols = self.columns(chunk) if len(chunk) else Columns(0)
-        return to_batch(cols), _payload(chunk, cols)
+        return to_batch(cols, self.verify_checksums), _payload(chunk, cols)
 
 
 def _payload(chunk: RecordChunk, cols: Columns) -> Payload:
@@ -143,8 +148,10 @@ def decode_chunk_payload(chunk: RecordChunk, decap: bool = True) -> tuple[pa.Rec
     return to_batch(cols), _payload(chunk, cols)
 
 
-def to_batch(cols: Columns) -> pa.RecordBatch:
-    """Wrap the first ``cols.n`` rows as Arrow arrays without copying them."""
+def to_batch(cols: Columns, bad_checksum: bool = False) -> pa.RecordBatch:
+    """Wrap the first ``cols.n`` rows as Arrow arrays without copying them (PACKET_SCHEMA, plus
+    the ``bad_checksum`` column when checksums were verified)."""
     n, values = cols.n, cols.arrays
-    arrays = [pa.Array.from_buffers(kind, n, [None, pa.py_buffer(values[name])]) for name, kind in _FIELDS]
-    return pa.RecordBatch.from_arrays(arrays, names=PACKET_SCHEMA.names)  # == PACKET_SCHEMA
+    fields = [*_FIELDS, (BAD_CHECKSUM_FIELD.name, BAD_CHECKSUM_FIELD.type)] if bad_checksum else _FIELDS
+    arrays = [pa.Array.from_buffers(kind, n, [None, pa.py_buffer(values[name][:n])]) for name, kind in fields]
+    return pa.RecordBatch.from_arrays(arrays, names=[name for name, _ in fields])

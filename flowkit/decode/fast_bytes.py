@@ -20,8 +20,10 @@ LAYOUT = [
     else (f.name, np.dtype(f.type.to_pandas_dtype()), 1)
     for f in PACKET_SCHEMA
 ]
-# not schema columns: where each packet's captured payload is (flowkit.decode.payload)
-INTERNAL = [("payload_start", np.dtype(np.int64), 1), ("payload_caplen", np.dtype(np.uint32), 1)]
+# not schema columns: where each packet's captured payload is (flowkit.decode.payload), and
+# the checksum verdict a batch carries only when checksums are verified (schema.BAD_CHECKSUM)
+INTERNAL = [("payload_start", np.dtype(np.int64), 1), ("payload_caplen", np.dtype(np.uint32), 1),
+            ("bad_checksum", np.dtype(np.uint8), 1)]
 
 
 class Columns:

@@ -22,6 +22,7 @@ class Status(enum.IntEnum):
     TRUNCATED = 3  # capture ended inside a header flowkit needs; columns hold what was read
     MALFORMED = 4  # header present but impossible (bad version, IHL < 5, length < header)
     FRAGMENT = 5  # IP fragment held for reassembly: addresses, ip_proto, ip_id; no ports
+    BAD_CHECKSUM = 6  # verify_checksums only: IPv4 header checksum wrong (or length 0); dropped as by Zeek
 
 
 class Tunnel(enum.IntEnum):
@@ -35,6 +36,7 @@ class Tunnel(enum.IntEnum):
     GTPV1 = 5  # GTPv1-U G-PDU, UDP 2152 (and 2123)
     TEREDO = 6  # UDP 3544, or detected on other UDP ports
     AYIYA = 7  # UDP 5072, or detected on other UDP ports
+    ICMP_QUOTE = 8  # the header an ICMP error quotes (tunnel_src_port/dst_port: the error's type/code)
 
 
 MAX_TUNNEL_DEPTH = 4  # Zeek's Tunnel::max_depth: rows for at most four tunnels inside a packet
@@ -103,3 +105,7 @@ PACKET_SCHEMA = pa.schema(
 )
 
 PACKET_COLUMNS = PACKET_SCHEMA.names
+
+# Not in PACKET_SCHEMA: batches decoded with verify_checksums=True carry it after the schema's
+# columns. 1 where the TCP, UDP or ICMP checksum is wrong (as Zeek without -C checks it).
+BAD_CHECKSUM_FIELD = pa.field("bad_checksum", pa.uint8())

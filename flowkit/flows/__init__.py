@@ -45,7 +45,8 @@ def packet_table(source, options: FlowOptions) -> PacketTable:
         isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source)
     ):
         return PacketTable(source, options.engine, strict=options.strict, filter=options.packet_filter,
-                           chunk_bytes=options.chunk_bytes, decap=options.decap)
+                           chunk_bytes=options.chunk_bytes, decap=options.decap,
+                           verify_checksums=options.verify_checksums)
     return PacketTable.of_batches(source, filter=options.packet_filter)
 
 
@@ -80,6 +81,7 @@ def flows(
     vlan_key: bool = False,
     local_nets=None,
     decap: bool = True,
+    verify_checksums: bool = False,
     **deprecated,
 ) -> FlowTable:
     """Flow table of a capture: a path, several consecutive paths, a PacketTable, or packet batches.
@@ -100,11 +102,14 @@ def flows(
     ``local_nets``: networks (CIDR strings) of the ``local_orig``/``local_resp`` columns;
     by default Zeek's, its private address space (flows/local.py). ``decap``: packets
     inside tunnels make their own flows too (False: the outer packets only).
+    ``verify_checksums``: as Zeek without -C, a packet with a bad IPv4 header checksum
+    makes no flow and one with a bad TCP/UDP/ICMP checksum is not counted in its flow
+    (history C/c); by default, as ``zeek -C``, checksums are not verified.
     """
     options = _options(deprecated, engine=engine, tcp_timeout=tcp_timeout, udp_timeout=udp_timeout,
                        active_timeout=active_timeout, packet_filter=packet_filter, strict=strict,
                        chunk_bytes=chunk_bytes, memory=memory, spill_rows=spill_rows, spill_dir=spill_dir,
-                       vlan_key=vlan_key, local_nets=local_nets, decap=decap)
+                       vlan_key=vlan_key, local_nets=local_nets, decap=decap, verify_checksums=verify_checksums)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
         table = packet_table(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping

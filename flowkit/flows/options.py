@@ -49,6 +49,7 @@ class ReadOptions:
     strict: bool = False
     chunk_bytes: int | None = None  # operational: read buffer size
     decap: bool = True  # packets inside tunnels make flows too (as Zeek's inner connections)
+    verify_checksums: bool = False  # as Zeek without -C (default: as zeek -C, not verified)
 
 
 @dataclass(frozen=True)

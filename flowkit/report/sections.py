@@ -25,8 +25,8 @@ OUTCOME_COLORS = {
 }
 STATE_ORDER = ("open", "closed", "filtered")
 STATE_COLORS = {"open": "#009E73", "closed": "#D55E00", "filtered": "#E69F00"}
-LEDGER_ORDER = ("tcp", "udp", "icmp", "other_ip", "fragment", "fragment_incomplete", "non_ip", "unsupported_link",
-                "truncated", "malformed")
+LEDGER_ORDER = ("tcp", "udp", "icmp", "other_ip", "fragment", "fragment_incomplete", "bad_checksum", "non_ip",
+                "unsupported_link", "truncated", "malformed")
 MAX_SERVICE_BARS = 15  # the table lists more; a longer chart stops being read
 MAX_PANELS = 6  # ephemeral scatter panels: the busiest clients
 MAX_POINTS = 1500  # per scatter panel, so a huge capture still gives a small page
@@ -128,7 +128,10 @@ def ledger_section(ledger: dict | None) -> str:
             "no packet ledger: the report was built from a flow table without one"))
     total = int(ledger["packets"])
     cats = [c for c in LEDGER_ORDER if c in ledger] + [
-        c for c in ledger if c not in LEDGER_ORDER and c not in ("packets", "bytes_read", "damage")]
+        c for c in ledger if c not in LEDGER_ORDER and c not in ("packets", "bytes_read", "damage")
+        and isinstance(ledger[c], (int, np.integer))]
+    if "checksum_errors" not in ledger and not ledger.get("bad_checksum"):  # checksums were not verified
+        cats = [c for c in cats if c != "bad_checksum"]
     counts = [int(ledger.get(c, 0)) for c in cats]
     rows = pd.DataFrame({"category": cats, "packets": counts,
                          "share": [c / total if total else 0.0 for c in counts]})
