@@ -245,7 +245,10 @@ class PacketTable:
         return self._ledger
 
     def to_arrow(self) -> pa.Table:
-        return pa.Table.from_batches(list(self), schema=PACKET_SCHEMA)
+        from flowkit.decode.schema import BAD_CHECKSUM_FIELD
+
+        schema = PACKET_SCHEMA.append(BAD_CHECKSUM_FIELD) if self.verify_checksums else PACKET_SCHEMA
+        return pa.Table.from_batches(list(self), schema=schema)
 
     def to_pandas(self):
         """DataFrame of all packets, addresses as strings (IPv4 dotted, IPv6 compressed)."""
@@ -274,6 +277,7 @@ def packets(
     filter: BatchFilter | str | None = None,
     decap: bool = True,
     reassemble: bool = True,
+    verify_checksums: bool = False,
 ) -> PacketTable:
     """Decoded packets of ``source`` (path, list of paths, ``"-"`` for stdin, or binary file).
 
@@ -283,6 +287,8 @@ def packets(
     ``decap``: also yield the packets inside tunnels (rows with ``tunnel_depth`` > 0);
     False keeps one row per record. ``reassemble``: IP fragments are reassembled into one
     row with the datagram's full length (False: one row per fragment, as tcpdump sees them).
+    ``verify_checksums``: as Zeek without -C (docs/packets.md: status BAD_CHECKSUM, column
+    ``bad_checksum``).
     """
     return PacketTable(source, engine, strict=strict, chunk_bytes=chunk_bytes, filter=filter, decap=decap,
-                       reassemble=reassemble)
+                       reassemble=reassemble, verify_checksums=verify_checksums)
