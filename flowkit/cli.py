@@ -246,6 +246,8 @@ def build_table(s: Settings):
     notices.warn_damage(table.stats, s.quiet)
     for line in notices.time_backwards(packets.names, packets.spans):
         notices.say(line, quiet=s.quiet)
+    if s.verify_checksums:
+        notices.say(notices.checksum_note(table.stats), quiet=s.quiet)
     if len(table) == 0 and table.stats.packets > 0:
         notices.say(notices.no_flow_reason(table.stats, packets.kept, packets.links, s.packet_filter),
                     quiet=s.quiet)

@@ -140,6 +140,20 @@ def warn_saved(settings) -> None:
             f"flow tables: ignored", quiet=settings.quiet)
 
 
+def checksum_note(ledger: Ledger) -> str:
+    """``--verify-checksums``: how many packets had bad checksums and what became of them."""
+    ip = ledger.counts.get("bad_checksum", 0)
+    errors = ledger.checksum_errors
+    transport = sum(errors.values())
+    if not ip and not transport:
+        return "checksums verified: none bad"
+    parts = [f"{ip:,} with a bad IPv4 header checksum (dropped)"] if ip else []
+    if transport:
+        per = ", ".join(f"{name} {n:,}" for name, n in errors.items() if n)
+        parts.append(f"{transport:,} with a bad transport checksum ({per}; in their flows, not counted)")
+    return "checksums verified: " + "; ".join(parts)
+
+
 def warn_damage(ledger, quiet: bool) -> None:
     """Damaged input is never silent: one stderr line per damage, even without --stats."""
     for damage in getattr(ledger, "damage", []) or []:

@@ -200,5 +200,7 @@ def test_cli(tmp_path, run):
     assert rc == 0
     assert '"history":"C"' in out
     assert "bad_checksum" in err and "tcp 1" in err
+    assert ("checksums verified: 1 with a bad IPv4 header checksum (dropped); 1 with a bad transport checksum "
+            "(tcp 1; in their flows, not counted)") in err
     rc, out, err = run("flows", path, "--stats", "--json")
     assert rc == 0 and '"history":"S"' in out and "bad_checksum" not in err
