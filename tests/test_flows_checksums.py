@@ -204,3 +204,42 @@ def test_cli(tmp_path, run):
             "(tcp 1; in their flows, not counted)") in err
     rc, out, err = run("flows", path, "--stats", "--json")
     assert rc == 0 and '"history":"S"' in out and "bad_checksum" not in err
+
+
+CORPUS_WITH_BAD = ("mysql-8.pcap", "skype_udp.pcap", "IEC104.pcap", "dtls2.pcap", "iec60780-5-104.pcap",
+                   "nats.pcap", "cassandra.pcap", "http_ipv6.pcap", "6in4tunnel.pcap", "coap_mqtt.pcap")
+
+
+@pytest.mark.corpus
+def test_verdicts_match_tshark_on_corpus_captures(corpus):
+    """Per captured packet, flowkit's verdicts equal Wireshark's checksum validation: IPv4 header
+    bad (status BAD_CHECKSUM), else TCP/UDP bad (bad_checksum), on nfstream captures that have
+    both kinds. Zeek (and flowkit) check a TCP/UDP checksum only over a message captured whole."""
+    import subprocess
+
+    from conftest import require_tool
+
+    tshark = require_tool("tshark")
+    compared = bad_seen = 0
+    for name in CORPUS_WITH_BAD:
+        path = corpus / "nfstream" / name
+        out = subprocess.run(
+            [tshark, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o",
+             "udp.check_checksum:TRUE", "-T", "fields", "-e", "ip.checksum.status", "-e", "tcp.checksum.status",
+             "-e", "udp.checksum.status"], capture_output=True, text=True, check=True).stdout.splitlines()
+        t = flowkit.packets(str(path), verify_checksums=True).to_arrow()
+        outer = t.column("tunnel_depth").to_numpy() == 0
+        status = t.column("status").to_numpy()[outer]
+        bad = t.column("bad_checksum").to_numpy()[outer]
+        proto = t.column("ip_proto").to_numpy()[outer]
+        whole = (t.column("caplen").to_numpy() == t.column("wirelen").to_numpy())[outer]
+        assert len(out) == len(status), name
+        for i, line in enumerate(out):
+            ip, tcp_, udp_ = (f.split(",")[0] for f in line.split("\t"))
+            assert (ip == "0") == (status[i] == 6), (name, i + 1)  # 0: Wireshark's "Bad"
+            l4 = tcp_ or udp_
+            if ip != "0" and l4 in ("0", "1") and proto[i] in (6, 17) and whole[i]:
+                assert (l4 == "0") == (bad[i] == 1), (name, i + 1)
+                compared += 1
+                bad_seen += l4 == "0"
+    assert compared > 3000 and bad_seen > 400
