@@ -1,4 +1,4 @@
-"""Flow-heavy traffic: flowkit, argus and nfstream on a SYN scan and a UDP spray, next to the mix.
+"""Flow-heavy traffic: flowkit, argus, nfstream and a plain dpkt loop on a SYN scan and a UDP spray, next to the mix.
 
     python benchmarks/bench_flowheavy.py [--runs 3] [--nfstream-packets 300000]
 
@@ -7,7 +7,8 @@ every packet a new five-tuple, 10 µs apart) when missing; the mix is make_mix.p
 runs in its own process under /usr/bin/time: wall seconds, CPU seconds (user + system, all
 threads) and peak RSS. CPU seconds are what to compare on a shared machine (wall time follows
 the load); packets/s below are per wall second and per CPU second. nfstream runs on the first
-``--nfstream-packets`` packets of each capture (it takes minutes on 3 M one-packet flows).
+``--nfstream-packets`` packets of each capture (it takes minutes on 3 M one-packet flows), and so
+does a plain dpkt loop (a dict of five-tuples: what a script would write).
 flowkit: ``python -m flowkit flows CAPTURE -o out.parquet --quiet`` (default memory budget).
 """
 from __future__ import annotations
@@ -23,6 +24,28 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 NFSTREAM = "import sys; from nfstream import NFStreamer; print(len(NFStreamer(source=sys.argv[1]).to_pandas()))"
+# what a script would write: dpkt objects per packet, a dict of five-tuples with packets,
+# bytes and first/last time (no direction, states or timeouts): the floor of Python per packet
+DPKT_LOOP = """
+import sys, dpkt
+flows = {}
+with open(sys.argv[1], "rb") as f:
+    for ts, buf in dpkt.pcap.UniversalReader(f):
+        ip = dpkt.ethernet.Ethernet(buf).data
+        if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
+            continue
+        l4 = ip.data
+        ports = (l4.sport, l4.dport) if isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)) else (0, 0)
+        key = (ip.src, ip.dst, ip.p if isinstance(ip, dpkt.ip.IP) else ip.nxt, *ports)
+        row = flows.get(key)
+        if row is None:
+            flows[key] = [ts, ts, 1, len(buf)]
+        else:
+            row[1] = ts
+            row[2] += 1
+            row[3] += len(buf)
+print(len(flows))
+"""
 
 
 def measure(cmd: list[str]) -> tuple[float, float, int]:
@@ -73,7 +96,7 @@ def main(argv=None) -> int:
         has_nfstream = False
         print("nfstream not installed (pip install nfstream): skipped")
     out = Path(tempfile.mkdtemp())
-    print(f"{'capture':16s} {'tool':9s} {'packets':>9s} {'wall s':>7s} {'cpu s':>7s} {'M pkt/s wall':>12s} "
+    print(f"{'capture':16s} {'tool':10s} {'packets':>9s} {'wall s':>7s} {'cpu s':>7s} {'M pkt/s wall':>12s} "
           f"{'M pkt/s cpu':>11s} {'peak MB':>8s}")
     for capture in captures:
         runs = [("flowkit", [sys.executable, "-m", "flowkit", "flows", str(capture), "-o",
@@ -83,6 +106,8 @@ def main(argv=None) -> int:
         if has_nfstream:
             small = cut(capture, args.nfstream_packets)
             runs.append(("nfstream", [sys.executable, "-c", NFSTREAM, str(small)], small))
+        small = cut(capture, args.nfstream_packets)
+        runs.append(("dpkt loop", [sys.executable, "-c", DPKT_LOOP, str(small)], small))
         for name, cmd, source in runs:
             n = count(source)
             got = []
@@ -90,7 +115,7 @@ def main(argv=None) -> int:
                 (out / "a.argus").unlink(missing_ok=True)
                 got.append(measure(cmd))
             wall, cpu, rss = (median([g[j] for g in got]) for j in range(3))
-            print(f"{capture.stem:16s} {name:9s} {n:9d} {wall:7.2f} {cpu:7.2f} {n / wall / 1e6:12.2f} "
+            print(f"{capture.stem:16s} {name:10s} {n:9d} {wall:7.2f} {cpu:7.2f} {n / wall / 1e6:12.2f} "
                   f"{n / cpu / 1e6:11.2f} {rss / 1e6:8.0f}", flush=True)
     shutil.rmtree(out, ignore_errors=True)
     return 0
