@@ -212,3 +212,15 @@ def test_closed_udp_ports_of_a_corpus_capture_match_tshark(corpus):
     closed = x[x.state == "closed"]
     assert set(zip(closed.dst_ip, closed.dst_port)) == want
     assert set(closed.reason) == {"port-unreach"}
+
+
+def test_a_packet_filter_keeps_or_drops_the_quote_with_its_icmp_packet(tmp_path):
+    """tcpdump sees an ICMP error as one ICMP packet: 'icmp' keeps it with its quote (the flow is
+    still tied), 'udp port 161' matches the probe only, not the error quoting it."""
+    path = write(tmp_path, [PROBE, icmp_error(SERVER, CLIENT, 3, 3, PROBE)])
+    pk = flowkit.packets(str(path), filter="icmp").to_pandas()
+    assert pk["tunnel_type"].tolist() == [0, Tunnel.ICMP_QUOTE]
+    pk = flowkit.packets(str(path), filter="udp port 161").to_pandas()
+    assert pk["tunnel_type"].tolist() == [0] and pk["ip_proto"].tolist() == [17]
+    df = flowkit.flows(str(path), packet_filter="udp").to_pandas()
+    assert (len(df), df["icmp_errors"].sum()) == (1, 0)

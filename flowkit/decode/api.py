@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from flowkit.decode._arrow import to_numpy
 from flowkit.decode.payload import Payload
-from flowkit.decode.schema import PACKET_SCHEMA
+from flowkit.decode.schema import PACKET_SCHEMA, Tunnel
 from flowkit.errors import FlowkitError
 from flowkit.ledger import Ledger
 
@@ -88,6 +88,19 @@ def _compile(filter: BatchFilter | str | None) -> BatchFilter | None:
 
         return compile_filter(filter)
     raise TypeError(f"filter must be a callable or a string, not {type(filter).__name__}")
+
+
+def _quotes_follow_their_icmp(batch: pa.RecordBatch, mask: np.ndarray) -> np.ndarray:
+    """The header an ICMP error quotes is part of that packet, not one of its own: its row (right
+    after the ICMP row, in the same batch) is kept or dropped with the ICMP row, as tcpdump sees
+    the error packet alone."""
+    if "tunnel_type" not in batch.schema.names:
+        return mask
+    quote = np.flatnonzero(to_numpy(batch.column("tunnel_type")) == Tunnel.ICMP_QUOTE)
+    if len(quote):
+        mask = mask.copy()
+        mask[quote] = mask[quote - 1]
+    return mask
 
 
 def _sources(source) -> list:
@@ -212,6 +225,7 @@ class PacketTable:
                 mask = np.asarray(self._filter(batch), dtype=bool)
                 if mask.shape != (batch.num_rows,):
                     raise FlowkitError(f"filter returned a mask of shape {mask.shape} for {batch.num_rows} packets")
+                mask = _quotes_follow_their_icmp(batch, mask)
                 batch = batch.filter(pa.array(mask))
                 where = where.filter(mask) if where is not None else None
             self._last = (batch, where)
