@@ -385,6 +385,7 @@ def packets(
     filter: Optional[str] = PacketOnlyFilterOpt,
     stats: bool = StatsOpt,
     no_decap: bool = NoDecapOpt,
+    verify_checksums: bool = ChecksumOpt,
     **shared,
 ) -> None:
     """Show decoded packets (the first --limit rows; streams, so large captures are fine)."""
@@ -398,7 +399,8 @@ def packets(
     sources = s.sources()
     session = progress.current()
     table = notices.WatchedPackets(sources if len(sources) > 1 else sources[0], engine, strict=s.strict,
-                                   filter=filter, decap=not no_decap, names=_source_names(captures), on_packets=session.add_packets)
+                                   filter=filter, decap=not no_decap, verify_checksums=verify_checksums,
+                                   names=_source_names(captures), on_packets=session.add_packets)
     # keep only the rows to show and count the rest, unless --sort needs them all
     want = None if shape.sort else (cli_output.TERMINAL_LIMIT if not json else None) if shape.limit is None \
         else shape.limit

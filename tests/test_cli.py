@@ -225,7 +225,10 @@ def test_packets(run):
     rows = json_lines(out)
     assert rc == 0 and len(rows) == 4
     assert rows[0]["dst_port"] == 53 and rows[1]["src_port"] == 53
-    rc, out, _ = run("packets", DNS, "-n", "2", "--filter", "icmp")
+    rc, out, _ = run("packets", DNS, "-n", "2", "--filter", "icmp", "--json", "--fields", "ip_proto,tunnel_type")
+    # dns.pcap's one ICMP port unreachable, and the row of the UDP header it quotes (docs/packets.md)
+    assert json_lines(out) == [{"ip_proto": 1, "tunnel_type": 0}, {"ip_proto": 17, "tunnel_type": 8}]
+    rc, out, _ = run("packets", DNS, "-n", "2", "--filter", "icmp", "--no-decap")
     assert out.strip().splitlines()[-1] == "1 of 1 packets"
 
 

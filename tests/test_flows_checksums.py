@@ -204,6 +204,9 @@ def test_cli(tmp_path, run):
             "(tcp 1; in their flows, not counted)") in err
     rc, out, err = run("flows", path, "--stats", "--json")
     assert rc == 0 and '"history":"S"' in out and "bad_checksum" not in err
+    rc, out, err = run("packets", path, "--verify-checksums", "--json", "--fields", "index,status,bad_checksum")
+    assert rc == 0
+    assert out.splitlines() == ['{"index":0,"status":0,"bad_checksum":1}', '{"index":1,"status":6,"bad_checksum":0}']
 
 
 CORPUS_WITH_BAD = ("mysql-8.pcap", "skype_udp.pcap", "IEC104.pcap", "dtls2.pcap", "iec60780-5-104.pcap",

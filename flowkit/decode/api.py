@@ -127,7 +127,12 @@ class PacketTable:
     column for TCP/UDP/ICMP; the ledger counts both).
     """
 
-    schema = PACKET_SCHEMA
+    @property
+    def schema(self) -> pa.Schema:
+        """PACKET_SCHEMA, plus ``bad_checksum`` when checksums are verified."""
+        from flowkit.decode.schema import BAD_CHECKSUM_FIELD
+
+        return PACKET_SCHEMA.append(BAD_CHECKSUM_FIELD) if self.verify_checksums else PACKET_SCHEMA
 
     def __init__(
         self,
@@ -259,10 +264,7 @@ class PacketTable:
         return self._ledger
 
     def to_arrow(self) -> pa.Table:
-        from flowkit.decode.schema import BAD_CHECKSUM_FIELD
-
-        schema = PACKET_SCHEMA.append(BAD_CHECKSUM_FIELD) if self.verify_checksums else PACKET_SCHEMA
-        return pa.Table.from_batches(list(self), schema=schema)
+        return pa.Table.from_batches(list(self), schema=self.schema)
 
     def to_pandas(self):
         """DataFrame of all packets, addresses as strings (IPv4 dotted, IPv6 compressed)."""
