@@ -7,7 +7,8 @@ Rows compared: every Zeek row, inside tunnels too (flowkit decapsulates): TCP, U
 unknown_transport, matched to flowkit rows by oriented five-tuple (orig_h, orig_p, resp_h,
 resp_p, proto; flowkit's protocols other than tcp/udp/icmp read as unknown_transport); when
 several connections share a tuple, identical rows pair first, the rest in order.
-A baseline row flowkit lacks counts as a mismatch on every field.
+A baseline row flowkit lacks counts as a mismatch on every field. tunnel_parents is
+scored as a relation: Zeek's parent uids mapped to flowkit rows through the matched pairs.
 
 flowkit verifies checksums where Zeek did (the runs without -C: verify_checksums=True), so
 rows of packets with bad checksums (history C/c) are scored like any other.
@@ -36,6 +37,7 @@ DOC = ROOT / "docs" / "conformance.md"
 COUNT_FIELDS = ("orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes")
 STATE_FIELDS = ("conn_state", "history")
 SERVICE = "service"  # scored as a set of Zeek names apart from the fields above
+PARENTS = "tunnel_parents"  # scored as the relation between rows (uids mapped by five-tuple)
 FLOWKIT = {
     "orig_pkts": "src_pkts", "resp_pkts": "dst_pkts", "orig_ip_bytes": "src_ip_bytes",
     "resp_ip_bytes": "dst_ip_bytes", "conn_state": "conn_state", "history": "history",
@@ -83,6 +85,8 @@ def _fk_row(r: dict) -> dict:
     out = {z: r[f] for z, f in FLOWKIT.items()}
     out["history"] = out["history"] or ""
     out[SERVICE] = frozenset(n for n in (r.get(SERVICE) or "").split(",") if n)
+    out["flow_id"], out["proto"] = r.get("flow_id"), r.get("proto")
+    out[PARENTS] = [int(v) for v in r.get(PARENTS, [])]
     return out
 
 
@@ -103,7 +107,30 @@ def _zeek_row(r: dict) -> dict:
         else:
             out[z] = None if v == "-" else int(v)
     out[SERVICE] = zeek_services(r.get(SERVICE, "-"))
+    out["uid"] = r.get("uid")
+    out[PARENTS] = [u for u in r.get(PARENTS, "-").split(",") if u not in ("-", "(empty)", "")]
     return out
+
+
+def score_parents(sc: "Score", pairs: list) -> None:
+    """tunnel_parents of the matched rows: Zeek's uids mapped to flowkit rows through the
+    matched pairs (five-tuple). A uid that is no row of the conn.log is an IP tunnel (GRE,
+    IP-in-IP: Zeek logs those in tunnel.log, not in the baselines): it must be matched by a
+    flowkit parent that is no matched row and is a flow of a protocol Zeek has no conn row for."""
+    uid_fid = {z["uid"]: f["flow_id"] for z, f in pairs if z["uid"]}
+    matched_fids = {f["flow_id"] for _, f in pairs}
+    for z, f in pairs:
+        inside = bool(z[PARENTS])
+        sc.ok[PARENTS + ("_in_n" if inside else "_out_n")] += 1
+        want = {uid_fid[u] for u in z[PARENTS] if u in uid_fid}
+        unmapped = len([u for u in z[PARENTS] if u not in uid_fid])
+        got = set(f[PARENTS])
+        others = got - want
+        good = want <= got and len(others) == unmapped and len(got) == len(f[PARENTS])
+        good = good and all(fid not in matched_fids for fid in others)
+        sc.ok[PARENTS + ("_in" if inside else "_out")] += good
+        if not good:
+            sc.diffs.append((z["uid"], [PARENTS], z[PARENTS], f[PARENTS]))
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -159,6 +186,7 @@ def score_entry(test: str, entry: dict) -> Score:
     theirs = defaultdict(list)
     for r in base:
         theirs[_key(r)].append(_zeek_row(r))
+    all_pairs = []
     for key, zrows in theirs.items():
         frows = list(ours.get(key, []))
         pairs, rest = [], []
@@ -175,6 +203,7 @@ def score_entry(test: str, entry: dict) -> Score:
                 sc.diffs.append((key, "missing", z, None))
                 continue
             sc.matched += 1
+            all_pairs.append((z, f))
             bad = [n for n in (*COUNT_FIELDS, *STATE_FIELDS) if z[n] != f[n]]
             for n in (*COUNT_FIELDS, *STATE_FIELDS):
                 sc.ok[n] += z[n] == f[n]
@@ -190,6 +219,8 @@ def score_entry(test: str, entry: dict) -> Score:
             if bad:
                 sc.diffs.append((key, bad, z, f))
     sc.extra = sum(len(v) for v in ours.values()) - sc.matched
+    if any(PARENTS in r for r in base):
+        score_parents(sc, all_pairs)
     return sc
 
 
@@ -205,7 +236,7 @@ def totals(scores: list[Score]) -> dict:
     for f in (*COUNT_FIELDS, *STATE_FIELDS, SERVICE):
         out[f] = sum(s.ok[f] for s in scores) / rows if rows else 1.0
     out["counts_all"] = counts_ok / rows if rows else 1.0
-    for n in EXTRA_FIELDS:
+    for n in (*EXTRA_FIELDS, PARENTS + "_in", PARENTS + "_out"):
         have = sum(s.ok[n + "_n"] for s in scores)
         out[n] = sum(s.ok[n] for s in scores) / have if have else 1.0
         out[n + "_rows"] = have
@@ -240,6 +271,10 @@ def table(scores: list[Score]) -> str:
         f"Payload bytes (asserted on every row where Zeek logs them): `orig_bytes` {t['orig_bytes']:.1%} of "
         f"{t['orig_bytes_rows']}, `resp_bytes` {t['resp_bytes']:.1%} of {t['resp_bytes_rows']}; "
         f"`missed_bytes` {t['missed_bytes']:.1%} of {t['missed_bytes_rows']}.",
+        "",
+        f"`tunnel_parents` (asserted on every row but GRE inside UDP): {t[PARENTS + '_in']:.1%} of the {t[PARENTS + '_in_rows']} rows "
+        f"inside tunnels name the same parent rows (Zeek's uids mapped by five-tuple), "
+        f"{t[PARENTS + '_out']:.1%} of the {t[PARENTS + '_out_rows']} rows outside tunnels have none.",
     ]
     lines += [
         "",

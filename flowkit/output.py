@@ -42,7 +42,7 @@ ZEEK_FIELDS = [
     ("orig_ip_bytes", "count", "src_ip_bytes"),
     ("resp_pkts", "count", "dst_pkts"),
     ("resp_ip_bytes", "count", "dst_ip_bytes"),
-    ("tunnel_parents", "set[string]", None),
+    ("tunnel_parents", "set[string]", "tunnel_parents"),
     ("ip_proto", "count", "ip_proto"),
     ("community_id", "string", "community_id"),
 ]
@@ -82,6 +82,23 @@ def _text_timestamps(t: pa.Table) -> pa.Table:
     return t
 
 
+def _list_texts(col, sep: str) -> pa.Array:
+    """Each list of ``col`` as its values' text joined by ``sep`` (null where missing)."""
+    import pyarrow.compute as pc
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return pc.binary_join(col.cast(pa.list_(pa.string())), sep)
+
+
+def _text_lists(t: pa.Table) -> pa.Table:
+    """``t`` with its list columns (tunnel_parents) as text: values separated by spaces (CSV has no lists)."""
+    for i, field in enumerate(t.schema):
+        if pa.types.is_list(field.type):
+            t = t.set_column(i, field.name, _list_texts(t.column(i), " "))
+    return t
+
+
 # ----------------------------------------------------------------------------- writers
 def write_csv(chunks: Iterable[pa.Table], schema: pa.Schema, stream) -> None:
     """CSV with a header line; strings quoted, missing values empty."""
@@ -90,12 +107,12 @@ def write_csv(chunks: Iterable[pa.Table], schema: pa.Schema, stream) -> None:
     header = True
     for t in chunks:
         buf = pa.BufferOutputStream()
-        pcsv.write_csv(_text_timestamps(t), buf, write_options=pcsv.WriteOptions(include_header=header))
+        pcsv.write_csv(_text_lists(_text_timestamps(t)), buf, write_options=pcsv.WriteOptions(include_header=header))
         stream.write(buf.getvalue().to_pybytes())
         header = False
     if header:  # no rows: the header alone
         buf = pa.BufferOutputStream()
-        pcsv.write_csv(_text_timestamps(schema.empty_table()), buf)
+        pcsv.write_csv(_text_lists(_text_timestamps(schema.empty_table())), buf)
         stream.write(buf.getvalue().to_pybytes())
 
 
@@ -156,6 +173,8 @@ def _json_values(col: pa.Array) -> pa.Array:
         return pc.fill_null(pc.cast(col, pa.string()), "null")
     if pa.types.is_null(kind):
         return pa.array(["null"] * len(col), pa.string())
+    if pa.types.is_list(kind) and pa.types.is_integer(kind.value_type):
+        return pc.fill_null(pc.binary_join_element_wise("[", _list_texts(col, ","), "]", ""), "null")
     return pa.array([json.dumps(v, default=str) for v in col.to_pylist()], pa.string())
 
 
@@ -199,6 +218,8 @@ def _zeek_rows(t: pa.Table, local) -> str:
             cols.append([f"{v / 1e9:.6f}" for v in ns])
         elif col == "flow_id":  # null for flows read from another tool's log: no uid to give
             cols.append(["-" if v is None else f"F{v:016x}" for v in t.column(col).to_pylist()])
+        elif col == "tunnel_parents":  # a set of uids; unset ("-") for a connection outside tunnels
+            cols.append([",".join(f"F{v:016x}" for v in vs) if vs else "-" for vs in t.column(col).to_pylist()])
         elif col == "duration":
             cols.append([f"{v:.6f}" for v in t.column(col).to_numpy()])
         else:

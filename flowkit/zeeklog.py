@@ -260,6 +260,7 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
     out["server_name"] = pa.array([""] * n, pa.string())
     for f in ("icmp_errors", "icmp_error_type", "icmp_error_code", "icmp_error_src"):  # not in a conn.log
         out[f] = pa.nulls(n, FLOW_SCHEMA.field(f).type)
+    out["tunnel_parents"] = _tunnel_parents(cols, n)
     table = pa.table({f.name: out[f.name] for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
     return table, left_out
 
@@ -285,9 +286,14 @@ def _flow_ids(cols: dict, n: int) -> pa.Array:
     Zeek's random uids map to nothing."""
     if "uid" not in cols:
         return pa.nulls(n, pa.uint64())
-    uid = _strings(cols, "uid", n, "")
+    return _uids(_strings(cols, "uid", n, ""))
+
+
+def _uids(uid: pa.Array) -> pa.Array:
+    """flowkit uids (``F`` + 16 hex digits) as flow_ids; null for any other text."""
+    n = len(uid)
     ours = pc.match_substring_regex(uid, r"^F[0-9a-f]{16}$")
-    if not pc.any(ours).as_py():
+    if not n or not pc.any(ours).as_py():
         return pa.nulls(n, pa.uint64())
     # the 16 hex digits as nibbles, whole column at once
     text = pc.if_else(ours, uid, "F" + "0" * 16).to_numpy(zero_copy_only=False).astype("S17")
@@ -297,6 +303,29 @@ def _flow_ids(cols: dict, n: int) -> pa.Array:
     for k in range(16):
         value = (value << np.uint64(4)) | nibbles[:, k]
     return pa.array(value, pa.uint64(), mask=~ours.to_numpy(zero_copy_only=False))
+
+
+def _tunnel_parents(cols: dict, n: int) -> pa.Array:
+    """The ``tunnel_parents`` set: flowkit uids back to flow_ids; empty when unset; null for a row
+    naming a uid of another tool (Zeek's random uids map to no flow_id)."""
+    kind = pa.list_(pa.uint64())
+    if "tunnel_parents" not in cols:
+        return pa.array([[]] * n, kind)
+    text = _strings(cols, "tunnel_parents", n, "-")
+    unset = pc.or_(pc.equal(text, "-"), pc.equal(text, "(empty)"))
+    parts = pc.split_pattern(pc.if_else(unset, "", text), ",")
+    flat = pc.list_flatten(parts)
+    flat_ids = _uids(pc.if_else(pc.equal(flat, ""), "F" + "0" * 16, flat))  # "" only where unset: no element
+    lengths = np.where(unset.to_numpy(zero_copy_only=False), 0, pc.list_value_length(parts).to_numpy())
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    keep = ~pc.equal(flat, "").to_numpy(zero_copy_only=False)
+    values = flat_ids.filter(pa.array(keep))
+    bad = np.zeros(n, bool)
+    rows = np.repeat(np.arange(n), lengths)
+    bad[rows[~values.is_valid().to_numpy(zero_copy_only=False)]] = True
+    lists = pa.ListArray.from_arrays(pa.array(offsets), values.fill_null(0))
+    return pc.if_else(pa.array(bad), pa.scalar(None, kind), lists)
 
 
 def _community_ids(out: dict, n: int) -> pa.Array:

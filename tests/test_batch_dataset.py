@@ -28,6 +28,8 @@ def flow_table(starts: list[str], dst_ports: list[int]) -> pa.Table:
             cols[field.name] = pa.array([ns(s) for s in starts], pa.int64()).cast(field.type)
         elif pa.types.is_string(field.type):
             cols[field.name] = pa.array(["tcp"] * n, field.type)
+        elif pa.types.is_list(field.type):  # tunnel_parents
+            cols[field.name] = pa.array([[]] * n, field.type)
         else:
             cols[field.name] = pa.array(np.zeros(n), pa.float64()).cast(field.type)
     cols["flow_id"] = pa.array(np.arange(n), pa.uint64())

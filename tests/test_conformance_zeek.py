@@ -2,8 +2,9 @@
 
 Thresholds: packets and IP bytes per direction on >= 99% of compared rows, conn_state and
 history on >= 97%, service on >= 95%, payload bytes (orig_bytes, resp_bytes) and missed_bytes
-on every row where Zeek logs them. Runs without -C are compared with checksums verified.
-Scoring, exclusions (rows of link types the packet layer does not decode) and the per-trace table live in
+on every row where Zeek logs them, tunnel_parents on every row but GRE inside UDP. Runs without
+-C are compared with checksums verified. Scoring, exclusions (rows of link types the packet layer
+does not decode) and the per-trace table live in
 benchmarks/conformance_report.py, which also regenerates docs/conformance.md.
 """
 from __future__ import annotations
@@ -49,3 +50,10 @@ def test_zeek_conn_log_conformance(corpus):
     for n in ("orig_bytes", "resp_bytes", "missed_bytes"):
         assert t[n + "_rows"] >= 100 and t[n] == 1.0, (n, t[n], [d for s in scores for d in s.diffs if d[1] == [n]])
     assert t["service"] >= 0.95, t  # service identification from payload (docs/services.md)
+    # tunnel_parents as a relation between rows: every row outside tunnels has none; inside, the
+    # parents are Zeek's (uids mapped by five-tuple), except GRE inside UDP, where Zeek names the GRE
+    # tunnel of the outer address pair (tunnel.log) and flowkit the UDP flows that carried it
+    assert t["tunnel_parents_out"] == 1.0 and t["tunnel_parents_in_rows"] >= 20, t
+    misses = {s.test for s in scores for d in s.diffs if d[1] == ["tunnel_parents"]}
+    assert misses <= {"core.tunnels.gre-over-udp"}, misses
+    assert t["tunnel_parents_in"] >= 0.9, t

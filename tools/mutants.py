@@ -108,6 +108,13 @@ MUTANTS = [
     M("resume-ledger", "resume trusts a capture whose ledger was lost", "flowkit/batch/manifest.py",
       'for p in [*entry.get("outputs", []), entry.get("ledger", "")])',
       'for p in [*entry.get("outputs", [])])', ("tests/test_batch_run.py",)),
+    # ---- tunnel parents
+    M("tunnel-carrier-depth", "an inner packet's carrier is any earlier row of its record, not the one a level out",
+      "flowkit/flows/_rules.h", "p->tunnel_depth[i - 1] + 1 == p->tunnel_depth[i]",
+      "p->tunnel_depth[i - 1] <= p->tunnel_depth[i]", ("tests/test_flows_tunnel_parents.py",)),
+    M("tunnel-parent-span", "a parent key names only the parent connection of its first packet", "flowkit/flows/_rows.c",
+      "Py_ssize_t end = bound_i64(its0, lo, hi, s[P_LAST], 1);", "Py_ssize_t end = bound_i64(its0, lo, hi, s[P_FIRST], 1);",
+      ("tests/test_flows_tunnel_parents.py",)),
 ]
 
 

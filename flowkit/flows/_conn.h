@@ -572,6 +572,37 @@ icmp_report(int64_t *C, int64_t c, const flow_pkt_t *f)
     r[F_ESRCLO] = f->elo;
 }
 
+/* Tunnels (the links come from _rules.h's tunnel_links): a packet that carried a flow packet
+ * marks its connection a tunnel parent; a packet that came through a tunnel adds its
+ * parent's key to the connection's parent slots (a new key in the first free slot, at most
+ * N_PAR keys, later ones dropped; a known key widens its first/last time). Times, not the
+ * parent's row: the row may be open elsewhere (another part, on disk), so the slots are
+ * resolved to the parents' flow_ids once every row is final (flows/parents.py). */
+static inline void
+tunnel_packet(int64_t *C, int64_t c, int64_t t, uint64_t parent, int64_t encloses)
+{
+    int64_t *r = ROW(c);
+    if (encloses)
+        r[F_ENCLOSES] = 1;
+    if (!parent)
+        return;
+    for (int j = 0; j < N_PAR; j++) {
+        int64_t *s = r + F_PAR + j * PAR_WIDTH;
+        if (s[P_KEY] == (int64_t)parent) {
+            if (t < s[P_FIRST])
+                s[P_FIRST] = t;
+            if (t > s[P_LAST])
+                s[P_LAST] = t;
+            return;
+        }
+        if (s[P_KEY] == 0) {
+            s[P_KEY] = (int64_t)parent;
+            s[P_FIRST] = s[P_LAST] = t;
+            return;
+        }
+    }
+}
+
 /* One packet of connection c: counters, then Zeek's TCP or UDP logic. */
 static inline void
 feed(int64_t *C, uint8_t *H, int64_t c, int64_t side, int64_t t, int64_t flags, int64_t seq, int64_t ack,

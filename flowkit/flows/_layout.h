@@ -17,12 +17,19 @@ enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 /* server name (TLS SNI / HTTP Host) bytes kept in a row: NAME_WORDS int64 columns, NUL-terminated */
 #define NAME_WORDS 12
 
+/* Tunnels (_conn.h's tunnel_packet): F_ENCLOSES is set when a packet of the connection carried
+ * another flow packet (the connection is a tunnel parent); F_PAR holds N_PAR parent slots of
+ * PAR_WIDTH fields (P_KEY the parent connection's key hash, P_FIRST / P_LAST the first and
+ * last time a packet of this connection came through it), resolved to flow_ids at the end. */
+#define N_PAR 4
+enum { P_KEY, P_FIRST, P_LAST, PAR_WIDTH };
+
 /* F_SVC, F_SVCN: service identification state (protocols/_identify.h's svc_t) */
 enum {
     F_TS0, F_TSLAST, F_CLOSE_DL, F_ATT_DL, F_ORIG, F_PROTO, F_PREFIX, F_HLEN, F_HSEEN,
     F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS,
     F_ERRS, F_ETYPE, F_ECODE, F_ESRCHI, F_ESRCLO, /* ICMP errors reporting on this connection (_conn.h: icmp_report) */
-    F_SVC, F_SVCN, F_NAME, N_CONN = F_NAME + NAME_WORDS
+    F_SVC, F_SVCN, F_NAME, F_ENCLOSES = F_NAME + NAME_WORDS, F_PAR, N_CONN = F_PAR + N_PAR * PAR_WIDTH
 };
 
 enum {

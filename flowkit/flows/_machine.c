@@ -10,8 +10,8 @@
 /* Flow packets of a batch, as state.py keeps them (compact columns, one row a packet). */
 typedef struct {
     int64_t *ts;
-    uint64_t *hash;
-    int8_t *side;
+    uint64_t *hash, *parent;
+    int8_t *side, *encloses;
     int64_t *flags, *seq, *ack, *win, *plen, *iplen, *proto, *ahi, *alo, *bhi, *blo, *aport, *bport, *vlan,
         *ivlan, *ipver, *pstart, *pcap, *kind, *ehi, *elo;
 } flow_cols_t;
@@ -21,7 +21,8 @@ static const column_t FLOW_PACKET_COLUMNS[] = {
     COL(ts, "l"), COL(hash, "L"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
     COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(ahi, "l"), COL(alo, "l"), COL(bhi, "l"),
     COL(blo, "l"), COL(aport, "l"), COL(bport, "l"), COL(vlan, "l"), COL(ivlan, "l"), COL(ipver, "l"),
-    COL(pstart, "l"), COL(pcap, "l"), COL(kind, "l"), COL(ehi, "l"), COL(elo, "l"),
+    COL(pstart, "l"), COL(pcap, "l"), COL(kind, "l"), COL(ehi, "l"), COL(elo, "l"), COL(parent, "L"),
+    COL(encloses, "b"),
 #undef COL
 };
 #define N_FLOW_PACKET_COLUMNS ((int)(sizeof FLOW_PACKET_COLUMNS / sizeof FLOW_PACKET_COLUMNS[0]))
@@ -94,10 +95,51 @@ flow_packets(PyObject *self, PyObject *args)
         o.kind[j] = f.kind | (f.etype << 8) | (f.ecode << 16);
         o.ehi[j] = f.ehi;
         o.elo[j] = f.elo;
+        o.parent[j] = f.parent;
+        o.encloses[j] = (int8_t)f.encloses;
     }
     Py_END_ALLOW_THREADS
     views_release(&vs);
     return PyLong_FromSsize_t(kept);
+}
+
+PyDoc_STRVAR(tunnel_links_doc,
+"tunnel_links(packets, parent, encloses, options) -> None\n"
+"--\n\n"
+"Fill parent (uint64) and encloses (uint8), one item per packet of `packets` (arrays in\n"
+"PACKET_COLUMNS order, whose own parent/encloses are not read), by _rules.h's tunnel_links:\n"
+"the key hash of the connection of the packet that carried each inner flow packet, and\n"
+"which packets carried one. options: (vlan_key,).");
+
+static PyObject *
+tunnel_links_py(PyObject *self, PyObject *args)
+{
+    static const char *const names[] = {"vlan_key"};
+    PyObject *opk, *oparent, *oencl, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOO", &opk, &oparent, &oencl, &oopt))
+        return NULL;
+    views_t vs = {.n = 0};
+    packet_cols_t p;
+    int64_t vlan_key = 0;
+    int64_t *const opts[] = {&vlan_key};
+    Py_ssize_t n = -1, n1 = -1, n2 = -1;
+    uint64_t *parent = NULL;
+    uint8_t *encl = NULL;
+    if (!bind_columns(&vs, opk, PACKET_COLUMNS, N_PACKET_COLUMNS, &p, &n, "packets") ||
+        !(parent = view_of(&vs, oparent, "L", 1, "parent", &n1)) ||
+        !(encl = view_of(&vs, oencl, "B", 1, "encloses", &n2)) || !bind_options(oopt, names, opts, 1, "options")) {
+        views_release(&vs);
+        return NULL;
+    }
+    if (n1 != n || n2 != n) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "parent/encloses: %zd/%zd items for %zd packets", n1, n2, n);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    tunnel_links(&p, n, (int)vlan_key, parent, encl);
+    Py_END_ALLOW_THREADS
+    views_release(&vs);
+    Py_RETURN_NONE;
 }
 
 /* The connection rows (C, H, K, done: one row a connection). */
@@ -123,14 +165,15 @@ static const column_t SLOT_COLUMNS[] = {
 /* The packets the state machine reads, in capture order. */
 typedef struct {
     int64_t *ts, *slot, *flags, *seq, *ack, *win, *plen, *iplen, *proto, *pstart, *pcap, *kind, *ehi, *elo;
-    int8_t *side, *prefix;
+    int8_t *side, *prefix, *encloses;
+    uint64_t *parent;
 } machine_pkts_t;
 
 static const column_t MACHINE_COLUMNS[] = {
 #define COL(name, fmt) {#name, fmt, 1, offsetof(machine_pkts_t, name), 0}
     COL(ts, "l"), COL(slot, "l"), COL(side, "b"), COL(flags, "l"), COL(seq, "l"), COL(ack, "l"), COL(win, "l"),
     COL(plen, "l"), COL(iplen, "l"), COL(proto, "l"), COL(prefix, "b"), COL(pstart, "l"), COL(pcap, "l"),
-    COL(kind, "l"), COL(ehi, "l"), COL(elo, "l"),
+    COL(kind, "l"), COL(ehi, "l"), COL(elo, "l"), COL(parent, "L"), COL(encloses, "b"),
 #undef COL
 };
 #define N_MACHINE_COLUMNS ((int)(sizeof MACHINE_COLUMNS / sizeof MACHINE_COLUMNS[0]))
@@ -186,6 +229,7 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
         feed(C, rw->H, c, side, t, flags, p->seq[i], p->ack[i], p->win[i], p->plen[i], p->iplen[i], proto, kind);
         if (kind == PK_PACKET) /* Zeek's analyzers never see a packet whose checksum is wrong */
             identify(C, rw->K, c, side, t, proto, p->pstart[i], p->pcap[i], data, n_data, E);
+        tunnel_packet(C, c, t, p->parent[i], p->encloses[i]);
     }
     return n_conn;
 }
@@ -304,6 +348,7 @@ counterpart_tuple(int64_t proto)
 
 static PyMethodDef methods[] = {
     {"flow_packets", flow_packets, METH_VARARGS, flow_packets_doc},
+    {"tunnel_links", tunnel_links_py, METH_VARARGS, tunnel_links_doc},
     {"advance", advance, METH_VARARGS, advance_doc},
     {"deadlines", deadlines, METH_VARARGS, deadlines_doc},
     {NULL, NULL, 0, NULL},

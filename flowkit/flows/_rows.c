@@ -15,8 +15,7 @@ enum {
     O_OPKTS, O_RPKTS, O_OIPB, O_RIPB, O_OSIZE, O_RSIZE, O_STATE, O_MISSED,
     O_OFLAGS, O_RFLAGS = O_OFLAGS + 8,
     O_SYNTS = O_RFLAGS + 8, O_SYNLAST, O_SYNACKTS, O_ACKTS, O_SYNCNT, O_VLAN, O_IVLAN, O_KEY, O_PREFIX,
-    O_ERRS, O_ETYPE, O_ECODE, O_EHI, O_ELO,
-    N_OUT
+    O_ERRS, O_ETYPE, O_ECODE, O_EHI, O_ELO, O_ENCLOSES, O_PAR, N_OUT = O_PAR + N_PAR * PAR_WIDTH
 };
 
 static const char *COLUMNS[N_OUT] = {
@@ -26,7 +25,11 @@ static const char *COLUMNS[N_OUT] = {
     "dst_syn", "dst_fin", "dst_rst", "dst_ack", "dst_psh", "dst_urg", "dst_ece", "dst_cwr",
     "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "syn_count", "vlan", "inner_vlan", "_key", "_prefix",
     "icmp_errors", "icmp_error_type", "icmp_error_code", "ehi", "elo",
+    "_encloses", "_p0_key", "_p0_first", "_p0_last", "_p1_key", "_p1_first", "_p1_last", "_p2_key", "_p2_first",
+    "_p2_last", "_p3_key", "_p3_first", "_p3_last",
 };
+/* the names above spell out N_PAR parent slots */
+_Static_assert(N_PAR == 4 && PAR_WIDTH == 3, "COLUMNS names four parent slots of three fields");
 
 /* conn_state codes: index into STATES */
 enum { OTH, REJ, RSTRH, RSTR, RSTOS0, RSTO, SF, SH, S2, SHR, S3, S0, S1, N_STATES };
@@ -174,10 +177,100 @@ columns(PyObject *self, PyObject *args)
         SET(O_ECODE, c[F_ECODE]);
         SET(O_EHI, c[F_ESRCHI]);
         SET(O_ELO, c[F_ESRCLO]);
+        SET(O_ENCLOSES, c[F_ENCLOSES] != 0);
+        for (int j = 0; j < N_PAR * PAR_WIDTH; j++)
+            SET(O_PAR + j, c[F_PAR + j]);
 #undef SET
     }
     Py_END_ALLOW_THREADS
     views_release(&vs);
+    Py_RETURN_NONE;
+}
+
+/* First position in [lo, hi) of a sorted array whose value is > v (or >= v when `strict` is 0). */
+#define BOUND(name, type)                                                                            \
+    static inline Py_ssize_t name(const type *a, Py_ssize_t lo, Py_ssize_t hi, type v, int strict)  \
+    {                                                                                                \
+        while (lo < hi) {                                                                            \
+            Py_ssize_t mid = lo + (hi - lo) / 2;                                                     \
+            if (strict ? a[mid] <= v : a[mid] < v)                                                   \
+                lo = mid + 1;                                                                        \
+            else                                                                                     \
+                hi = mid;                                                                            \
+        }                                                                                            \
+        return lo;                                                                                   \
+    }
+BOUND(bound_u64, uint64_t)
+BOUND(bound_i64, int64_t)
+
+/* tunnel_parents of row i: for each parent slot (key, first, last), the parent connections on
+ * that key whose span [ts_start, ts_end] meets [first, last], in time order. The index holds
+ * the connections that carried tunnelled packets, sorted by (key, ts_start); connections on
+ * one key do not overlap in time, so ts_end is sorted within a key too. */
+static Py_ssize_t
+resolve_row(const int64_t *slots, const uint64_t *ikey, const int64_t *its0, const int64_t *itsend,
+            const uint64_t *ifid, Py_ssize_t m, uint64_t *out)
+{
+    Py_ssize_t count = 0;
+    for (int j = 0; j < N_PAR; j++) {
+        const int64_t *s = slots + j * PAR_WIDTH;
+        uint64_t key = (uint64_t)s[P_KEY];
+        if (!key)
+            continue;
+        Py_ssize_t lo = bound_u64(ikey, 0, m, key, 0), hi = bound_u64(ikey, lo, m, key, 1);
+        Py_ssize_t end = bound_i64(its0, lo, hi, s[P_LAST], 1);   /* ts_start <= last */
+        Py_ssize_t at = bound_i64(itsend, lo, end, s[P_FIRST], 0); /* ts_end >= first */
+        for (; at < end; at++, count++)
+            if (out)
+                out[count] = ifid[at];
+    }
+    return count;
+}
+
+static PyObject *
+parents(PyObject *self, PyObject *args)
+{
+    PyObject *oslots, *okey, *ots0, *otsend, *ofid, *ooff, *oval;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &oslots, &okey, &ots0, &otsend, &ofid, &ooff, &oval))
+        return NULL;
+    views_t vs = {.n = 0};
+    Py_ssize_t ns, m, m1, m2, m3, noff, nval = 0;
+    const int64_t *slots = view_of(&vs, oslots, "l", 0, "slots", &ns);
+    const uint64_t *ikey = slots ? view_of(&vs, okey, "L", 0, "key", &m) : NULL;
+    const int64_t *its0 = ikey ? view_of(&vs, ots0, "l", 0, "ts_start", &m1) : NULL;
+    const int64_t *itsend = its0 ? view_of(&vs, otsend, "l", 0, "ts_end", &m2) : NULL;
+    const uint64_t *ifid = itsend ? view_of(&vs, ofid, "L", 0, "flow_id", &m3) : NULL;
+    int64_t *off = ifid ? view_of(&vs, ooff, "l", 1, "offsets", &noff) : NULL;
+    uint64_t *val = NULL;
+    if (off && oval != Py_None)
+        val = view_of(&vs, oval, "L", 1, "values", &nval);
+    if (!off || (oval != Py_None && !val)) {
+        views_release(&vs);
+        return NULL;
+    }
+    Py_ssize_t width = N_PAR * PAR_WIDTH, n = ns / width;
+    if (ns != n * width || m1 != m || m2 != m || m3 != m || noff != n + 1) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "parents: %zd slot values, index %zd/%zd/%zd/%zd, %zd offsets", ns, m,
+                            m1, m2, m3, noff);
+    }
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    off[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (val && off[i + 1] - off[i] != resolve_row(slots + i * width, ikey, its0, itsend, ifid, m, NULL)) {
+            ok = 0; /* offsets from a counting call over the same input */
+            break;
+        }
+        if (val)
+            resolve_row(slots + i * width, ikey, its0, itsend, ifid, m, val + off[i]);
+        else
+            off[i + 1] = off[i] + resolve_row(slots + i * width, ikey, its0, itsend, ifid, m, NULL);
+    }
+    Py_END_ALLOW_THREADS
+    views_release(&vs);
+    if (!ok || (val && off[n] > nval))
+        return PyErr_Format(PyExc_ValueError, "parents: offsets do not match the input");
     Py_RETURN_NONE;
 }
 
@@ -199,6 +292,11 @@ names_tuple(const char **names, int n)
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
      "columns(C, H, K, out): fill out (len(COLUMNS) x n, int64) with the flow columns of n connection rows."},
+    {"parents", parents, METH_VARARGS,
+     "parents(slots, key, ts_start, ts_end, flow_id, offsets, values): tunnel_parents of n rows from their parent "
+     "slots (n x N_PAR x 3 int64: key, first, last) and the index of tunnel parents sorted by (key, ts_start). "
+     "With values None: fills offsets (n + 1) with list offsets; then with values (offsets[n] items): the "
+     "parents' flow_ids."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,12 +15,15 @@
 /* The decoded packet columns (decode/schema.py's PACKET_SCHEMA) the flow drivers read,
  * in the order of PACKET_COLUMNS below; both drivers bind them with bind_columns. */
 typedef struct {
-    int64_t *ts;
-    uint8_t *src_ip, *dst_ip, *ip_proto, *ip_version, *status, *icmp_type, *icmp_code;
+    int64_t *ts, *index;
+    uint8_t *src_ip, *dst_ip, *ip_proto, *ip_version, *status, *icmp_type, *icmp_code, *tunnel_depth;
     uint16_t *src_port, *dst_port, *vlan, *inner_vlan, *tcp_flags, *window, *udp_len;
     uint32_t *seq, *ack, *payload_len, *ip_len;
     uint8_t *bad_checksum, *tunnel_type, *tunnel_src_ip;
     uint16_t *tunnel_src_port, *tunnel_dst_port;
+    /* not decoded columns: tunnel_links below fills them for a whole batch (keys.packet_arrays) */
+    uint64_t *parent;
+    uint8_t *encloses;
 } packet_cols_t;
 
 static const column_t PACKET_COLUMNS[] = {
@@ -30,7 +33,8 @@ static const column_t PACKET_COLUMNS[] = {
     COL(status, "B", 1), COL(tcp_flags, "H", 1), COL(seq, "I", 1), COL(ack, "I", 1), COL(window, "H", 1),
     COL(payload_len, "I", 1), COL(udp_len, "H", 1), COL(ip_len, "I", 1), COL(icmp_type, "B", 1),
     COL(icmp_code, "B", 1), COL(bad_checksum, "B", 1), COL(tunnel_type, "B", 1), COL(tunnel_src_ip, "B", 16),
-    COL(tunnel_src_port, "H", 1), COL(tunnel_dst_port, "H", 1),
+    COL(tunnel_src_port, "H", 1), COL(tunnel_dst_port, "H", 1), COL(index, "l", 1), COL(tunnel_depth, "B", 1),
+    COL(parent, "L", 1), COL(encloses, "B", 1),
 #undef COL
 };
 #define N_PACKET_COLUMNS ((int)(sizeof PACKET_COLUMNS / sizeof PACKET_COLUMNS[0]))
@@ -45,6 +49,8 @@ typedef struct {
     int64_t key[N_KEY];
     int64_t side, t, flags, seq, ack, win, plen, iplen, proto;
     int64_t kind, etype, ecode, ehi, elo;
+    int64_t encloses;
+    uint64_t parent; /* key hash of the connection of the packet that carried this one; 0: none */
 } flow_pkt_t;
 
 static inline uint64_t
@@ -204,7 +210,38 @@ flow_packet(const packet_cols_t *p, Py_ssize_t i, int vlan_key, flow_pkt_t *out)
     } else if (p->bad_checksum[i]) {
         out->kind = PK_BAD_CHECKSUM;
     }
+    out->parent = p->parent[i];
+    out->encloses = p->encloses[i];
     return 1;
+}
+
+/* Tunnels, for a whole batch: the parent of a flow packet inside a tunnel (tunnel_depth d > 0)
+ * is the packet that carried it, the row just before it of the same record at depth d - 1
+ * (decode writes a record's rows consecutively, outermost first): parent[i] is that row's
+ * connection key hash, and that row encloses[] a flow packet. Zeek's tunnel_parents is the
+ * set of the connections so found (docs/schema.md). An inner row whose carrier is not a flow
+ * packet of the batch (a packet filter dropped it) gets no parent. */
+static inline void
+tunnel_links(const packet_cols_t *p, Py_ssize_t n, int vlan_key, uint64_t *parent, uint8_t *encloses)
+{
+    flow_pkt_t cur;
+    uint64_t prev_hash = 0;
+    int prev_is_flow = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        parent[i] = 0;
+        encloses[i] = 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* an ICMP error's quoted header is no packet of a connection: neither carried nor carrier */
+        int is_flow = flow_packet(p, i, vlan_key, &cur) && cur.kind != PK_ICMP_REPORT;
+        if (is_flow && prev_is_flow && p->tunnel_depth[i] > 0 && p->index[i - 1] == p->index[i] &&
+            p->tunnel_depth[i - 1] + 1 == p->tunnel_depth[i]) {
+            parent[i] = prev_hash;
+            encloses[i - 1] = 1;
+        }
+        prev_is_flow = is_flow;
+        prev_hash = (uint64_t)cur.key[K_HASH];
+    }
 }
 
 /* Zeek's likely_server_ports: the server ports its default scripts register

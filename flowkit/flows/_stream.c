@@ -204,6 +204,7 @@ run_stream(stream_t *s)
         if (s->n_pl && f.kind == PK_PACKET) /* Zeek's analyzers never see a packet whose checksum is wrong */
             identify(C, s->r.K, c, f.side, f.t, f.proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
                      s->expect);
+        tunnel_packet(C, c, f.t, f.parent, f.encloses);
     }
     return n_done;
 }

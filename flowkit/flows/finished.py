@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.flows.local import DEFAULT
+from flowkit.flows.parents import ParentIndex, with_parents
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 
 FLUSH_ROWS = 8192  # finished rows converted to Arrow together (about 7 MB of rows)
@@ -60,6 +61,7 @@ class FinishedRows:
         self._converting: list[_Converting] = []
         self._tables: list[pa.Table] = []
         self.first_run_rows = spill_rows  # rows held before the first run (see start_early)
+        self.parents = ParentIndex()  # tunnel parents among the rows written to runs (parents.py)
 
     def start_early(self) -> None:
         """Start the first run at the next group: open connections already exceed their
@@ -109,7 +111,8 @@ class FinishedRows:
             from flowkit.flows.spill import sort_table
 
             tab = sort_table(tab)
-            kept = self.spill.append(tab.drop_columns(["_key", "_prefix"])).num_rows
+            kept = self.spill.append(tab.drop_columns(["_key", "_prefix", "_encloses"])).num_rows
+            self.parents.add(tab.slice(kept))  # final rows gone to disk (parents.py)
             self.spilled_rows += tab.num_rows - kept
             tab = tab.slice(0, kept)
         if tab.num_rows:
@@ -118,9 +121,13 @@ class FinishedRows:
     def _write_run(self) -> None:
         from flowkit.flows.spill import SpillDir
 
+        if not self._tables:  # every row went to the open first run
+            return
         if self.spill is None:
             self.spill = SpillDir(self.spill_dir)
-        tab = pa.concat_tables(self._tables).drop_columns(["_key", "_prefix"])
+        tab = pa.concat_tables(self._tables)
+        self.parents.add(tab)  # final rows: a one-pass state never takes them back
+        tab = tab.drop_columns(["_key", "_prefix", "_encloses"])  # the parent slots stay, resolved on reading
         self._tables = []
         self.spilled_rows += tab.num_rows
         self.spill.write_run(tab)
@@ -178,7 +185,11 @@ class FinishedRows:
         if release:
             self.replace([])
         del parts, open_rows
-        tab = sort_table(tab.drop_columns(["_key", "_prefix"]), release=release)
+        index = self.parents
+        index.add(tab)
+        tab = sort_table(tab.drop_columns(["_key", "_prefix", "_encloses"]), release=release)
         if self.spill is not None:
-            return FlowTable(tab, ledger, spilled=SpilledRows(self.spill, tab, self.spilled_rows))
-        return FlowTable(tab, ledger)
+            resolve = lambda t: with_parents(t, index)  # noqa: E731
+            spilled = SpilledRows(self.spill, tab, self.spilled_rows, resolve=resolve)
+            return FlowTable(resolve(tab), ledger, spilled=spilled)
+        return FlowTable(with_parents(tab, index), ledger)

@@ -16,15 +16,20 @@ from flowkit.decode.schema import PACKET_SCHEMA
 from flowkit.flows import _machine
 
 PACKET_FIELDS = _machine.FLOW_PACKET_COLUMNS
-_DTYPES = {name: np.dtype(np.int64) for name in PACKET_FIELDS} | {"hash": np.dtype(np.uint64), "side": np.dtype(np.int8)}
+_DTYPES = {name: np.dtype(np.int64) for name in PACKET_FIELDS} | {
+    "hash": np.dtype(np.uint64), "side": np.dtype(np.int8), "parent": np.dtype(np.uint64),
+    "encloses": np.dtype(np.int8)}
 # columns a batch may lack, read as zeros: ``bad_checksum`` exists only when checksums are
 # verified (decode.schema.BAD_CHECKSUM), the tunnel columns only from engines that decapsulate
 OPTIONAL = {"bad_checksum": np.dtype(np.uint8), "tunnel_type": np.dtype(np.uint8),
-            "tunnel_src_port": np.dtype(np.uint16), "tunnel_dst_port": np.dtype(np.uint16)}
+            "tunnel_src_port": np.dtype(np.uint16), "tunnel_dst_port": np.dtype(np.uint16),
+            "tunnel_depth": np.dtype(np.uint8), "index": np.dtype(np.int64)}
+# PACKET_COLUMNS computed per batch (_rules.h's tunnel_links), never decoded
+LINKS = {"parent": np.dtype(np.uint64), "encloses": np.dtype(np.uint8)}
 ADDRESSES = ("src_ip", "dst_ip", "tunnel_src_ip")
-_INPUT_DTYPES = {**OPTIONAL, **{name: np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype())
-                                for name in _machine.PACKET_COLUMNS
-                                if name not in ("ts", *ADDRESSES) and name in PACKET_SCHEMA.names}}
+_INPUT_DTYPES = {**OPTIONAL, **LINKS, **{name: np.dtype(PACKET_SCHEMA.field(name).type.to_pandas_dtype())
+                                         for name in _machine.PACKET_COLUMNS
+                                         if name not in ("ts", *ADDRESSES) and name in PACKET_SCHEMA.names}}
 
 
 def packet_layout() -> list[tuple[np.dtype, tuple]]:
@@ -34,15 +39,20 @@ def packet_layout() -> list[tuple[np.dtype, tuple]]:
             for name in _machine.PACKET_COLUMNS]
 
 
-def packet_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, ...]:
-    """The batch's columns in PACKET_COLUMNS order, as the kernels read them.
+def packet_arrays(batch: pa.RecordBatch, vlan_key: bool = False) -> tuple[np.ndarray, ...]:
+    """The batch's columns in PACKET_COLUMNS order, as the kernels read them, with the
+    tunnel links of the whole batch (which connection carried each inner packet: it needs
+    the row before, so a batch is linked before it is cut).
 
     The kernels read PACKET_SCHEMA's exact types; other integer types are converted.
     """
-    out = []
+    out, n = [], batch.num_rows
     names = batch.schema.names
+    links = {name: np.zeros(n, dtype) for name, dtype in LINKS.items()}
     for name in _machine.PACKET_COLUMNS:
-        if name not in names:
+        if name in links:
+            out.append(links[name])
+        elif name not in names:
             shape = (batch.num_rows, 16) if name in ADDRESSES else batch.num_rows
             out.append(np.zeros(shape, _INPUT_DTYPES.get(name, np.uint8)))
         elif name == "ts":
@@ -51,7 +61,10 @@ def packet_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, ...]:
             out.append(address_matrix(batch.column(name)))
         else:
             out.append(np.ascontiguousarray(to_numpy(batch.column(name)), _INPUT_DTYPES[name]))
-    return tuple(out)
+    out = tuple(out)
+    if n:
+        _machine.tunnel_links(out, links["parent"], links["encloses"], (int(vlan_key),))
+    return out
 
 
 def empty_columns(n: int = 0) -> dict[str, np.ndarray]:
@@ -79,7 +92,8 @@ def flow_packets(batch: pa.RecordBatch, vlan_key: bool = False, payload=None) ->
     if batch.num_rows == 0:
         return None
     out = empty_columns(batch.num_rows)
-    n = _machine.flow_packets(packet_arrays(batch), payload_arrays(payload), tuple(out.values()), (int(vlan_key),))
+    n = _machine.flow_packets(packet_arrays(batch, vlan_key), payload_arrays(payload), tuple(out.values()),
+                              (int(vlan_key),))
     if n == 0:
         return None
     return {name: v[:n] for name, v in out.items()} if n < batch.num_rows else out

@@ -17,8 +17,12 @@ from flowkit.flows._machine import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT,
 from flowkit.flows.schema import FLOW_SCHEMA, TS, proto_names
 from flowkit.protocols import SERVICES
 
-INTERNAL = [pa.field("_key", pa.uint64()), pa.field("_prefix", pa.bool_())]
-STATE_SCHEMA = pa.schema([*FLOW_SCHEMA, *INTERNAL])
+# _key, _prefix: state.py's merge; _encloses and the parent slots: flows/parents.py, which
+# turns them into tunnel_parents once every row is final (so STATE_SCHEMA lacks that column)
+PARENT_SLOTS = [name for name in _rows.COLUMNS if name.startswith("_p") and name != "_prefix"]
+INTERNAL = [pa.field("_key", pa.uint64()), pa.field("_prefix", pa.bool_()), pa.field("_encloses", pa.bool_()),
+            *(pa.field(name, pa.int64()) for name in PARENT_SLOTS)]
+STATE_SCHEMA = pa.schema([*(f for f in FLOW_SCHEMA if f.name != "tunnel_parents"), *INTERNAL])
 FLAG_NAMES = ("syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr")
 PROTO_NAMES = proto_names()
 
@@ -117,4 +121,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
     cols["server_name"] = _server_names(C)
     cols["_key"] = _arrow.array(v["_key"].view(np.uint64), pa.uint64())
     cols["_prefix"] = _arrow.array(v["_prefix"] != 0, pa.bool_())
+    cols["_encloses"] = _arrow.array(v["_encloses"] != 0, pa.bool_())
+    for name in PARENT_SLOTS:
+        cols[name] = _arrow.array(v[name], pa.int64())
     return pa.table(cols, schema=STATE_SCHEMA)

@@ -54,6 +54,8 @@ FLOW_SCHEMA = pa.schema(
         pa.field("inner_vlan", pa.uint16()),
         pa.field("service", pa.string()),  # Zeek names confirmed from payload, sorted, comma-separated; "" = none
         pa.field("server_name", pa.string()),  # TLS SNI, else the HTTP Host header; "" = none
+        # flow_ids of the connections this one's packets came through (Zeek's tunnel_parents); [] if none
+        pa.field("tunnel_parents", pa.list_(pa.uint64())),
     ]
 )
 

@@ -193,11 +193,14 @@ def _table_blocks(tab: pa.Table) -> Iterator[pa.RecordBatch]:
 class SpilledRows:
     """A sorted flow table held as sorted runs on disk plus a sorted in-memory tail."""
 
-    def __init__(self, spill: SpillDir, tail: pa.Table, run_rows: int):
+    def __init__(self, spill: SpillDir, tail: pa.Table, run_rows: int, resolve=None):
+        # resolve: applied to each merged table (flows/parents.py: tunnel_parents from the
+        # parent slots the runs and the tail keep)
         self.spill = spill
         self.tail = tail
         self.num_rows = run_rows + tail.num_rows
-        self.schema = tail.schema
+        self.resolve = resolve or (lambda t: t)
+        self.schema = self.resolve(tail.slice(0, 0)).schema
 
     def merged(self) -> Iterator[pa.Table]:
         """The rows in (ts_start, flow_id) order, as tables of at most (runs + 1) x BLOCK rows.
@@ -214,9 +217,9 @@ class SpilledRows:
             parts = [p for p in (c.take_upto(bound) for c in cursors) if p.num_rows]
             cursors = [c for c in cursors if c.buf is not None]
             if len(parts) == 1:  # one run's rows: already in order
-                yield parts[0]
+                yield self.resolve(parts[0])
             elif parts:
-                yield _merge_sorted(pa.concat_tables(parts))
+                yield self.resolve(_merge_sorted(pa.concat_tables(parts)))
 
 
 def _merge_sorted(piece: pa.Table) -> pa.Table:

@@ -193,7 +193,7 @@ class FlowState:
         packets = (cols["ts"], slot, cols["side"], cols["flags"], cols["seq"], cols["ack"], cols["win"],
                    cols["plen"], cols["iplen"], cols["proto"], prefix, cols["pstart"],
                    cols["pcap"] if len(data) else np.zeros_like(cols["pcap"]), cols["kind"], cols["ehi"],
-                   cols["elo"])  # MACHINE_COLUMNS
+                   cols["elo"], cols["parent"], cols["encloses"])  # MACHINE_COLUMNS
         # open connections whose key occurs in this batch move into the work rows
         okeys = self.open_keys
         touched = np.isin(okeys, ukeys)
