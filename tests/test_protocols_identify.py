@@ -184,6 +184,14 @@ def test_random_payloads_are_not_labelled():
             assert names(conv, tcp) == "", conv
 
 
+def test_vxlan_gpe_carrying_ethernet_is_vxlan_and_other_next_protocols_are_not():
+    frame = g.vxlan()[0][1][8:]
+    gpe = b"\x0c\x00\x00\x03" + b"\x00\x00\x2a\x00"  # flags I+P, next protocol 3 = Ethernet
+    assert names([(True, gpe + frame)], UDP) == "vxlan"
+    assert names([(True, gpe[:3] + b"\x01" + gpe[4:] + frame)], UDP) == ""  # next protocol IPv4: not an Ethernet frame
+    assert names([(True, b"\x08\x00\x00\x03" + gpe[4:] + frame)], UDP) == ""  # no P flag: the byte is reserved
+
+
 def test_ldap_with_long_form_lengths_is_not_modbus():
     """30 84 00 00 LL LL 02 01 ...: an LDAP bind request whose BER length fills 4 bytes."""
     body = b"\x02\x01\x01" + b"\x60\x84\x00\x00\x00\x07\x02\x01\x03\x04\x00\x80\x00"

@@ -842,12 +842,18 @@ inner_ether(const uint8_t *p, int64_t len)
     return et == 0x0800 || et == 0x86DD || et == 0x0806 || et == 0x8100 || et == 0x88A8;
 }
 
-/* VXLAN (RFC 7348): flags 0x08 (VNI present), reserved bytes zero, an Ethernet frame. */
+/* VXLAN (RFC 7348): flags 0x08 (VNI present), reserved bytes zero, an Ethernet frame. Also the
+ * VXLAN-GPE header (draft-ietf-nvo3-vxlan-gpe) that some senders use on 4789: flag P (0x04) and
+ * next protocol 3 (Ethernet) in the last reserved byte; Zeek decapsulates both (only the I flag
+ * is checked) and so does flowkit's decoder. */
 static int
 vxlan_packet(const uint8_t *p, int64_t len)
 {
-    return len >= 8 + 14 && (p[0] & 0xF7) == 0 && (p[0] & 0x08) && !p[1] && !p[2] && !p[3] && !p[7] &&
-           inner_ether(p + 8, len - 8);
+    if (len < 8 + 14 || !(p[0] & 0x08) || p[1] || p[2] || p[7])
+        return 0;
+    int plain = (p[0] & 0xF7) == 0 && !p[3];
+    int gpe_ether = (p[0] & 0xF3) == 0 && (p[0] & 0x04) && p[3] == 3;
+    return (plain || gpe_ether) && inner_ether(p + 8, len - 8);
 }
 
 /* Geneve (RFC 8926): version 0, reserved bits and byte zero, the options inside the
