@@ -54,13 +54,13 @@ class Ledger:
             outer = np.asarray(tunnel_depth) == 0
             if not outer.all():
                 status, ip_proto = status[outer], ip_proto[outer]
-        ok = status == Status.OK
-        self.counts["tcp"] += int(np.count_nonzero(ok & (ip_proto == 6)))
-        self.counts["udp"] += int(np.count_nonzero(ok & (ip_proto == 17)))
-        self.counts["icmp"] += int(np.count_nonzero(ok & ((ip_proto == 1) | (ip_proto == 58))))
-        self.counts["other_ip"] += int(
-            np.count_nonzero(ok & ~np.isin(ip_proto, (1, 6, 17, 58)))
-        )
+        # one pass: a count per (status, ip_proto) pair
+        pairs = np.bincount((status.astype(np.intp) << 8) | (ip_proto & 0xFF), minlength=256 * (max(Status) + 1))
+        by_proto = pairs[256 * Status.OK : 256 * (Status.OK + 1)]  # OK rows by ip_proto
+        known = {"tcp": (6,), "udp": (17,), "icmp": (1, 58)}
+        for name, protos in known.items():
+            self.counts[name] += int(by_proto[list(protos)].sum())
+        self.counts["other_ip"] += int(by_proto.sum()) - sum(int(by_proto[p]) for ps in known.values() for p in ps)
         for name, st in (
             ("fragment", Status.FRAGMENT),
             ("non_ip", Status.NON_IP),
@@ -69,7 +69,7 @@ class Ledger:
             ("malformed", Status.MALFORMED),
             ("bad_checksum", Status.BAD_CHECKSUM),
         ):
-            self.counts[name] += int(np.count_nonzero(status == st))
+            self.counts[name] += int(pairs[256 * st : 256 * (st + 1)].sum())
         self.packets += len(status)
 
     def add_checksum_errors(self, bad: np.ndarray, ip_proto: np.ndarray) -> None:

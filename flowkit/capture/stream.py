@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flowkit._reuse import Buffers
 from flowkit.errors import CaptureError
 
 COMPRESSION_MAGIC = (
@@ -117,7 +118,8 @@ class ByteStream:
 
     ``refill(want)`` returns a fresh uint8 array holding the unconsumed tail of the
     previous buffer plus up to ``want`` new bytes; ``consume(buf, pos)`` marks
-    ``buf[:pos]`` done. Each buffer is new, so chunks may keep theirs.
+    ``buf[:pos]`` done. A buffer is handed out again only once nothing references it, so
+    chunks may keep theirs.
     """
 
     def __init__(self, f, name: str, compression: str | None = None):
@@ -128,6 +130,7 @@ class ByteStream:
         self.base = 0  # stream offset of tail[0] (and of buf[0] after refill)
         self.eof = False
         self.error: str | None = None  # decompression failure, reported as damage
+        self._pool = Buffers()
 
     def _readinto(self, view) -> int:
         """Fill some of ``view``; 0 at end of stream or on a decompression error."""
@@ -147,9 +150,10 @@ class ByteStream:
 
     def refill(self, want: int) -> np.ndarray:
         # uninitialised: every byte handed out is read into it first (a zero-filled
-        # bytearray cost a 357 MB memset on the benchmark capture)
+        # bytearray cost a 357 MB memset on the benchmark capture); reused once no chunk
+        # references it (flowkit._reuse: no fresh pages to fault in, and still in cache)
         k = len(self.tail)
-        buf = np.empty(k + want, np.uint8)
+        buf = self._pool.get(k + want)
         buf[:k] = np.frombuffer(self.tail, np.uint8)
         filled = k
         with memoryview(buf) as view:

@@ -4,9 +4,9 @@
  * index subsets per layer; walking each packet once, link layer to TCP options, touches
  * its header bytes while they are in cache and needs no intermediate arrays.
  *
- * decode() fills caller-allocated, zero-filled columns (fast.py allocates them, names and
- * order in COLUMNS) and writes only what a packet's headers provide, so absent values
- * stay 0. Every byte read is guarded by the packet's end (the captured length, capped at
+ * decode() fills caller-allocated columns (fast.py allocates them, names and order in
+ * COLUMNS): it zeroes each row it starts (zero_row), then writes only what a packet's
+ * headers provide, so absent values are 0. Every byte read is guarded by the packet's end (the captured length, capped at
  * the buffer): a packet ending inside a header gets TRUNCATED with the columns read so
  * far. The rules are those of docs/engines.md and docs/packets.md; the dpkt engine is
  * the independent reference the tests compare with. The GIL is released while decoding.
@@ -1376,6 +1376,34 @@ quote(const cols_t *c, const uint8_t *b, int64_t q, int64_t end, int64_t j, int 
     c->status[j] = OK;
 }
 
+/* Every column of row i to 0 before the row is decoded: a layer writes only the values it
+ * finds, and the columns' memory is reused from chunk to chunk (fast.py), not zero-filled.
+ * Zeroing here, row by row, touches only lines the row's values are written to anyway. */
+static inline void
+zero_row(const cols_t *c, int64_t i)
+{
+    c->vlan[i] = c->inner_vlan[i] = 0;
+    c->status[i] = c->ip_version[i] = c->ip_proto[i] = c->ttl[i] = c->frag[i] = 0;
+    memset(c->src_ip + 16 * i, 0, 16);
+    memset(c->dst_ip + 16 * i, 0, 16);
+    c->ip_len[i] = c->ip_id[i] = 0;
+    c->frag_offset[i] = c->src_port[i] = c->dst_port[i] = c->tcp_flags[i] = 0;
+    c->seq[i] = c->ack[i] = 0;
+    c->window[i] = c->mss[i] = c->udp_len[i] = 0;
+    c->tcp_hdr_len[i] = c->tcp_opts[i] = c->wscale[i] = c->icmp_type[i] = c->icmp_code[i] = 0;
+    c->tsval[i] = c->tsecr[i] = c->payload_len[i] = 0;
+    c->tunnel_depth[i] = c->tunnel_type[i] = c->tunnel_proto[i] = 0;
+    memset(c->tunnel_src_ip + 16 * i, 0, 16);
+    memset(c->tunnel_dst_ip + 16 * i, 0, 16);
+    c->tunnel_src_port[i] = c->tunnel_dst_port[i] = 0;
+    if (c->payload_start) {
+        c->payload_start[i] = 0;
+        c->payload_caplen[i] = 0;
+    }
+    if (c->bad_checksum)
+        c->bad_checksum[i] = 0;
+}
+
 /* One record: the captured packet in row `row`, then one row per tunnel layer inside it.
  * Returns the number of rows written (at most ROWS_PER_RECORD). */
 static int
@@ -1383,6 +1411,7 @@ decode_record(const cols_t *c, state_t *st, const uint8_t *buf, int64_t row, int
               int64_t wire_end, int lt, int64_t ts)
 {
     pkt_t k = {.b = buf, .i = row, .pos = s, .end = end, .wire_end = wire_end, .status = OK, .verify = (uint8_t)st->verify};
+    zero_row(c, row);
     int version = link_layer(&k, c, lt), rows = 1;
     for (;;) {
         if (version == 4)
@@ -1397,6 +1426,7 @@ decode_record(const cols_t *c, state_t *st, const uint8_t *buf, int64_t row, int
         int proto = c->ip_proto[k.i];
         if ((proto == ICMP || proto == ICMPV6) && icmp_error(proto, c->icmp_type[k.i])) {
             int64_t j = k.i + 1;
+            zero_row(c, j);
             quote(c, k.b, k.data + ICMP_HEADER, k.data_end, j, version);
             c->vlan[j] = c->vlan[k.i];
             c->inner_vlan[j] = c->inner_vlan[k.i];
@@ -1413,6 +1443,7 @@ decode_record(const cols_t *c, state_t *st, const uint8_t *buf, int64_t row, int
         if (in.kind == IN_NONE)
             return rows;
         int64_t j = k.i + 1;
+        zero_row(c, j);
         pkt_t inner = {.b = k.b, .i = j, .pos = in.pos, .end = k.data_end, .wire_end = k.data_wire_end,
                        .status = OK, .depth = k.depth + 1, .verify = k.verify};
         version = inner_link(&inner, c, &in);
@@ -1600,8 +1631,8 @@ decode(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
      "decode(state, data, start, caplen, wirelen, linktype, ts, columns, rec, first) -> (next, rows): decode "
-     "records from `first` into the zeroed columns (a tuple in COLUMNS order, `rec` the record of each row) "
-     "while ROWS_PER_RECORD rows are free; with the two optional zeroed arrays (one item per row), also where "
+     "records from `first` into the columns (a tuple in COLUMNS order, each row zeroed first; `rec` the record of "
+     "each row) while ROWS_PER_RECORD rows are free; with the two optional arrays (one item per row), also where "
      "each TCP/UDP row's captured payload is in data; with a third (bad_checksum, uint8), the transport "
      "checksums are verified there (the state's verify)."},
     {"new_state", new_state, METH_VARARGS,

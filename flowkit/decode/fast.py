@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from flowkit._reuse import Buffers
 from flowkit.capture.records import RecordChunk
 from flowkit.decode import _decode
 from flowkit.decode.fast_bytes import Columns
@@ -49,6 +50,7 @@ class Decoder:
         self._rows_per_record = 1.0  # of the last chunk: sizes the next one's columns
         self._state = _decode.new_state(bool(decap), bool(reassemble), int(frag_timeout_ns), int(frag_max_bytes),
                                         self.verify_checksums)
+        self._pool = Buffers()  # column memory of chunks the caller has let go, reused
         self.given_up = 0
 
     def take_given_up(self) -> int:
@@ -75,7 +77,7 @@ class Decoder:
         guess = self._rows_per_record * 1.02 + 1 / 16 if self.decap else 1.0
         cap = int(n * guess) + _decode.ROWS_PER_RECORD
         while True:
-            cols = Columns(cap)
+            cols = Columns(cap, self._pool)
             rec = np.empty(cap, np.int64)
             first_before = first
             first, rows = _decode.decode(self._state, data, start, caplen, wirelen, linktype, ts,
@@ -93,6 +95,7 @@ class Decoder:
         self._rows_per_record = len(rec) / n
         out = parts[0][0] if len(parts) == 1 else _concat(parts)
         out.n = len(rec)
+        out.arrays = {name: values[: out.n] for name, values in out.arrays.items()}  # rows past n are not zeroed
         identity = out.n == n  # one row per record: the record columns copy straight
         for name in _RECORD_COLUMNS:
             values = getattr(chunk, name)

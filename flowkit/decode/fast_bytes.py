@@ -1,14 +1,16 @@
 """Output columns of the fast engine: one numpy array per PACKET_SCHEMA field.
 
-All arrays of a chunk are views into one zero-filled allocation: one allocation and one
-memset per chunk instead of one per column (the C decoder writes only present values,
-so absent ones stay 0). Arrow arrays built by ``to_batch`` share this memory.
+All arrays of a chunk are views into one allocation (reused from chunk to chunk when a
+Decoder gives its pool, zero-filled otherwise): one allocation per chunk instead of one
+per column. The C decoder zeroes each row before writing the values present. Arrow arrays
+built by ``to_batch`` share this memory.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
+from flowkit._reuse import Buffers
 from flowkit.decode.schema import PACKET_SCHEMA
 
 ALIGN = 64  # Arrow's preferred buffer alignment
@@ -29,12 +31,14 @@ INTERNAL = [("payload_start", np.dtype(np.int64), 1), ("payload_caplen", np.dtyp
 class Columns:
     """The output columns of one chunk as numpy arrays, zero-filled (absent = 0)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, pool: Buffers | None = None):
         self.n = n
         layout = LAYOUT + INTERNAL
         sizes = [n * width * dtype.itemsize for _, dtype, width in layout]
         spans = [-(-size // ALIGN) * ALIGN for size in sizes]
-        memory = np.zeros(sum(spans) + ALIGN, np.uint8)
+        # from a pool (flowkit._reuse), a chunk's columns reuse memory freed by earlier chunks,
+        # not zero-filled: the C decoder zeroes each row it writes (_decode.c zero_row)
+        memory = np.zeros(sum(spans) + ALIGN, np.uint8) if pool is None else pool.get(sum(spans) + ALIGN)
         offset = -memory.ctypes.data % ALIGN
         self.arrays: dict[str, np.ndarray] = {}
         for (name, dtype, width), size, span in zip(layout, sizes, spans):
