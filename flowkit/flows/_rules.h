@@ -224,23 +224,25 @@ flow_packet(const packet_cols_t *p, Py_ssize_t i, int vlan_key, flow_pkt_t *out)
 static inline void
 tunnel_links(const packet_cols_t *p, Py_ssize_t n, int vlan_key, uint64_t *parent, uint8_t *encloses)
 {
-    flow_pkt_t cur;
-    uint64_t prev_hash = 0;
-    int prev_is_flow = 0;
+    flow_pkt_t inner, outer;
     for (Py_ssize_t i = 0; i < n; i++) {
         parent[i] = 0;
         encloses[i] = 0;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
+    /* rows at depth 0 (every row of a capture without tunnels) are nobody's inner packet: only
+     * an inner row and the row before it are made flow packets, so traffic without tunnels
+     * pays one comparison per row, not a second key hash */
+    for (Py_ssize_t i = 1; i < n; i++) {
+        if (p->tunnel_depth[i] == 0 || p->index[i - 1] != p->index[i] ||
+            p->tunnel_depth[i - 1] + 1 != p->tunnel_depth[i])
+            continue;
         /* an ICMP error's quoted header is no packet of a connection: neither carried nor carrier */
-        int is_flow = flow_packet(p, i, vlan_key, &cur) && cur.kind != PK_ICMP_REPORT;
-        if (is_flow && prev_is_flow && p->tunnel_depth[i] > 0 && p->index[i - 1] == p->index[i] &&
-            p->tunnel_depth[i - 1] + 1 == p->tunnel_depth[i]) {
-            parent[i] = prev_hash;
-            encloses[i - 1] = 1;
-        }
-        prev_is_flow = is_flow;
-        prev_hash = (uint64_t)cur.key[K_HASH];
+        if (!flow_packet(p, i, vlan_key, &inner) || inner.kind == PK_ICMP_REPORT)
+            continue;
+        if (!flow_packet(p, i - 1, vlan_key, &outer) || outer.kind == PK_ICMP_REPORT)
+            continue;
+        parent[i] = (uint64_t)outer.key[K_HASH];
+        encloses[i - 1] = 1;
     }
 }
 
