@@ -11,6 +11,7 @@ exactly when the last is gone (nothing else can then take a new one).
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -21,9 +22,14 @@ class Buffers:
     def __init__(self, keep: int = 8):
         self.keep = keep
         self._bufs: list[np.ndarray] = []
+        self._lock = threading.Lock()  # two threads must not both take the same free buffer
 
     def get(self, nbytes: int) -> np.ndarray:
         """``nbytes`` of uninitialised memory (a view of a pooled buffer, or a new array)."""
+        with self._lock:
+            return self._get(nbytes)
+
+    def _get(self, nbytes: int) -> np.ndarray:
         bufs = self._bufs
         spare = -1
         for i in range(len(bufs)):
