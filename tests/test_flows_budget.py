@@ -109,3 +109,23 @@ def test_active_timeout_is_equal_with_a_tiny_budget(tmp_path):
     path = _scan_and_spray(tmp_path / "active.pcap")
     spilled = _same(path, chunk_bytes=1 << 14, active_timeout=0.004)
     assert spilled["open_connections"] > 1000
+
+
+def test_the_open_half_of_the_budget_bounds_what_open_connections_hold(tmp_path):
+    # rows, hash table and the filter of spilled keys (it grows with every key sent to disk),
+    # measured on the arrays themselves after every batch
+    from flowkit.decode.api import PacketTable
+    from flowkit.flows.state import FlowOptions
+    from flowkit.flows.stream import StreamState
+
+    path = _scan_and_spray(tmp_path / "heavy.pcap", n=30000, long_lived=4)
+    memory = 2 * 2048 * OPEN_BYTES
+    state = StreamState(FlowOptions(memory=memory))
+    most = 0
+    for batch in PacketTable(str(path), chunk_bytes=1 << 16):
+        state.advance_batch(batch)
+        held = sum(a.nbytes for a in (*state._rows, *state._tab, state._bloom))
+        most = max(most, held)
+        assert held <= memory // 2
+    assert state.overflow.rows > 50000 and state._bloom.nbytes > 150_000  # the filter took its share
+    assert most > memory // 2 * 0.8  # the budget was used, not merely respected

@@ -31,9 +31,9 @@ M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
 INF = 2**62
 
 # bytes per open connection: the row matrices (C int64, H history, K key), `used` and the
-# free list, plus the hash table (keys and rows, at most half full: 32 to 64 bytes)
+# free list, plus the hash table (keys and rows, at most half full: 32 to 64 bytes, counted 64)
 ROW_BYTES = k.NCOL * 8 + k.HMAX + k.N_KEY * 8 + 1 + 8
-TABLE_BYTES = 48
+TABLE_BYTES = 64
 OPEN_BYTES = ROW_BYTES + TABLE_BYTES
 FINISHED_BYTES = 480  # a finished flow as Arrow (FLOW_SCHEMA plus the internal columns), measured: 395 on mixed.pcap
 MIN_EVICT_SCAN = 1024  # open rows below which the lazy eviction scan is not worth it
@@ -41,6 +41,7 @@ SPILL_BLOCK = 4096  # open rows copied to disk at once (a segment)
 MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
 KEYS_PER_BLOCK = 24  # spilled keys per 512-bit filter block: ~21 bits a key, ~0.05% false positives
 ROW_LAYOUT = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]  # a row on disk
+MMAP_THRESHOLD = 4 << 20  # blocks from this size mapped on their own (bound_allocator)
 
 
 class StreamState:
@@ -52,7 +53,6 @@ class StreamState:
         self.t0: int | None = None
         self.tmax: int = -(2**62)
         memory = self.options.memory
-        self.max_open = max(8, memory // 2 // OPEN_BYTES) if memory else None
         spill_rows = self.options.spill_rows
         if memory and not spill_rows:
             spill_rows = max(256, memory // 2 // FINISHED_BYTES)
@@ -64,6 +64,7 @@ class StreamState:
         self._bloom = np.zeros(_stream.BLOCK_WORDS, np.uint64)
         self._layers = np.array([0, 1], np.int64)
         self._layer_keys = [0]
+        self.max_open = self._open_budget()
         self._grow(min(capacity, self.max_open or capacity))
         self.expect = new_expectations()  # data connections announced on control channels
 
@@ -87,13 +88,37 @@ class StreamState:
         self._tab = (np.zeros(size, np.uint64), np.full(size, _stream.EMPTY, np.int64))
         _stream.rebuild(self._rows, self._tab, self._meta)
 
+    def _open_budget(self) -> int | None:
+        """Open connections the budget allows: its half, less what the spilled keys' filter
+        holds (it grows with every key sent to disk; the deferred-key set is a fixed 256 KiB)."""
+        memory = self.options.memory
+        if not memory:
+            return None
+        return max(8, (memory // 2 - self._bloom.nbytes) // OPEN_BYTES)
+
+    def _shrink(self) -> None:
+        """Fit row storage to a smaller budget: open rows moved to the front (in place, a
+        block at a time: sources are never behind their destination), the rest released."""
+        rows = self._open_rows()
+        n = len(rows)
+        for at in range(0, n, SPILL_BLOCK):
+            part = rows[at:at + SPILL_BLOCK]
+            for a in self._rows[:3]:
+                a[at:at + len(part)] = a[part]
+        self._rows[3][:n], self._rows[3][n:] = 1, 0
+        self._meta[M_ROWS], self._meta[M_FREE] = n, 0
+        self._tab = None
+        for a in self._rows:
+            a.resize((max(n, self.max_open), *a.shape[1:]), refcheck=False)
+        self._table(len(self._rows[0]))
+
     @property
     def open_count(self) -> int:
         return int(self._meta[M_ROWS] - self._meta[M_FREE])
 
     def _room(self, n: int) -> None:
         """Free rows and table slots for n packets, within the budget."""
-        meta, cap = self._meta, len(self._rows[0])
+        meta = self._meta
         open_ = self.open_count
         if open_ >= MIN_EVICT_SCAN and open_ >= 2 * self._scanned_at:
             self.evict()
@@ -102,11 +127,13 @@ class StreamState:
             over = self.open_count + n - self.max_open
             if over > 0:
                 self._spill_oldest(over + self.max_open // 4)  # hysteresis: not at every batch
-        need = int(meta[M_ROWS]) + n - int(meta[M_FREE])
+        need, cap = int(meta[M_ROWS]) + n - int(meta[M_FREE]), len(self._rows[0])  # spilling may shrink
         if need > cap:
             self._grow(max(need, min(2 * cap, self.max_open or 2 * cap)))
         elif 2 * (int(meta[M_FILLED]) + n) > len(self._tab[0]):
-            self._table(len(self._rows[0]) + n)  # rebuilding also drops the deleted slots
+            # open + n <= capacity here, so a table for the capacity holds them (and stays within
+            # TABLE_BYTES a row); rebuilding also drops the deleted slots
+            self._table(len(self._rows[0]))
 
     def _open_rows(self) -> np.ndarray:
         used = self._rows[3][: int(self._meta[M_ROWS])]
@@ -196,6 +223,7 @@ class StreamState:
         # segments in start order: settled rows then come back about in output order
         which = which[np.argsort(C[which, k.F_TS0], kind="stable")]
         if self.overflow is None:
+            bound_allocator()  # from now on rows come and go by the thousand
             self.overflow = Overflow(self.options.spill_dir)
             self.done.start_early()
         o = self.options
@@ -209,6 +237,9 @@ class StreamState:
         self._reserve_filter(count)
         _stream.spill(self._rows, self._tab, self._bloom, self._layers, self._meta, np.sort(which))
         self._layer_keys[-1] += count
+        self.max_open = self._open_budget()
+        if len(self._rows[0]) > self.max_open:  # the filter grew: fewer rows fit
+            self._shrink()
 
     def _settle(self, tmax: int | None) -> None:
         """Spilled segments settled by ``tmax`` (all at the end, None): rows whose keys had no
@@ -228,6 +259,7 @@ class StreamState:
         self._bloom = np.concatenate([self._bloom, np.zeros(blocks * _stream.BLOCK_WORDS, np.uint64)])
         self._layers = np.concatenate([self._layers, [first, blocks]]).astype(np.int64)
         self._layer_keys.append(0)
+        self.max_open = self._open_budget()
 
     def _defer(self, packets: tuple[np.ndarray, ...], idx: np.ndarray, where=NO_PAYLOAD,
                data: np.ndarray = NO_DATA) -> None:
@@ -338,6 +370,19 @@ class StreamState:
         self.ledger.spilled = stats if stats["open_connections"] or stats["finished_flows"] else {}
         empty = (self._rows[0][:0], self._rows[1][:0], self._rows[2][:0])
         return self.done.finalize(empty, self.ledger, release=release)
+
+
+def bound_allocator() -> None:
+    """Large blocks back to the system when freed (glibc): by default glibc raises its mmap
+    threshold after each large free, up to 32 MiB, and then serves row copies and Arrow groups
+    from its heaps (one per thread), where fragmentation held 50-70 MB more than was live at
+    the peak on synscan. Lower thresholds save a little more but pay in page faults."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD: fixed, not adjusted
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
 
 
 def _overflow_partitions() -> int:
