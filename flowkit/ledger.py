@@ -22,6 +22,9 @@ CATEGORIES = (
     "malformed",
 )
 
+# the categories of decoded IP packets by IP protocol number; other numbers are other_ip
+PROTO_CATEGORIES = {"tcp": (6,), "udp": (17,), "icmp": (1, 58)}
+
 
 @dataclass
 class Ledger:
@@ -57,10 +60,10 @@ class Ledger:
         # one pass: a count per (status, ip_proto) pair
         pairs = np.bincount((status.astype(np.intp) << 8) | (ip_proto & 0xFF), minlength=256 * (max(Status) + 1))
         by_proto = pairs[256 * Status.OK : 256 * (Status.OK + 1)]  # OK rows by ip_proto
-        known = {"tcp": (6,), "udp": (17,), "icmp": (1, 58)}
-        for name, protos in known.items():
+        for name, protos in PROTO_CATEGORIES.items():
             self.counts[name] += int(by_proto[list(protos)].sum())
-        self.counts["other_ip"] += int(by_proto.sum()) - sum(int(by_proto[p]) for ps in known.values() for p in ps)
+        self.counts["other_ip"] += int(by_proto.sum()) - sum(
+            int(by_proto[p]) for ps in PROTO_CATEGORIES.values() for p in ps)
         for name, st in (
             ("fragment", Status.FRAGMENT),
             ("non_ip", Status.NON_IP),
@@ -75,7 +78,7 @@ class Ledger:
     def add_checksum_errors(self, bad: np.ndarray, ip_proto: np.ndarray) -> None:
         """Count the rows whose transport checksum was wrong (a batch's ``bad_checksum`` column)."""
         bad = np.asarray(bad) != 0
-        for name, protos in (("tcp", (6,)), ("udp", (17,)), ("icmp", (1, 58))):
+        for name, protos in PROTO_CATEGORIES.items():
             self.checksum_errors[name] = self.checksum_errors.get(name, 0) + int(
                 np.count_nonzero(bad & np.isin(ip_proto, protos)))
 
