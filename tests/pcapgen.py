@@ -28,7 +28,11 @@ __all__ = [
     "pcapng_bytes",
     "write_pcapng",
     "ts_ns",
+    "ether_ip",
+    "write_ip_pcap",
 ]
+
+MAC = b"\x00\x11\x22\x33\x44\x55"
 
 
 def ts_ns(ts) -> int:
@@ -72,6 +76,18 @@ def write_pcap(path, packets, linktype=1, nanosecond=False, big_endian=False, sn
     path = Path(path)
     path.write_bytes(pcap_bytes(packets, linktype, nanosecond, big_endian, snaplen))
     return path
+
+
+def ether_ip(ip_packet) -> bytes:
+    """An Ethernet II frame around an IPv4 or IPv6 packet (bytes or a dpkt object); the
+    ethertype follows the packet's version nibble."""
+    data = bytes(ip_packet)
+    return MAC + MAC + (b"\x86\xdd" if data[0] >> 4 == 6 else b"\x08\x00") + data
+
+
+def write_ip_pcap(path, ip_packets, gap=0.5, start=1000.0) -> Path:
+    """IP packets in Ethernet frames, ``gap`` seconds apart from ``start``."""
+    return write_pcap(path, [(start + i * gap, ether_ip(p)) for i, p in enumerate(ip_packets)])
 
 
 # ---------------------------------------------------------------------- pcapng

@@ -17,9 +17,9 @@ import dpkt
 import pytest
 
 import flowkit
+from pcapgen import write_ip_pcap
 from flowkit.flows import FlowOptions, accumulate
 
-MAC = b"\x00\x11\x22\x33\x44\x55"
 A, B = "10.0.0.1", "10.0.0.2"
 A6, B6 = "2001:db8::1", "2001:db8::2"
 BAD = 0xBEEF  # a checksum no test packet below sums to
@@ -83,14 +83,7 @@ def echo(src, dst, bad=False):
 
 
 def write(tmp_path, packets, gap=0.1):
-    path = tmp_path / "c.pcap"
-    with open(path, "wb") as f:
-        w = dpkt.pcap.Writer(f)
-        for i, p in enumerate(packets):
-            v6 = isinstance(p, dpkt.ip6.IP6)
-            w.writepkt(bytes(dpkt.ethernet.Ethernet(src=MAC, dst=MAC, type=0x86DD if v6 else 0x0800, data=p)),
-                       ts=1000.0 + i * gap)
-    return path
+    return write_ip_pcap(tmp_path / "c.pcap", packets, gap)
 
 
 def verified(path):

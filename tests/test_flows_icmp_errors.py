@@ -12,11 +12,11 @@ import dpkt
 import pytest
 
 import flowkit
+from pcapgen import write_ip_pcap
 from flowkit.analysis import exposure
 from flowkit.decode.schema import Status, Tunnel
 from flowkit.flows import FlowOptions, accumulate
 
-MAC = b"\x00\x11\x22\x33\x44\x55"
 CLIENT, SERVER, ROUTER = "10.0.0.1", "192.0.2.10", "198.51.100.1"
 CLIENT6, SERVER6, ROUTER6 = "2001:db8::1", "2001:db8:1::10", "2001:db8:2::1"
 
@@ -56,14 +56,7 @@ def icmp_error(sender, to, type_, code, offending, quoted: int | None = None):
 
 
 def write(tmp_path, packets, gap=0.5, name="c.pcap"):
-    path = tmp_path / name
-    with open(path, "wb") as f:
-        w = dpkt.pcap.Writer(f)
-        for i, p in enumerate(packets):
-            v6 = isinstance(p, dpkt.ip6.IP6)
-            w.writepkt(bytes(dpkt.ethernet.Ethernet(src=MAC, dst=MAC, type=0x86DD if v6 else 0x0800, data=p)),
-                       ts=1000.0 + i * gap)
-    return path
+    return write_ip_pcap(tmp_path / name, packets, gap)
 
 
 def rows(table):

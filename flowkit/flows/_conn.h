@@ -652,8 +652,8 @@ identify_slow(int64_t *C, const int64_t *K, int64_t c, int64_t side, int64_t t, 
     if (ex.service >= 0 && E) {
         int64_t hi, lo;
         if (ex.has_addr) {
-            hi = (int64_t)addr_word(ex.addr);
-            lo = (int64_t)addr_word(ex.addr + 8);
+            hi = (int64_t)be64(ex.addr);
+            lo = (int64_t)be64(ex.addr + 8);
         } else {
             int64_t orig = r[F_ORIG];
             side_address(K + (Py_ssize_t)c * N_KEY, ex.peer ? 1 - orig : orig, &hi, &lo);

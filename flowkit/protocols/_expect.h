@@ -16,15 +16,6 @@
 #define EXPECT_NS (300LL * 1000000000LL) /* Zeek's ftp and irc scripts schedule for 5 minutes */
 enum { X_HI, X_LO, X_PORT, X_SERVICE, X_EXPIRES, EXPECT_WIDTH };
 
-static inline uint64_t
-addr_word(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int k = 0; k < 8; k++)
-        v = (v << 8) | p[k];
-    return v;
-}
-
 /* Add an announcement at time t; a full table drops the entry that expires first. */
 static __attribute__((noinline)) void
 expect_add(int64_t *E, int64_t hi, int64_t lo, int64_t port, int64_t service, int64_t t)
