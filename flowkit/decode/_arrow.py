@@ -94,6 +94,8 @@ def to_numpy(arr) -> np.ndarray:
     """
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_boolean(arr.type) and not arr.null_count:
+        return _booleans(arr)
     try:
         dtype = _np_dtype(arr.type)
     except TypeError:
@@ -106,6 +108,14 @@ def to_numpy(arr) -> np.ndarray:
     if buf is None:
         return np.zeros(0, dtype)
     return np.frombuffer(buf, dtype)[arr.offset : arr.offset + len(arr)]
+
+
+def _booleans(arr: pa.Array) -> np.ndarray:
+    """A boolean array's values (null slots included) from its bits."""
+    if len(arr) == 0:
+        return np.zeros(0, bool)
+    bits = np.unpackbits(np.frombuffer(arr.buffers()[1], np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
 
 
 def _validity(arr: pa.Array) -> np.ndarray | None:
@@ -129,8 +139,7 @@ def take(arr, indices: np.ndarray) -> pa.Array:
     mask = None if valid is None else ~valid[indices]
     t = arr.type
     if pa.types.is_boolean(t):
-        bits = np.unpackbits(np.frombuffer(arr.buffers()[1], np.uint8), bitorder="little")
-        return array(bits[arr.offset : arr.offset + len(arr)][indices].astype(bool), t, mask=mask)
+        return array(_booleans(arr)[indices], t, mask=mask)
     if pa.types.is_string(t) or pa.types.is_binary(t):
         from flowkit.decode._text import take_strings
 

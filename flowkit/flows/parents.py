@@ -29,17 +29,7 @@ _LINK_COLUMNS = ["_encloses", *PARENT_SLOTS]
 
 
 def _ints(tab: pa.Table, name: str, dtype) -> np.ndarray:
-    col = tab.column(name)
-    a = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    return to_numpy(a).view(dtype) if len(a) else np.zeros(0, dtype)
-
-
-def _bools(tab: pa.Table, name: str) -> np.ndarray:
-    """A boolean column without nulls from its bits (Arrow's own conversion imports pandas)."""
-    col = tab.column(name)
-    a = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    bits = np.unpackbits(np.frombuffer(a.buffers()[1], np.uint8), bitorder="little")
-    return bits[a.offset : a.offset + len(a)].astype(bool)
+    return to_numpy(tab.column(name)).view(dtype)
 
 
 class ParentIndex:
@@ -53,7 +43,7 @@ class ParentIndex:
         """Take the marked rows of ``tab`` (final rows with ``_key`` and ``_encloses``)."""
         if tab.num_rows == 0:
             return
-        marked = np.flatnonzero(_bools(tab, "_encloses"))
+        marked = np.flatnonzero(to_numpy(tab.column("_encloses")))
         if len(marked):
             self._parts.append(tuple(_ints(tab, name, dtype)[marked] for name, dtype in (
                 ("_key", np.uint64), ("ts_start", np.int64), ("ts_end", np.int64), ("flow_id", np.uint64))))
