@@ -91,8 +91,8 @@ SHORT_HEADERS = {
 
 # integer columns that are identifiers, not counts: no thousands separators
 IDENTIFIERS = frozenset(
-    "src_port dst_port port_min port_max target_port flow_id vlan inner_vlan ip_version ip_proto tcp_flags "
-    "index status linktype iface".split()
+    "src_port dst_port port_min port_max target_port server_port flow_id vlan inner_vlan ip_version ip_proto "
+    "tcp_flags index status linktype iface tunnel_src_port tunnel_dst_port icmp_error_type icmp_error_code".split()
 )
 
 

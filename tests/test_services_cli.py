@@ -56,3 +56,9 @@ def test_report_section(capture):
     assert "off-port : 2 servers" in text
     assert "unidentified : 1 server" in text
     assert "10.0.0.10" in text and "intranet.example.org" in text
+
+
+def test_services_table_writes_server_ports_without_thousands_separators(run, capture):
+    rc, out, err = run("services", capture)
+    assert rc == 0, err
+    assert " 8000 " in out and "8,000" not in out  # a port is an identifier, not a count
