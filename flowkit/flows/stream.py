@@ -182,7 +182,7 @@ class StreamState:
 
     def _finish(self, rows: np.ndarray) -> None:
         C, H, K = self._rows[:3]
-        self.done.add(C[rows], H[rows], K[rows])
+        self.done.add(C, H, K, rows)
 
     def _finish_open(self) -> None:
         """Finish every open connection, in start order (open connections never tie: one
