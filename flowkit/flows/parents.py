@@ -63,15 +63,17 @@ def with_parents(tab: pa.Table, index: ParentIndex) -> pa.Table:
     """``tab`` with its parent slots resolved into the ``tunnel_parents`` column (at its
     FLOW_SCHEMA position) and the link columns dropped."""
     n = tab.num_rows
-    slots = np.empty((n, len(PARENT_SLOTS)), np.int64)
-    for j, name in enumerate(PARENT_SLOTS):
-        slots[:, j] = _ints(tab, name, np.int64)
     offsets = np.zeros(n + 1, np.int64)
     key, ts0, tsend, fid = index.arrays()
-    _rows.parents(slots, key, ts0, tsend, fid, offsets, None)
-    values = np.empty(int(offsets[-1]), np.uint64)
-    if len(values):
-        _rows.parents(slots, key, ts0, tsend, fid, offsets, values)
+    values = np.empty(0, np.uint64)
+    if len(key):  # else no connection carried another: every list is empty (most captures)
+        slots = np.empty((n, len(PARENT_SLOTS)), np.int64)
+        for j, name in enumerate(PARENT_SLOTS):
+            slots[:, j] = _ints(tab, name, np.int64)
+        _rows.parents(slots, key, ts0, tsend, fid, offsets, None)
+        values = np.empty(int(offsets[-1]), np.uint64)
+        if len(values):
+            _rows.parents(slots, key, ts0, tsend, fid, offsets, values)
     # built from buffers: pa.array on numpy would import pandas into the capture -> Parquet path
     lists = pa.Array.from_buffers(_TYPE, n, [None, pa.py_buffer(offsets.astype(np.int32))],
                                   children=[_arrow.array(values, pa.uint64())])
