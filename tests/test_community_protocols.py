@@ -85,3 +85,28 @@ def test_portless_protocols(proto):
         rows.append((proto, a, b, 0, 0))
         want.append(_theirs(proto, a, b))
     assert _ours(rows) == want
+
+
+@pytest.mark.parametrize("extensions", [False, True], ids=["portable", "sha-extensions"])
+def test_both_sha1_implementations_agree_with_the_package(extensions):
+    # many random endpoint pairs of every kind: each row is its own SHA-1 block
+    from flowkit.flows import _sha1
+
+    if _sha1.use_sha_extensions(extensions) != extensions:
+        _sha1.use_sha_extensions(True)
+        pytest.skip("this CPU has no SHA extensions: only the portable SHA-1 runs here")
+    try:
+        rng = np.random.default_rng(7)
+        rows = []
+        for i in range(400):
+            proto = [6, 17, 132, 47, 50][i % 5]
+            if i % 2:
+                src, dst = (str(ipaddress.IPv6Address(int(x))) for x in rng.integers(0, 2**63, 2) << 64 | 1)
+            else:
+                src, dst = (str(ipaddress.IPv4Address(int(x))) for x in rng.integers(0, 2**32, 2))
+            sport, dport = (int(x) for x in rng.integers(0, 65536, 2))
+            rows.append((proto, src, dst, sport, dport))
+        expected = [_theirs(p, s, d, sp, dp) if p in (6, 17, 132) else _theirs(p, s, d) for p, s, d, sp, dp in rows]
+        assert _ours(rows) == expected
+    finally:
+        _sha1.use_sha_extensions(True)

@@ -46,6 +46,111 @@ sha1_block(const uint8_t *block, uint8_t *out)
             out[4 * j + m] = (uint8_t)(h[j] >> (24 - 8 * m));
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* The same with the CPU's SHA extensions (x86 SHA-NI: ~10x fewer cycles a block),
+ * chosen at import when the CPU has them (CPUID leaf 7, EBX bit 29). */
+#define NI __attribute__((target("sha,sse4.1,ssse3")))
+
+NI static inline void
+ni_rounds(__m128i *abcd, __m128i *e0, const uint8_t *block)
+{
+    const __m128i MASK = _mm_set_epi64x(0x0001020304050607ULL, 0x08090a0b0c0d0e0fULL);
+    __m128i ABCD = *abcd, E0 = *e0, E1, ABCD_SAVE = ABCD, E0_SAVE = E0;
+    __m128i M0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 0)), MASK);
+    __m128i M1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16)), MASK);
+    __m128i M2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), MASK);
+    __m128i M3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), MASK);
+
+    /* rounds 0-15: the 16 message words */
+    E0 = _mm_add_epi32(E0, M0);
+    E1 = ABCD;
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E0, 0);
+    E1 = _mm_sha1nexte_epu32(E1, M1);
+    E0 = ABCD;
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E1, 0);
+    M0 = _mm_sha1msg1_epu32(M0, M1);
+    E0 = _mm_sha1nexte_epu32(E0, M2);
+    E1 = ABCD;
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E0, 0);
+    M1 = _mm_sha1msg1_epu32(M1, M2);
+    M0 = _mm_xor_si128(M0, M2);
+    E1 = _mm_sha1nexte_epu32(E1, M3);
+    E0 = ABCD;
+    M0 = _mm_sha1msg2_epu32(M0, M3);
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E1, 0);
+    M2 = _mm_sha1msg1_epu32(M2, M3);
+    M1 = _mm_xor_si128(M1, M3);
+
+    /* rounds 16-67: one step of four rounds each, the schedule rotating over M0..M3 */
+#define STEP(EA, EB, MA, MB, MC, MD, F)          \
+    EA = _mm_sha1nexte_epu32(EA, MA);            \
+    EB = ABCD;                                   \
+    MB = _mm_sha1msg2_epu32(MB, MA);             \
+    ABCD = _mm_sha1rnds4_epu32(ABCD, EA, F);     \
+    MD = _mm_sha1msg1_epu32(MD, MA);             \
+    MC = _mm_xor_si128(MC, MA);
+    STEP(E0, E1, M0, M1, M2, M3, 0) /* 16-19 */
+    STEP(E1, E0, M1, M2, M3, M0, 1) /* 20-23 */
+    STEP(E0, E1, M2, M3, M0, M1, 1) /* 24-27 */
+    STEP(E1, E0, M3, M0, M1, M2, 1) /* 28-31 */
+    STEP(E0, E1, M0, M1, M2, M3, 1) /* 32-35 */
+    STEP(E1, E0, M1, M2, M3, M0, 1) /* 36-39 */
+    STEP(E0, E1, M2, M3, M0, M1, 2) /* 40-43 */
+    STEP(E1, E0, M3, M0, M1, M2, 2) /* 44-47 */
+    STEP(E0, E1, M0, M1, M2, M3, 2) /* 48-51 */
+    STEP(E1, E0, M1, M2, M3, M0, 2) /* 52-55 */
+    STEP(E0, E1, M2, M3, M0, M1, 2) /* 56-59 */
+    STEP(E1, E0, M3, M0, M1, M2, 3) /* 60-63 */
+    STEP(E0, E1, M0, M1, M2, M3, 3) /* 64-67 */
+#undef STEP
+    /* rounds 68-79: the schedule's last words */
+    E1 = _mm_sha1nexte_epu32(E1, M1);
+    E0 = ABCD;
+    M2 = _mm_sha1msg2_epu32(M2, M1);
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E1, 3);
+    M3 = _mm_xor_si128(M3, M1);
+    E0 = _mm_sha1nexte_epu32(E0, M2);
+    E1 = ABCD;
+    M3 = _mm_sha1msg2_epu32(M3, M2);
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E0, 3);
+    E1 = _mm_sha1nexte_epu32(E1, M3);
+    E0 = ABCD;
+    ABCD = _mm_sha1rnds4_epu32(ABCD, E1, 3);
+
+    *e0 = _mm_sha1nexte_epu32(E0, E0_SAVE);
+    *abcd = _mm_add_epi32(ABCD, ABCD_SAVE);
+}
+
+NI static void
+sha1_block_ni(const uint8_t *block, uint8_t *out)
+{
+    __m128i abcd = _mm_set_epi32(0x67452301, (int)0xEFCDAB89u, (int)0x98BADCFEu, 0x10325476);
+    __m128i e0 = _mm_set_epi32((int)0xC3D2E1F0u, 0, 0, 0);
+    ni_rounds(&abcd, &e0, block);
+    uint32_t h[5] = {(uint32_t)_mm_extract_epi32(abcd, 3), (uint32_t)_mm_extract_epi32(abcd, 2),
+                     (uint32_t)_mm_extract_epi32(abcd, 1), (uint32_t)_mm_extract_epi32(abcd, 0),
+                     (uint32_t)_mm_extract_epi32(e0, 3)};
+    for (int j = 0; j < 5; j++)
+        for (int m = 0; m < 4; m++)
+            out[4 * j + m] = (uint8_t)(h[j] >> (24 - 8 * m));
+}
+
+static int
+cpu_has_sha(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29) & 1;
+}
+#else
+#define sha1_block_ni sha1_block
+static int cpu_has_sha(void) { return 0; }
+#endif
+
+static void (*sha1_one)(const uint8_t *, uint8_t *) = sha1_block; /* set at import */
+
 typedef struct {
     const int64_t *ahi, *alo, *bhi, *blo, *aport, *bport, *proto;
     const uint8_t *v4;
@@ -87,7 +192,7 @@ fill(const columns_t *c)
         int bits = n * 8;
         block[62] = (uint8_t)(bits >> 8);
         block[63] = (uint8_t)bits;
-        sha1_block(block, digest);
+        sha1_one(block, digest);
         digest[20] = 0;
         uint8_t *o = c->out + r * WIDTH;
         o[0] = '1';
@@ -154,8 +259,25 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(use_sha_extensions_doc,
+"use_sha_extensions(on) -> bool\n"
+"--\n\n"
+"Hash with the CPU's SHA extensions when ``on`` and the CPU has them (the default),\n"
+"else with the portable code; returns whether the extensions are now used.");
+
+static PyObject *
+use_sha_extensions(PyObject *self, PyObject *on)
+{
+    int flag = PyObject_IsTrue(on);
+    if (flag < 0)
+        return NULL;
+    sha1_one = flag && cpu_has_sha() ? sha1_block_ni : sha1_block;
+    return PyBool_FromLong(sha1_one != sha1_block);
+}
+
 static PyMethodDef methods[] = {
     {"community", (PyCFunction)(void (*)(void))community, METH_FASTCALL, community_doc},
+    {"use_sha_extensions", use_sha_extensions, METH_O, use_sha_extensions_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -167,6 +289,8 @@ PyMODINIT_FUNC
 PyInit__sha1(void)
 {
     PyObject *mod = PyModule_Create(&module);
+    if (cpu_has_sha())
+        sha1_one = sha1_block_ni;
     if (mod && PyModule_AddIntConstant(mod, "WIDTH", WIDTH) < 0) {
         Py_DECREF(mod);
         return NULL;

@@ -99,7 +99,7 @@ class FinishedRows:
                 if rows is None:
                     dest[into] = source[at:at + take]
                 else:
-                    np.take(source, rows[at:at + take], axis=0, out=dest[into])
+                    np.take(source, rows[at:at + take], axis=0, out=dest[into], mode="clip")  # "raise" buffers out
             self._queued += take
             at += take
             if self._queued >= group:
