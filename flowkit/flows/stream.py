@@ -41,7 +41,8 @@ SPILL_BLOCK = 4096  # open rows copied to disk at once (a segment)
 MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
 KEYS_PER_BLOCK = 24  # spilled keys per 512-bit filter block: ~21 bits a key, ~0.05% false positives
 ROW_LAYOUT = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]  # a row on disk
-MMAP_THRESHOLD = 4 << 20  # blocks from this size mapped on their own (bound_allocator)
+MMAP_THRESHOLD = 32 << 20  # blocks from this size mapped on their own (bound_allocator)
+TRIM_THRESHOLD = 64 << 20  # free memory at the top of a heap kept for reuse up to this (bound_allocator)
 
 
 class StreamState:
@@ -373,14 +374,20 @@ class StreamState:
 
 
 def bound_allocator() -> None:
-    """Large blocks back to the system when freed (glibc): by default glibc raises its mmap
-    threshold after each large free, up to 32 MiB, and then serves row copies and Arrow groups
-    from its heaps (one per thread), where fragmentation held 50-70 MB more than was live at
-    the peak on synscan. Lower thresholds save a little more but pay in page faults."""
+    """Fixed glibc thresholds once connections spill, when rows come and go by the thousand.
+
+    Why: by default glibc adjusts its mmap and trim thresholds after each large free, so
+    what a spilling pass held depended on its history. Blocks up to 32 MiB (row groups,
+    spilled segments, staging buffers) now come from the heaps, and up to 64 MiB freed at a
+    heap's top stays for the next ones: fixed at 4 MiB, every such block was mapped and
+    faulted in anew (1.8 M page faults, a third of the CPU time on synscan). Measured on
+    synscan and udpspray (docs/performance.md): peak RSS within 15 MB of the 4 MiB setting."""
     try:
         import ctypes
 
-        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD: fixed, not adjusted
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD: fixed, not adjusted
+        libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc: its allocator decides
         pass
 
