@@ -202,8 +202,15 @@ class SpilledRows:
         self.resolve = resolve or (lambda t: t)
         self.schema = self.resolve(tail.slice(0, 0)).schema
 
-    def merged(self) -> Iterator[pa.Table]:
-        """The rows in (ts_start, flow_id) order, as tables of at most (runs + 1) x BLOCK rows.
+    def merged(self, rows: int = 65536) -> Iterator[pa.Table]:
+        """The rows in (ts_start, flow_id) order, as tables of ``rows`` rows (the last one
+        shorter), resolved a whole table at a time (per merge round, resolving cost ~1 ms
+        of fixed work a round: 0.8 s on 3 M flows)."""
+        for tab in rechunk(self._rounds(), rows):
+            yield self.resolve(tab)
+
+    def _rounds(self) -> Iterator[pa.Table]:
+        """The rows in order, as tables of at most (runs + 1) x BLOCK rows.
 
         Each round takes from every run the rows up to the smallest of the runs' current
         block maxima: no row left behind can sort before them, and the run that set the
@@ -217,9 +224,9 @@ class SpilledRows:
             parts = [p for p in (c.take_upto(bound) for c in cursors) if p.num_rows]
             cursors = [c for c in cursors if c.buf is not None]
             if len(parts) == 1:  # one run's rows: already in order
-                yield self.resolve(parts[0])
+                yield parts[0]
             elif parts:
-                yield self.resolve(_merge_sorted(pa.concat_tables(parts)))
+                yield _merge_sorted(pa.concat_tables(parts))
 
 
 def _merge_sorted(piece: pa.Table) -> pa.Table:

@@ -63,9 +63,7 @@ class FlowTable:
     def to_arrow(self) -> pa.Table:
         """The whole table in memory (a spilled table is merged into memory once, then kept)."""
         if self._spilled is not None:
-            from flowkit.flows.spill import rechunk
-
-            self._table = pa.concat_tables(rechunk(self._spilled.merged(), ROW_GROUP)).combine_chunks()
+            self._table = pa.concat_tables(self._spilled.merged(ROW_GROUP)).combine_chunks()
             self._spilled.spill.close()
             self._spilled = None
         return self._table
@@ -79,9 +77,7 @@ class FlowTable:
         if self._spilled is None:
             yield self._table
             return
-        from flowkit.flows.spill import rechunk
-
-        yield from rechunk(self._spilled.merged(), ROW_GROUP)
+        yield from self._spilled.merged(ROW_GROUP)
 
     def write(self, path, format: str | None = None, *, local_nets=None) -> Path | None:
         """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``).
