@@ -249,9 +249,12 @@ def _merge_sorted(piece: pa.Table) -> pa.Table:
 
 
 def rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """The same rows as tables of exactly ``rows`` rows (the last one shorter), without copying.
+    """The same rows as tables of exactly ``rows`` rows (the last one shorter), each column
+    in one piece.
 
-    Why: output row groups (Parquet) then match the in-memory path's. Freed merge pieces
+    Why: output row groups (Parquet) then match the in-memory path's, and the Parquet
+    writer pays per piece: 65,536 rows in merge rounds of ~2,000 took twice as long to
+    write as one copy of them plus the write (4.0 -> 2.1 s on 3 M flows). Freed merge pieces
     stay in the heap for the next ones: handed back after each table (malloc_trim), they
     were faulted in anew, 0.3 M page faults on synscan for no lower peak.
     """
@@ -263,8 +266,8 @@ def rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
         while have >= rows:
             joined = pa.concat_tables(pending)
             rest = joined.slice(rows)
-            yield joined.slice(0, rows)
+            yield joined.slice(0, rows).combine_chunks()
             del joined
             pending, have = ([rest] if rest.num_rows else []), rest.num_rows
     if have:
-        yield pa.concat_tables(pending)
+        yield pa.concat_tables(pending).combine_chunks()
