@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from flowkit.flows.local import DEFAULT
 from flowkit.flows.parents import ParentIndex, with_parents
-from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
+from flowkit.flows.rows import PARENT_SLOTS, STATE_SCHEMA, rows_to_arrow
 
 FLUSH_ROWS = 8192  # finished rows converted to Arrow together (about 7 MB of rows)
 MAX_CONVERTING = 1  # groups converted in the background at once (bounds memory)
@@ -223,7 +223,10 @@ class FinishedRows:
         del parts, open_rows
         index = self.parents
         index.add(tab)
-        tab = sort_table(tab.drop_columns(["_key", "_prefix", "_encloses"]), release=release)
+        internal = ["_key", "_prefix", "_encloses"]
+        if self.spill is None and index.empty:  # every tunnel_parents list is empty: no slot to sort
+            internal += PARENT_SLOTS
+        tab = sort_table(tab.drop_columns(internal), release=release)
         if self.spill is not None:
             resolve = lambda t: with_parents(t, index)  # noqa: E731
             spilled = SpilledRows(self.spill, tab, self.spilled_rows, resolve=resolve)

@@ -49,6 +49,11 @@ class ParentIndex:
                 ("_key", np.uint64), ("ts_start", np.int64), ("ts_end", np.int64), ("flow_id", np.uint64))))
             self._sorted = None
 
+    @property
+    def empty(self) -> bool:
+        """No connection carried another (then every ``tunnel_parents`` list is empty)."""
+        return not any(len(part[0]) for part in self._parts)
+
     def arrays(self) -> tuple[np.ndarray, ...]:
         if self._sorted is None:
             parts = self._parts or [tuple(np.zeros(0, d) for d in (np.uint64, np.int64, np.int64, np.uint64))]
