@@ -280,6 +280,17 @@ def test_retransmissions_letters_at_1st_and_10th_per_direction(tmp_path):
     assert (row.src_pkts, row.dst_pkts) == (2 + 1 + 12, 1 + 2)
 
 
+@pytest.mark.parametrize("count, letters", [(9, 1), (10, 2), (99, 2), (100, 3)])
+def test_retransmission_letters_at_powers_of_ten(tmp_path, count, letters):
+    # Zeek's ScaledHistoryEntry: a letter at the 1st, 10th, 100th, 1000th... occurrence
+    c = conv().handshake()
+    d = c.data(True, 100)
+    for _ in range(count):
+        c.retransmit(d)
+    row = only_row(tmp_path, c.packets)
+    assert row.history == "ShAD" + "T" * letters
+
+
 def test_zero_window_letters_per_direction(tmp_path):
     c = conv().handshake()
     c.data(True, 100)

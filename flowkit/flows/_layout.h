@@ -1,8 +1,10 @@
-/* Layout of the connection rows shared by the C kernels of flows/, the one source of
- * these constants (_machine exports the few Python needs), and the hash mix. */
+/* Layout of the connection rows shared by the C kernels of flows/ (conn_t, side_t,
+ * conn_key_t), the one source of it (_machine exports the sizes and the offsets of the
+ * fields Python reads: flows/layout.py), the constants of the state machine, and the hash mix. */
 #ifndef FLOWKIT_LAYOUT_H
 #define FLOWKIT_LAYOUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define INF ((int64_t)1 << 62)
@@ -14,36 +16,58 @@
 
 enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 
-/* server name (TLS SNI / HTTP Host) bytes kept in a row: NAME_WORDS int64 columns, NUL-terminated */
-#define NAME_WORDS 12
+/* server name (TLS SNI / HTTP Host) bytes kept in a row, NUL-terminated */
+#define NAME_LEN 96
 
-/* Tunnels (_conn.h's tunnel_packet): F_ENCLOSES is set when a packet of the connection carried
- * another flow packet (the connection is a tunnel parent); F_PAR holds N_PAR parent slots of
- * PAR_WIDTH fields (P_KEY the parent connection's key hash, P_FIRST / P_LAST the first and
- * last time a packet of this connection came through it), resolved to flow_ids at the end. */
+/* Tunnels (_conn.h's tunnel_packet): `encloses` is set when a packet of the connection carried
+ * another flow packet (the connection is a tunnel parent); `par` holds N_PAR parent slots:
+ * the parent connection's key hash and the first and last time a packet of this connection
+ * came through it, resolved to flow_ids at the end. */
 #define N_PAR 4
-enum { P_KEY, P_FIRST, P_LAST, PAR_WIDTH };
+enum { P_KEY, P_FIRST, P_LAST, PAR_WIDTH }; /* a slot as three int64 output columns (_rows.c) */
 
-/* F_SVC, F_SVCN: service identification state (protocols/_identify.h's svc_t) */
-enum {
-    F_TS0, F_TSLAST, F_CLOSE_DL, F_ATT_DL, F_ORIG, F_PROTO, F_PREFIX, F_HLEN, F_HSEEN,
-    F_SLOT, F_TSPKT, F_ACT_DL, F_FLIPS,
-    F_ERRS, F_ETYPE, F_ECODE, F_ESRCHI, F_ESRCLO, /* ICMP errors reporting on this connection (_conn.h: icmp_report) */
-    F_SVC, F_SVCN, F_NAME, F_ENCLOSES = F_NAME + NAME_WORDS, F_PAR, N_CONN = F_PAR + N_PAR * PAR_WIDTH
-};
+typedef struct __attribute__((packed)) {
+    uint64_t key;
+    int64_t first, last;
+} par_t;
 
-enum {
-    S_PKTS, S_IPB, S_UDPB, S_FL, /* 8 flag counters */
-    S_STATE = 11, S_PREV, S_DIDCLOSE, S_START, S_LASTABS, S_LASTREL, S_ACKABS, S_ACKREL,
-    S_FINCNT, S_HSYN, S_HFIN, S_HRST, S_RXCNT, S_RXTH, S_ZWCNT, S_ZWTH,
-    S_SYNTS, S_SYNCNT, S_SYNLAST, S_SYNACKTS, S_ACKTS, S_INIT,
-    S_RTOP, S_BLK0, S_BLK1, S_GAPCNT, S_GAPTH, S_MISSED, /* content gaps (_conn.h: data_seen, ack_gap) */
-    S_CHKCNT, S_CHKTH, /* bad checksums (_conn.h: checksum_error) */
-    N_SIDE
-};
+/* One endpoint of a connection (sides 0/1: the canonical sides of its key). Fields are sized
+ * to their ranges: times, packet and byte counts and sequence numbers relative to the start
+ * (they run past 2**32 on long transfers) 8 bytes; absolute 32-bit sequence numbers and the
+ * flag counts (uint32 columns of the table) 4; states and flags 1. Packed: rows are read
+ * where they lie (x86 loads need no alignment). */
+typedef struct __attribute__((packed)) {
+    int64_t pkts, ipb, udpb;               /* packets, IP bytes, UDP payload bytes */
+    int64_t lastrel, ackrel;               /* last sequence sent / acknowledged, relative to start */
+    int64_t hsyn, hfin, hrst;              /* relative sequence of the last SYN, FIN, RST letter (INF: none) */
+    int64_t syncnt, synts, synlast, synackts, ackts; /* handshake count and times (-1: none) */
+    int64_t rtop, blk0, blk1, missed;      /* content gaps (_conn.h: data_seen, ack_gap) */
+    int64_t rxcnt, zwcnt, gapcnt, chkcnt;  /* scaled letters: retransmissions, zero windows, gaps, bad checksums */
+    uint32_t start, lastabs, ackabs;       /* absolute sequence numbers (32-bit) */
+    uint32_t fl[8];                        /* packets with each flag (FLAG_BITS order) */
+    uint8_t state, prev, didclose, fins, init; /* TCP endpoint state and the one before; fins: FINs sent, saturating */
+} side_t;
 
-#define NCOL (N_CONN + 2 * N_SIDE)
-#define N_KEY 11
+/* One connection's state (a row of C). */
+typedef struct __attribute__((packed)) {
+    int64_t ts0, tslast, tspkt;            /* first packet, end of the row (ts_end), last packet */
+    int64_t close_dl, att_dl, act_dl;      /* close delay, attempt timer, active timeout deadlines (INF: none) */
+    int64_t errs, esrchi, esrclo;          /* ICMP errors reporting on it, the last one's sender */
+    uint64_t svc;                          /* service identification state (protocols/_identify.h's svc_t) ... */
+    int64_t svcn;                          /* ... its count, sign bit: settled */
+    par_t par[N_PAR];
+    side_t side[2];
+    uint32_t hseen;                        /* history letters seen: originator's bits 0-15, responder's 16-31 */
+    uint8_t orig, proto, prefix, hlen, flipped, encloses, etype, ecode; /* etype/ecode: the last ICMP error's */
+    char name[NAME_LEN];
+} conn_t;
+
+/* A connection's key (a row of K). */
+typedef struct __attribute__((packed)) {
+    uint64_t hash, ahi, alo, bhi, blo;     /* key hash; address words of sides 0 and 1 */
+    uint16_t aport, bport, vlan, ivlan;    /* ports (ICMP: type and counterpart/code), VLAN tags */
+    uint8_t proto, ipver;
+} conn_key_t;
 
 enum { H_SYN = 1, H_FIN = 2, H_RST = 4, H_FINRST = 8, H_ACK = 16, H_DATA = 32, H_CORRUPT = 64, H_MULTI = 128 };
 enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_PSH = 8, TH_ACK = 16, TH_URG = 32, TH_ECE = 64, TH_CWR = 128 };
@@ -53,8 +77,37 @@ enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_PSH = 8, TH_ACK = 16, TH_URG = 32,
  * which reports on the connection of its five-tuple without being one of its packets. */
 enum { PK_PACKET, PK_BAD_CHECKSUM, PK_ICMP_REPORT };
 
-/* columns of the per-key matrix K (a connection's key; _rules.h fills it) */
-enum { K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, K_IPVER };
+/* a packet's key as int64 words (_rules.h fills it; stored as conn_key_t by store_key) */
+enum { K_HASH, K_AHI, K_ALO, K_BHI, K_BLO, K_APORT, K_BPORT, K_PROTO, K_VLAN, K_IVLAN, K_IPVER, N_KEY };
+
+static inline void
+store_key(conn_key_t *k, const int64_t *key)
+{
+    k->hash = (uint64_t)key[K_HASH];
+    k->ahi = (uint64_t)key[K_AHI];
+    k->alo = (uint64_t)key[K_ALO];
+    k->bhi = (uint64_t)key[K_BHI];
+    k->blo = (uint64_t)key[K_BLO];
+    k->aport = (uint16_t)key[K_APORT];
+    k->bport = (uint16_t)key[K_BPORT];
+    k->vlan = (uint16_t)key[K_VLAN];
+    k->ivlan = (uint16_t)key[K_IVLAN];
+    k->proto = (uint8_t)key[K_PROTO];
+    k->ipver = (uint8_t)key[K_IPVER];
+}
+
+/* The fields Python reads or writes (flows/layout.py builds numpy dtypes of them), exported
+ * by _machine: name, byte offset, size and kind ('i', 'u'; 'V' bytes). */
+typedef struct {
+    const char *name;
+    size_t offset, size;
+    char kind;
+} field_t;
+
+#define FIELD_KIND(x)                                                                                     \
+    _Generic((x), int64_t: 'i', int32_t: 'i', int16_t: 'i', int8_t: 'i', uint64_t: 'u', uint32_t: 'u',     \
+             uint16_t: 'u', uint8_t: 'u', default: 'V')
+#define FIELD(T, name, member) {name, offsetof(T, member), sizeof(((T *)0)->member), FIELD_KIND(((T *)0)->member)}
 
 /* Fold v into hash h (splitmix64 finaliser), wrapping uint64. */
 static inline uint64_t

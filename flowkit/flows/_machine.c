@@ -144,13 +144,14 @@ tunnel_links_py(PyObject *self, PyObject *args)
 
 /* The connection rows (C, H, K, done: one row a connection). */
 typedef struct {
-    int64_t *C, *K;
+    conn_t *C;
+    conn_key_t *K;
     uint8_t *H, *done;
 } rows_t;
 
 static const column_t ROW_COLUMNS[] = {
-    {"C", "l", NCOL, offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
-    {"K", "l", N_KEY, offsetof(rows_t, K), 1}, {"done", "?", 1, offsetof(rows_t, done), 1},
+    {"C", "B", sizeof(conn_t), offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
+    {"K", "B", sizeof(conn_key_t), offsetof(rows_t, K), 1}, {"done", "?", 1, offsetof(rows_t, done), 1},
 };
 
 /* The key slots of a batch: key row and open connection (-1 none) of each. */
@@ -186,7 +187,7 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
     const uint8_t *data, Py_ssize_t n_data, int64_t *E, int64_t n_conn, int64_t tcp_ns, int64_t udp_ns,
     int64_t active_ns, int *err, Py_ssize_t *at)
 {
-    int64_t *C = rw->C;
+    conn_t *C = rw->C;
     for (Py_ssize_t i = 0; i < n_pkts; i++) {
         int64_t t = p->ts[i], k = p->slot[i], side = p->side[i], flags = p->flags[i], proto = p->proto[i];
         if (k < 0 || k >= n_slots) {
@@ -220,7 +221,7 @@ run(rows_t *rw, Py_ssize_t cap, slots_t *sl, Py_ssize_t n_slots, const machine_p
         if (fresh) {
             if (n_conn >= cap)
                 return -1;
-            open_conn(C, rw->H, rw->K, sl->SK + k * N_KEY, n_conn, k, t, side, proto, flags, keep_orig, p->prefix[i],
+            open_conn(C, rw->H, rw->K, sl->SK + k * N_KEY, n_conn, t, side, proto, flags, keep_orig, p->prefix[i],
                       active_ns);
             c = n_conn++;
             sl->conn[k] = c;
@@ -310,13 +311,13 @@ deadlines(PyObject *self, PyObject *args)
     int64_t *const opts[] = {&tcp_ns, &udp_ns};
     views_t vs = {.n = 0};
     Py_ssize_t nC, nout;
-    const int64_t *C = view_of(&vs, oC, "l", 0, "C", &nC);
+    const conn_t *C = view_of(&vs, oC, "B", 0, "C", &nC);
     int64_t *out = C ? view_of(&vs, oout, "l", 1, "out", &nout) : NULL;
     if (!out || !bind_options(oopt, names, opts, 2, "options")) {
         views_release(&vs);
         return NULL;
     }
-    if (nC != nout * NCOL) {
+    if (nC != nout * (Py_ssize_t)sizeof(conn_t)) {
         views_release(&vs);
         return PyErr_Format(PyExc_ValueError, "deadlines: out has %zd rows, C %zd items", nout, nC);
     }
@@ -346,6 +347,37 @@ counterpart_tuple(int64_t proto)
     return t;
 }
 
+/* The row fields Python reads or writes (flows/layout.py): the connection's times, role,
+ * protocol, prefix mark, service state and server name; every field of the key. */
+static const field_t CONN_FIELDS[] = {
+    FIELD(conn_t, "ts0", ts0), FIELD(conn_t, "tspkt", tspkt), FIELD(conn_t, "orig", orig),
+    FIELD(conn_t, "proto", proto), FIELD(conn_t, "prefix", prefix), FIELD(conn_t, "svc", svc),
+    FIELD(conn_t, "svcn", svcn), FIELD(conn_t, "name", name),
+};
+
+static const field_t KEY_FIELDS[] = {
+    FIELD(conn_key_t, "hash", hash), FIELD(conn_key_t, "ahi", ahi), FIELD(conn_key_t, "alo", alo),
+    FIELD(conn_key_t, "bhi", bhi), FIELD(conn_key_t, "blo", blo), FIELD(conn_key_t, "aport", aport),
+    FIELD(conn_key_t, "bport", bport), FIELD(conn_key_t, "vlan", vlan), FIELD(conn_key_t, "ivlan", ivlan),
+    FIELD(conn_key_t, "proto", proto), FIELD(conn_key_t, "ipver", ipver),
+};
+
+/* ((name, offset, size, kind), ...) of a field table */
+static PyObject *
+fields_tuple(const field_t *f, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (int j = 0; t && j < n; j++) {
+        PyObject *item = Py_BuildValue("(snnC)", f[j].name, (Py_ssize_t)f[j].offset, (Py_ssize_t)f[j].size, f[j].kind);
+        if (!item) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, j, item);
+    }
+    return t;
+}
+
 static PyMethodDef methods[] = {
     {"flow_packets", flow_packets, METH_VARARGS, flow_packets_doc},
     {"tunnel_links", tunnel_links_py, METH_VARARGS, tunnel_links_doc},
@@ -364,12 +396,10 @@ PyMODINIT_FUNC
 PyInit__machine(void)
 {
     init_likely_table();
-    /* the only layout constants Python uses (state.py, rows.py) */
+    /* the layout constants Python uses (flows/layout.py, keys.py, expected.py) */
     static const int_const_t consts[] = {
-        {"NCOL", NCOL}, {"HMAX", HMAX}, {"N_KEY", N_KEY}, {"F_PREFIX", F_PREFIX}, {"F_SLOT", F_SLOT},
-        {"F_TSPKT", F_TSPKT}, {"F_TS0", F_TS0}, {"F_ORIG", F_ORIG}, {"F_PROTO", F_PROTO},
+        {"CONN_SIZE", sizeof(conn_t)}, {"KEY_SIZE", sizeof(conn_key_t)}, {"HMAX", HMAX}, {"N_KEY", N_KEY},
         {"SVC_ANNOUNCER", (int64_t)SVC_ANNOUNCER},
-        {"F_SVC", F_SVC}, {"F_SVCN", F_SVCN}, {"F_NAME", F_NAME}, {"NAME_WORDS", NAME_WORDS},
         {"EXPECT_CAP", EXPECT_CAP}, {"EXPECT_WIDTH", EXPECT_WIDTH}, {"EXPECT_NS", EXPECT_NS}, {"X_HI", X_HI},
         {"X_LO", X_LO}, {"X_PORT", X_PORT}, {"X_SERVICE", X_SERVICE}, {"X_EXPIRES", X_EXPIRES},
         {"K_HASH", K_HASH}, {"K_AHI", K_AHI}, {"K_ALO", K_ALO}, {"K_BHI", K_BHI}, {"K_BLO", K_BLO},
@@ -390,6 +420,8 @@ PyInit__machine(void)
         {"UDP_SERVER_PORTS", ports_tuple(UDP_SERVER_PORTS, N_UDP_SERVER_PORTS)},
         {"ICMP4_COUNTERPART", counterpart_tuple(1)},
         {"ICMP6_COUNTERPART", counterpart_tuple(58)},
+        {"CONN_FIELDS", fields_tuple(CONN_FIELDS, sizeof CONN_FIELDS / sizeof CONN_FIELDS[0])},
+        {"KEY_FIELDS", fields_tuple(KEY_FIELDS, sizeof KEY_FIELDS / sizeof KEY_FIELDS[0])},
     };
     for (size_t j = 0; j < sizeof objs / sizeof objs[0]; j++) {
         if (!objs[j].value || PyModule_AddObject(m, objs[j].name, objs[j].value) < 0) {

@@ -38,17 +38,17 @@ static const char *STATES[N_STATES] = {"OTH", "REJ", "RSTRH", "RSTR", "RSTOS0", 
 
 /* Zeek's endpoint size (TCP_Endpoint::Size) as payload bytes; UDP: the summed UDP lengths. */
 static inline int64_t
-payload_size(const int64_t *E, const int64_t *P, int tcp)
+payload_size(const side_t *E, const side_t *P, int tcp)
 {
     if (!tcp)
-        return E[S_UDPB];
-    int64_t s = E[S_LASTREL] > E[S_ACKREL] ? E[S_LASTREL] : E[S_ACKREL];
+        return E->udpb;
+    int64_t s = E->lastrel > E->ackrel ? E->lastrel : E->ackrel;
     if (s != 0)
         s -= 1;
-    if (E[S_FINCNT] > 0 && s != 0)
+    if (E->fins > 0 && s != 0)
         s -= 1;
     /* a half-open connection discovered and aborted reports no size */
-    if (E[S_PREV] == SYN_SENT && E[S_STATE] == RESET && P[S_STATE] == INACTIVE)
+    if (E->prev == SYN_SENT && E->state == RESET && P->state == INACTIVE)
         s = 0;
     return s > 0 ? s : 0;
 }
@@ -112,74 +112,79 @@ columns(PyObject *self, PyObject *args)
         return NULL;
     views_t vs = {.n = 0};
     Py_ssize_t nc, nh, nk, no;
-    const int64_t *C = view_of(&vs, oC, "l", 0, "C", &nc);
+    const conn_t *C = view_of(&vs, oC, "B", 0, "C", &nc);
     const uint8_t *H = C ? view_of(&vs, oH, "B", 0, "H", &nh) : NULL;
-    const int64_t *K = H ? view_of(&vs, oK, "l", 0, "K", &nk) : NULL;
+    const conn_key_t *K = H ? view_of(&vs, oK, "B", 0, "K", &nk) : NULL;
     int64_t *out = K ? view_of(&vs, oout, "l", 1, "out", &no) : NULL;
     if (!out) {
         views_release(&vs);
         return NULL;
     }
-    Py_ssize_t n = nc / NCOL;
-    if (nc != n * NCOL || nh != n * HMAX || nk != n * N_KEY || no != n * N_OUT) {
+    Py_ssize_t n = nc / (Py_ssize_t)sizeof(conn_t);
+    if (nc != n * (Py_ssize_t)sizeof(conn_t) || nh != n * HMAX || nk != n * (Py_ssize_t)sizeof(conn_key_t) ||
+        no != n * N_OUT) {
         views_release(&vs);
         return PyErr_Format(PyExc_ValueError, "row matrices disagree: %zd connection rows", n);
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
-        const int64_t *c = C + i * NCOL, *k = K + i * N_KEY;
+        const conn_t *c = C + i;
+        const conn_key_t *k = K + i;
         const uint8_t *h = H + i * HMAX;
-        int a_orig = c[F_ORIG] == 0, tcp = c[F_PROTO] == 6;
-        const int64_t *O = c + N_CONN + (a_orig ? 0 : N_SIDE), *R = c + N_CONN + (a_orig ? N_SIDE : 0);
-        int64_t ohi = k[a_orig ? K_AHI : K_BHI], olo = k[a_orig ? K_ALO : K_BLO];
-        int64_t rhi = k[a_orig ? K_BHI : K_AHI], rlo = k[a_orig ? K_BLO : K_ALO];
-        int64_t oport = k[a_orig ? K_APORT : K_BPORT], rport = k[a_orig ? K_BPORT : K_APORT];
+        int a_orig = c->orig == 0, tcp = c->proto == 6;
+        const side_t *O = &c->side[a_orig ? 0 : 1], *R = &c->side[a_orig ? 1 : 0];
+        int64_t ohi = (int64_t)(a_orig ? k->ahi : k->bhi), olo = (int64_t)(a_orig ? k->alo : k->blo);
+        int64_t rhi = (int64_t)(a_orig ? k->bhi : k->ahi), rlo = (int64_t)(a_orig ? k->blo : k->alo);
+        int64_t oport = a_orig ? k->aport : k->bport, rport = a_orig ? k->bport : k->aport;
         int64_t osize = payload_size(O, R, tcp), rsize = payload_size(R, O, tcp);
         uint64_t fid = mix(mix(mix(mix((uint64_t)ohi, (uint64_t)olo), (uint64_t)rhi), (uint64_t)rlo),
                            (uint64_t)((oport << 16) | rport));
-        fid = mix(fid, ((uint64_t)k[K_PROTO] << 32) | ((uint64_t)k[K_VLAN] << 16) | (uint64_t)k[K_IVLAN]);
-        fid = mix(fid, (uint64_t)c[F_TS0]);
+        fid = mix(fid, ((uint64_t)k->proto << 32) | ((uint64_t)k->vlan << 16) | (uint64_t)k->ivlan);
+        fid = mix(fid, (uint64_t)c->ts0);
 #define SET(col, value) out[(Py_ssize_t)(col) * n + i] = (int64_t)(value)
         SET(O_FLOW_ID, fid);
-        SET(O_TS0, c[F_TS0]);
-        SET(O_TSEND, c[F_TSLAST]);
-        SET(O_PROTO, k[K_PROTO]);
-        SET(O_IPVER, k[K_IPVER]);
+        SET(O_TS0, c->ts0);
+        SET(O_TSEND, c->tslast);
+        SET(O_PROTO, k->proto);
+        SET(O_IPVER, k->ipver);
         SET(O_OHI, ohi);
         SET(O_OLO, olo);
         SET(O_OPORT, oport);
         SET(O_RHI, rhi);
         SET(O_RLO, rlo);
         SET(O_RPORT, rport);
-        SET(O_OPKTS, O[S_PKTS]);
-        SET(O_RPKTS, R[S_PKTS]);
-        SET(O_OIPB, O[S_IPB]);
-        SET(O_RIPB, R[S_IPB]);
+        SET(O_OPKTS, O->pkts);
+        SET(O_RPKTS, R->pkts);
+        SET(O_OIPB, O->ipb);
+        SET(O_RIPB, R->ipb);
         SET(O_OSIZE, osize);
         SET(O_RSIZE, rsize);
-        SET(O_STATE, conn_state(O[S_STATE], R[S_STATE], c[F_PROTO], osize, rsize, h));
+        SET(O_STATE, conn_state(O->state, R->state, c->proto, osize, rsize, h));
         for (int j = 0; j < 8; j++) {
-            SET(O_OFLAGS + j, O[S_FL + j]);
-            SET(O_RFLAGS + j, R[S_FL + j]);
+            SET(O_OFLAGS + j, O->fl[j]);
+            SET(O_RFLAGS + j, R->fl[j]);
         }
-        SET(O_MISSED, (int64_t)((uint64_t)O[S_MISSED] + (uint64_t)R[S_MISSED]));
-        SET(O_SYNTS, O[S_SYNTS]);
-        SET(O_SYNLAST, O[S_SYNLAST]);
-        SET(O_SYNACKTS, R[S_SYNACKTS]);
-        SET(O_ACKTS, O[S_ACKTS]);
-        SET(O_SYNCNT, O[S_SYNCNT]);
-        SET(O_VLAN, k[K_VLAN]);
-        SET(O_IVLAN, k[K_IVLAN]);
-        SET(O_KEY, k[K_HASH]);
-        SET(O_PREFIX, c[F_PREFIX] != 0);
-        SET(O_ERRS, c[F_ERRS]);
-        SET(O_ETYPE, c[F_ETYPE]);
-        SET(O_ECODE, c[F_ECODE]);
-        SET(O_EHI, c[F_ESRCHI]);
-        SET(O_ELO, c[F_ESRCLO]);
-        SET(O_ENCLOSES, c[F_ENCLOSES] != 0);
-        for (int j = 0; j < N_PAR * PAR_WIDTH; j++)
-            SET(O_PAR + j, c[F_PAR + j]);
+        SET(O_MISSED, (int64_t)((uint64_t)O->missed + (uint64_t)R->missed));
+        SET(O_SYNTS, O->synts);
+        SET(O_SYNLAST, O->synlast);
+        SET(O_SYNACKTS, R->synackts);
+        SET(O_ACKTS, O->ackts);
+        SET(O_SYNCNT, O->syncnt);
+        SET(O_VLAN, k->vlan);
+        SET(O_IVLAN, k->ivlan);
+        SET(O_KEY, k->hash);
+        SET(O_PREFIX, c->prefix != 0);
+        SET(O_ERRS, c->errs);
+        SET(O_ETYPE, c->etype);
+        SET(O_ECODE, c->ecode);
+        SET(O_EHI, c->esrchi);
+        SET(O_ELO, c->esrclo);
+        SET(O_ENCLOSES, c->encloses != 0);
+        for (int j = 0; j < N_PAR; j++) {
+            SET(O_PAR + j * PAR_WIDTH + P_KEY, c->par[j].key);
+            SET(O_PAR + j * PAR_WIDTH + P_FIRST, c->par[j].first);
+            SET(O_PAR + j * PAR_WIDTH + P_LAST, c->par[j].last);
+        }
 #undef SET
     }
     Py_END_ALLOW_THREADS

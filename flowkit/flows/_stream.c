@@ -29,13 +29,15 @@
 enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED, N_META };
 
 typedef struct {
-    int64_t *C, *K, *freelist;
+    conn_t *C;
+    conn_key_t *K;
+    int64_t *freelist;
     uint8_t *H, *used;
 } rows_t;
 
 static const column_t ROW_COLUMNS[] = {
-    {"C", "l", NCOL, offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
-    {"K", "l", N_KEY, offsetof(rows_t, K), 1}, {"used", "B", 1, offsetof(rows_t, used), 1},
+    {"C", "B", sizeof(conn_t), offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
+    {"K", "B", sizeof(conn_key_t), offsetof(rows_t, K), 1}, {"used", "B", 1, offsetof(rows_t, used), 1},
     {"free", "l", 1, offsetof(rows_t, freelist), 1},
 };
 
@@ -155,7 +157,8 @@ probe(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h, i
 static Py_ssize_t
 run_stream(stream_t *s)
 {
-    int64_t *C = s->r.C, *meta = s->meta;
+    conn_t *C = s->r.C;
+    int64_t *meta = s->meta;
     Py_ssize_t n_done = 0;
     flow_pkt_t f;
     for (Py_ssize_t i = 0; i < s->n; i++) {
@@ -189,7 +192,7 @@ run_stream(stream_t *s)
                 row = meta[M_ROWS]++;
             else
                 return -1;
-            open_conn(C, s->r.H, s->r.K, f.key, row, -1, f.t, f.side, f.proto, f.flags, keep_orig, 0, s->active_ns);
+            open_conn(C, s->r.H, s->r.K, f.key, row, f.t, f.side, f.proto, f.flags, keep_orig, 0, s->active_ns);
             expected(C, s->r.K, row, f.t, s->expect);
             s->r.used[row] = 1;
             if (!found) {
@@ -316,13 +319,13 @@ evict(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "evict(): gone is shorter than the rows");
         goto out;
     }
-    int64_t *C = r.C;
+    conn_t *C = r.C;
     Py_ssize_t n_gone = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t c = 0; c < meta[M_ROWS]; c++) {
         if (!r.used[c] || deadline(ROW(c), tcp_ns, udp_ns) > meta[M_TMAX])
             continue;
-        Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, (uint64_t)r.K[c * N_KEY + K_HASH], c);
+        Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, r.K[c].hash, c);
         if (slot >= 0)
             tb.row[slot] = DELETED;
         r.used[c] = 0;
@@ -367,7 +370,7 @@ spill(PyObject *self, PyObject *args)
     }
     for (Py_ssize_t j = 0; j < n; j++) {
         int64_t c = which[j];
-        uint64_t h = (uint64_t)r.K[c * N_KEY + K_HASH];
+        uint64_t h = r.K[c].hash;
         Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, h, c);
         if (slot >= 0)
             tb.row[slot] = DELETED;
@@ -412,7 +415,7 @@ announcers(PyObject *self, PyObject *args)
             PyErr_Format(PyExc_ValueError, "announcers(): no row %lld", (long long)which[j]);
             goto out;
         }
-        int64_t *C = r.C;
+        conn_t *C = r.C;
         out[j] = (uint8_t)may_announce(ROW(which[j]));
     }
     result = Py_NewRef(Py_None);
@@ -450,7 +453,7 @@ rebuild(PyObject *self, PyObject *args)
         if (!r.used[c])
             continue;
         int found;
-        uint64_t h = (uint64_t)r.K[c * N_KEY + K_HASH];
+        uint64_t h = r.K[c].hash;
         Py_ssize_t slot = probe(tb.keys, tb.row, tcap, h, &found);
         tb.keys[slot] = h;
         tb.row[slot] = c;

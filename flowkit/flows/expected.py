@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.flows import _machine as k
+from flowkit.flows.layout import conn, key
 
 
 def new_expectations() -> np.ndarray:
@@ -58,14 +59,16 @@ def take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray | None = 
                 cands.append((t.column("ts_start").cast(pa.int64()).to_numpy()[tcp], np.full(len(tcp), j),
                               tcp, np.asarray(t.column("dst_ip").take(tcp).to_pylist(), object),
                               t.column("dst_port").to_numpy()[tcp].astype(np.int64)))
-    tcp = np.flatnonzero(C[:, k.F_PROTO] == 6) if C is not None else []
+    cf = conn(C) if C is not None else None
+    tcp = np.flatnonzero(cf["proto"] == 6) if C is not None else []
     if len(tcp):
-        resp = 1 - C[tcp, k.F_ORIG]
-        hi = np.where(resp == 1, K[tcp, k.K_BHI], K[tcp, k.K_AHI])
-        lo = np.where(resp == 1, K[tcp, k.K_BLO], K[tcp, k.K_ALO])
-        port = np.where(resp == 1, K[tcp, k.K_BPORT], K[tcp, k.K_APORT])
-        cands.append((C[tcp, k.F_TS0], np.full(len(tcp), -1), tcp,
-                      np.asarray(_addr(hi.view(np.uint64), lo.view(np.uint64)).to_pylist(), object), port))
+        kf = key(K)[tcp]
+        resp = 1 - cf["orig"][tcp].astype(np.int64)
+        hi = np.where(resp == 1, kf["bhi"], kf["ahi"])
+        lo = np.where(resp == 1, kf["blo"], kf["alo"])
+        port = np.where(resp == 1, kf["bport"], kf["aport"]).astype(np.int64)
+        cands.append((cf["ts0"][tcp], np.full(len(tcp), -1), tcp, np.asarray(_addr(hi, lo).to_pylist(), object),
+                      port))
     if not cands:
         return tables
     ts, where, row, addr, port = (np.concatenate([c[i] for c in cands]) for i in range(5))
@@ -86,9 +89,9 @@ def take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray | None = 
         service = int(waiting[e, k.X_SERVICE])
         if where[i] < 0:
             r = row[i]
-            C[r, k.F_SVC] = 1 << service
-            C[r, k.F_SVCN] = np.iinfo(np.int64).min
-            C[r, k.F_NAME:k.F_NAME + k.NAME_WORDS] = 0
+            cf["svc"][r] = 1 << service
+            cf["svcn"][r] = np.iinfo(np.int64).min
+            cf["name"][r] = 0
         else:
             named.setdefault(int(where[i]), {})[int(row[i])] = SERVICES[service]
     rest = waiting[~used]

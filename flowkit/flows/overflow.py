@@ -105,9 +105,10 @@ class Overflow:
         """Whether a segment is settled at ``tmax`` (None: the end of the pass, all are)."""
         return bool(self.pending) and (tmax is None or min(s for s, _, _ in self.pending) <= tmax)
 
-    def take_segments(self, tmax: int | None, layout, key_col: int):
+    def take_segments(self, tmax: int | None, layout, hashes):
         """The segments settled at ``tmax`` (all when None), in the order they were written,
-        read back and removed; each as (rows whose key had no packet deferred, the others)."""
+        read back and removed; each as (rows whose key had no packet deferred, the others).
+        ``hashes``: the key hashes of key rows (layout.key_hashes)."""
         if tmax is None:
             ready, self.pending = self.pending, []
         else:
@@ -116,7 +117,7 @@ class Overflow:
         for _, offset, n in ready:
             self._segments.seek(offset)
             rows = self._read_block(self._segments, layout)
-            again = self.was_deferred(rows[2][:, key_col])
+            again = self.was_deferred(hashes(rows[2]))
             if not again.any():  # the common case: no copies (views of the read-only block)
                 yield rows, [a[:0] for a in rows]
             else:
@@ -168,9 +169,10 @@ class Overflow:
             lo, hi = bounds[p], bounds[p + 1]
             self._append(kind, int(p), [a[lo:hi] for a in arrays], int(hi - lo))
 
-    def write_rows(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, key_col: int) -> None:
-        """Rows to replay (their keys had packets deferred), into their keys' partitions."""
-        self._write("rows", [C, H, K], K[:, key_col])
+    def write_rows(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, hashes) -> None:
+        """Rows to replay (their keys had packets deferred), into their keys' partitions;
+        ``hashes``: as for take_segments."""
+        self._write("rows", [C, H, K], hashes(K))
 
     def write_packets(self, arrays: tuple[np.ndarray, ...], hashes: np.ndarray, data: np.ndarray | None = None,
                       caplen: np.ndarray | None = None) -> None:

@@ -11,10 +11,10 @@ import pyarrow as pa
 from flowkit._reuse import Buffers
 from flowkit.decode import _arrow
 from flowkit.decode.addresses import to_strings
-from flowkit.flows import _machine, _rows
+from flowkit.flows import _rows
 from flowkit.flows.community import community_ids
+from flowkit.flows.layout import conn, key
 from flowkit.flows.local import DEFAULT, LocalNets
-from flowkit.flows._machine import K_AHI, K_ALO, K_APORT, K_BHI, K_BLO, K_BPORT, K_IPVER, K_PROTO
 from flowkit.flows.schema import FLOW_SCHEMA, TS, proto_names
 from flowkit.protocols import SERVICES
 
@@ -53,7 +53,7 @@ def _ts(values: np.ndarray) -> pa.Array:
 
 
 def _services(svc: np.ndarray) -> pa.Array:
-    """Confirmed-service bits (low 32 bits of F_SVC) as Zeek's sorted comma-separated names."""
+    """Confirmed-service bits (low 32 bits of svc) as Zeek's sorted comma-separated names."""
     bits = svc & 0xFFFFFFFF
     # few distinct sets in any capture; 0 (none) first if present. Sorted and deduplicated by
     # hand: np.unique imports numpy.ma (~10-30 ms of a flows -o process)
@@ -68,13 +68,13 @@ def _services(svc: np.ndarray) -> pa.Array:
 
 def _server_names(C: np.ndarray) -> pa.Array:
     """The NUL-terminated name bytes of each row (most rows have none: only those are read)."""
-    words = C[:, _machine.F_NAME : _machine.F_NAME + _machine.NAME_WORDS]
-    have = np.flatnonzero(words[:, 0] != 0)
+    name = conn(C)["name"]
+    have = np.flatnonzero(name[:, 0] != 0)
     codes = np.full(len(C), len(have), np.int64)  # the last entry: ""
     codes[have] = np.arange(len(have))
-    found = np.zeros((len(have) + 1, words.shape[1]), np.int64)  # the extra row stays empty
-    found[:-1] = words[have]
-    return _arrow.take(_arrow.fixed_strings(found.view(np.uint8)), codes)
+    found = np.zeros((len(have) + 1, name.shape[1]), np.uint8)  # the extra row stays empty
+    found[:-1] = name[have]
+    return _arrow.take(_arrow.fixed_strings(found), codes)
 
 
 def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets = DEFAULT) -> pa.Table:
@@ -115,8 +115,9 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
     for name in ("syn_ts", "syn_last_ts", "synack_ts", "ack_ts"):
         cols[name] = _ts(v[name])
     cols["syn_count"] = _arrow.array(v["syn_count"], pa.uint32())
+    kf = key(K)
     cols["community_id"] = community_ids(
-        K[:, K_AHI], K[:, K_ALO], K[:, K_BHI], K[:, K_BLO], K[:, K_APORT], K[:, K_BPORT], K[:, K_PROTO], K[:, K_IPVER]
+        kf["ahi"], kf["alo"], kf["bhi"], kf["blo"], kf["aport"], kf["bport"], kf["proto"], kf["ipver"]
     )
     errs = v["icmp_errors"]
     none = errs == 0
@@ -126,7 +127,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
     cols["icmp_error_src"] = _addr_or_null(v["ehi"], v["elo"], none)
     cols["vlan"] = _arrow.array(v["vlan"], pa.uint16())
     cols["inner_vlan"] = _arrow.array(v["inner_vlan"], pa.uint16())
-    cols["service"] = _services(C[:, _machine.F_SVC])
+    cols["service"] = _services(conn(C)["svc"])
     cols["server_name"] = _server_names(C)
     cols["_key"] = _arrow.array(v["_key"].view(np.uint64), pa.uint64())
     cols["_prefix"] = _arrow.array(v["_prefix"] != 0, pa.bool_())

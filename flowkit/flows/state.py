@@ -31,6 +31,7 @@ from flowkit.flows.finished import FinishedRows
 from flowkit.flows.expected import joined_expectations, new_expectations, take_expected
 from flowkit.flows.overflow import gather_bytes
 from flowkit.flows.keys import NO_DATA, concat_columns, empty_columns, key_matrix, take_columns
+from flowkit.flows.layout import conn, empty_rows as _empty_rows, key_hashes
 from flowkit.flows.rows import STATE_SCHEMA, rows_to_arrow
 from flowkit.flows.options import FlowOptions, parse_size  # noqa: F401  (re-exported)
 from flowkit.ledger import Ledger
@@ -39,10 +40,6 @@ from flowkit.ledger import Ledger
 
 PEND_SMALL = 512  # payload bytes of a pending packet always kept
 PEND_LOOK = 16  # larger payloads kept per key and side in a batch (_identify.h's SVC_LOOK_TLS)
-
-
-def _empty_rows(n=0):
-    return np.zeros((n, k.NCOL), np.int64), np.zeros((n, k.HMAX), np.uint8), np.zeros((n, k.N_KEY), np.int64)
 
 
 class FlowState:
@@ -68,7 +65,7 @@ class FlowState:
     # ------------------------------------------------------------------ helpers
     @property
     def open_keys(self) -> np.ndarray:
-        return self.K[:, k.K_HASH].view(np.uint64)
+        return key_hashes(self.K)
 
     def _timeouts(self, proto: np.ndarray) -> np.ndarray:
         return np.where(proto == 6, self.options.tcp_ns, self.options.udp_ns)
@@ -205,7 +202,6 @@ class FlowState:
         while True:
             C, H, K = _empty_rows(cap)
             C[:m], H[:m], K[:m] = self.C[touched], self.H[touched], self.K[touched]
-            C[:m, k.F_SLOT] = np.searchsorted(ukeys, okeys[touched])
             sc = slot_conn.copy()
             done = np.zeros(cap, bool)
             o = self.options
@@ -220,7 +216,7 @@ class FlowState:
         C2 = np.concatenate([self.C[~touched], C[still]])
         H2 = np.concatenate([self.H[~touched], H[still]])
         K2 = np.concatenate([self.K[~touched], K[still]])
-        order = np.argsort(K2[:, k.K_HASH].view(np.uint64), kind="stable")
+        order = np.argsort(key_hashes(K2), kind="stable")
         self.C, self.H, self.K = C2[order], H2[order], K2[order]
         self.tmax = max(self.tmax, int(cols["ts"].max()))
 
@@ -310,10 +306,10 @@ class FlowState:
 
         # L's open connections
         l_open = L.open_keys
-        l_pref = L.C[:, k.F_PREFIX] != 0
+        l_pref = conn(L.C)["prefix"] != 0
         l_drop = np.isin(l_open, rerun) & l_pref
         lC, lH, lK = L.C[~l_drop].copy(), L.H[~l_drop], L.K[~l_drop]
-        lC[:, k.F_PREFIX] = (lC[:, k.F_PREFIX] != 0) & np.isin(lK[:, 0].view(np.uint64), cont_keys)
+        conn(lC)["prefix"] = (conn(lC)["prefix"] != 0) & np.isin(key_hashes(lK), cont_keys)
 
         # announcements E left waiting, and those the re-run reads, name L's new connections
         waiting = E.expect.copy()
@@ -334,7 +330,7 @@ class FlowState:
                 t = t.set_column(t.schema.get_field_index("_prefix"), "_prefix", pa.array(np.isin(key, cont_keys)))
                 out.finished.append(t)
             tk = tmp.open_keys
-            tmp.C[:, k.F_PREFIX] = np.isin(tk, cont_keys)
+            conn(tmp.C)["prefix"] = np.isin(tk, cont_keys)
             # a re-run key whose later open connection is not a prefix one keeps that one open
             l_nonpref_open = np.isin(tk, l_open[~l_pref])
             if l_nonpref_open.any():
@@ -349,7 +345,7 @@ class FlowState:
         out.finished[at:at + len(L.finished)] = take_expected(waiting, out.finished[at:at + len(L.finished)], lC, lK)
         out.expect = joined_expectations(waiting, L.expect)
         C2, H2, K2 = np.concatenate(parts_C), np.concatenate(parts_H), np.concatenate(parts_K)
-        order = np.argsort(K2[:, 0].view(np.uint64), kind="stable")
+        order = np.argsort(key_hashes(K2), kind="stable")
         out.C, out.H, out.K = C2[order], H2[order], K2[order]
         out.seen = np.union1d(E.seen, L.seen)
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 from flowkit.flows import _machine as k
 from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
+from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, conn, empty_rows, key_hashes
 from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
 from flowkit.flows.expected import entries, new_expectations
 from flowkit.flows.state import FlowOptions
@@ -30,9 +31,9 @@ from flowkit.ledger import Ledger
 M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
 INF = 2**62
 
-# bytes per open connection: the row matrices (C int64, H history, K key), `used` and the
+# bytes per open connection: the row matrices (C state, H history, K key), `used` and the
 # free list, plus the hash table (keys and rows, at most half full: 32 to 64 bytes, counted 64)
-ROW_BYTES = k.NCOL * 8 + k.HMAX + k.N_KEY * 8 + 1 + 8
+ROW_BYTES = CONN_SIZE + k.HMAX + KEY_SIZE + 1 + 8
 TABLE_BYTES = 64
 OPEN_BYTES = ROW_BYTES + TABLE_BYTES
 FINISHED_BYTES = 480  # a finished flow as Arrow (FLOW_SCHEMA plus the internal columns), measured: 395 on mixed.pcap
@@ -40,7 +41,7 @@ MIN_EVICT_SCAN = 1024  # open rows below which the lazy eviction scan is not wor
 SPILL_BLOCK = 4096  # open rows copied to disk at once (a segment)
 MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
 KEYS_PER_BLOCK = 24  # spilled keys per 512-bit filter block: ~21 bits a key, ~0.05% false positives
-ROW_LAYOUT = [(np.int64, (k.NCOL,)), (np.uint8, (k.HMAX,)), (np.int64, (k.N_KEY,))]  # a row on disk
+ROW_LAYOUT = [(np.uint8, (CONN_SIZE,)), (np.uint8, (k.HMAX,)), (np.uint8, (KEY_SIZE,))]  # a row on disk
 MMAP_THRESHOLD = 32 << 20  # blocks from this size mapped on their own (bound_allocator)
 TRIM_THRESHOLD = 64 << 20  # free memory at the top of a heap kept for reuse up to this (bound_allocator)
 
@@ -73,9 +74,7 @@ class StreamState:
     # open rows live in self._rows (C, H, K, used, free: ROW_COLUMNS) with a hash table
     def _grow(self, capacity: int) -> None:
         if self._rows is None:
-            self._rows = (np.zeros((capacity, k.NCOL), np.int64), np.zeros((capacity, k.HMAX), np.uint8),
-                          np.zeros((capacity, k.N_KEY), np.int64), np.zeros(capacity, np.uint8),
-                          np.zeros(capacity, np.int64))
+            self._rows = (*empty_rows(capacity), np.zeros(capacity, np.uint8), np.zeros(capacity, np.int64))
             self._meta = np.array([0, 0, 0, -(2**62), 0], np.int64)
         else:
             # in place (realloc: large blocks move by remapping, no second copy at the peak);
@@ -189,7 +188,7 @@ class StreamState:
         """Finish every open connection, in start order (open connections never tie: one
         per key), a block at a time: no second copy of all open rows at the peak."""
         rows = self._open_rows()
-        rows = rows[np.argsort(self._rows[0][rows, k.F_TS0], kind="stable")]
+        rows = rows[np.argsort(conn(self._rows[0])["ts0"][rows], kind="stable")]
         for at in range(0, len(rows), SPILL_BLOCK):
             self._finish(rows[at:at + SPILL_BLOCK])
 
@@ -211,7 +210,7 @@ class StreamState:
         if count <= 0:
             return
         C, H, K = self._rows[:3]
-        last = C[rows, k.F_TSPKT].copy()
+        last = conn(C)["tspkt"][rows]
         # connections that may still announce a data connection stay in memory: an announcement
         # replayed at the end would come after the connection it names (_conn.h's may_announce)
         pinned = np.empty(len(rows), np.uint8)
@@ -222,7 +221,7 @@ class StreamState:
             return
         which = rows[np.argpartition(last, count - 1)[:count]]
         # segments in start order: settled rows then come back about in output order
-        which = which[np.argsort(C[which, k.F_TS0], kind="stable")]
+        which = which[np.argsort(conn(C)["ts0"][which], kind="stable")]
         if self.overflow is None:
             bound_allocator()  # from now on rows come and go by the thousand
             self.overflow = Overflow(self.options.spill_dir)
@@ -245,10 +244,10 @@ class StreamState:
     def _settle(self, tmax: int | None) -> None:
         """Spilled segments settled by ``tmax`` (all at the end, None): rows whose keys had no
         packet deferred are finished; the others wait for the replay in their partitions."""
-        for final, again in self.overflow.take_segments(tmax, ROW_LAYOUT, k.K_HASH):
+        for final, again in self.overflow.take_segments(tmax, ROW_LAYOUT, key_hashes):
             self.done.add(*final)
             if len(again[0]):
-                self.overflow.write_rows(*again, k.K_HASH)
+                self.overflow.write_rows(*again, key_hashes)
 
     def _reserve_filter(self, count: int) -> None:
         """A last filter layer with room for ``count`` more keys (a new one, twice as large)."""
@@ -302,7 +301,7 @@ class StreamState:
             wanted = np.unique(keys["hash"])
             kept = []
             for C, H, K in ov.blocks("rows", p, row_layout):
-                again = np.isin(K[:, k.K_HASH].view(np.uint64), wanted)
+                again = np.isin(key_hashes(K), wanted)
                 self.done.add(C[~again], H[~again], K[~again])
                 if again.any():
                     kept.append((C[again], H[again], K[again]))
