@@ -10,13 +10,14 @@ builds its flows without a memory budget and prints the peak RSS at the end of t
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's flowkit, make_flowheavy
 
 CHILD = r"""
 import resource, sys
@@ -25,7 +26,8 @@ from flowkit.flows import stream
 finalize = stream.StreamState.finalize
 def at_end(self, **kw):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print(f"open {self.open_count:,}, rows allocated {len(self._rows[0]):,}, peak RSS at the end of the pass {rss:,} MB")
+    print(f"open {self.open_count:,}, rows allocated {len(self._rows[0]):,}, "
+          f"peak RSS at the end of the pass {rss:,} MB")
     return finalize(self, **kw)
 stream.StreamState.finalize = at_end
 flowkit.flows(sys.argv[1], memory=None)
@@ -47,8 +49,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "udpspray.pcap"
         make_flowheavy.write(path, "udp", args.connections)
+        paths = [str(HERE.parent), os.environ.get("PYTHONPATH")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
         for _ in range(args.runs):
-            subprocess.run([sys.executable, "-c", CHILD, str(path)], check=True)
+            subprocess.run([sys.executable, "-c", CHILD, str(path)], check=True, env=env)
     return 0
 
 
