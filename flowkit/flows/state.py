@@ -322,7 +322,6 @@ class FlowState:
             sel = take_columns(L.pend, np.flatnonzero(np.isin(pend_h, rerun)))
             if len(sel["ts"]):
                 tmp._run(sel, np.zeros(len(sel["ts"]), np.int8), L.pend_data)
-            rerun_cont = np.isin(rerun, cont_keys)
             # rows of the re-run: prefix iff the key's prefix continues into the merged prefix
             fin = [t for t in tmp.finished]
             for t in fin:
