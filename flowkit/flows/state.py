@@ -339,7 +339,6 @@ class FlowState:
             parts_C.append(tmp.C[keep])
             parts_H.append(tmp.H[keep])
             parts_K.append(tmp.K[keep])
-            del rerun_cont
         at = len(E.finished)
         out.finished[at:at + len(L.finished)] = take_expected(waiting, out.finished[at:at + len(L.finished)], lC, lK)
         out.expect = joined_expectations(waiting, L.expect)
