@@ -55,15 +55,21 @@ def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None, de
             super().__init__(*args, **kwargs)
             self.names = list(names)
             self.spans: list[list] = []  # per source: [first ts, last ts] in ns, None before a packet
-            self.kept = Ledger()  # the packets that reached the flows
+            self._kept = Ledger()  # the packets that reached the flows, when a filter drops some
             self.links: Counter = Counter()  # unsupported link type -> packets
+
+        @property
+        def kept(self) -> Ledger:
+            """The ledger of the packets that reached the flows: without a packet filter, every
+            packet (the table's own ledger, fragments given up and bad checksums included)."""
+            return self._kept if self._filter is not None else self.stats
 
         def chunks(self, source):
             self.spans.append([None, None])  # called once per source, in order
             return super().chunks(source)
 
         def __iter__(self):
-            self.spans, self.kept, self.links = [], Ledger(), Counter()
+            self.spans, self._kept, self.links = [], Ledger(), Counter()
             for batch in super().__iter__():
                 self._watch(batch)
                 yield batch
@@ -72,7 +78,8 @@ def WatchedPackets(source, engine, *, strict, filter, names, on_packets=None, de
             if batch.num_rows == 0:
                 return
             status = to_numpy(batch.column("status"))
-            self.kept.add_batch(status, to_numpy(batch.column("ip_proto")), to_numpy(batch.column("tunnel_depth")))
+            if self._filter is not None:  # else the table's ledger counts the same packets
+                self._kept.add_batch(status, to_numpy(batch.column("ip_proto")), to_numpy(batch.column("tunnel_depth")))
             unsupported = status == Status.UNSUPPORTED_LINK
             if unsupported.any():
                 types, counts = np.unique(to_numpy(batch.column("linktype"))[unsupported], return_counts=True)

@@ -103,3 +103,23 @@ def test_capture_options_on_a_dataset_report_are_named(run, tmp_path):
     assert rc == 0
     assert notes(err)[0] == ("flowkit: warning: --tcp-timeout applies to captures, not to saved flow tables: "
                              "ignored")
+
+
+def test_fragments_never_completed_say_so(run, tmp_path):
+    # two first fragments (MF set, offset 0) of datagrams whose rest never comes: reassembly
+    # gives them up at the end, so they are not "counted in the datagram they completed"
+    from pcapgen import write_ip_pcap
+
+    def first_fragment(ident: int) -> dpkt.ip.IP:
+        udp = dpkt.udp.UDP(sport=5000, dport=53, data=b"x" * 40)
+        udp.ulen = len(udp)
+        ip = dpkt.ip.IP(src=socket.inet_aton("10.0.0.1"), dst=socket.inet_aton("10.0.0.2"), p=dpkt.ip.IP_PROTO_UDP,
+                        id=ident, data=bytes(udp)[:24], ttl=64)
+        ip.mf = 1
+        ip.len = len(ip)
+        return ip
+
+    path = write_ip_pcap(tmp_path / "frag.pcap", [first_fragment(1), first_fragment(2)])
+    rc, _, err = run("flows", path)
+    assert rc == 0
+    assert notes(err) == ["flowkit: 2 packets, none in a flow: 2 IP fragments of datagrams never completed"]
