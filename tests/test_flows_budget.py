@@ -124,8 +124,57 @@ def test_the_open_half_of_the_budget_bounds_what_open_connections_hold(tmp_path)
     most = 0
     for batch in PacketTable(str(path), chunk_bytes=1 << 16):
         state.advance_batch(batch)
-        held = sum(a.nbytes for a in (*state._rows, *state._tab, state._bloom))
+        held = sum(a.nbytes for a in (*state._rows, *state._tab)) + state.keys.nbytes
         most = max(most, held)
         assert held <= memory // 2
-    assert state.overflow.rows > 50000 and state._bloom.nbytes > 150_000  # the filter took its share
+    assert state.overflow.rows > 50000 and state.keys.most > 150_000  # the filter took its share
     assert most > memory // 2 * 0.8  # the budget was used, not merely respected
+
+
+def _long_spray(path, periods=12, per_period=3000, timeout=1.0):
+    """One-packet UDP connections, ``per_period`` per UDP timeout for ``periods`` timeouts (their
+    spilled rows settle while spilling goes on); one key in 40 comes back half a timeout later
+    (deferred: it joins its spilled connection) and again just after the first deadline (it
+    still joins: the second packet moved the deadline), one in 40 only after its timeout (a
+    new connection on a spilled key, deferred or not). One TCP connection a timeout is idle
+    for 4.5 timeouts after its handshake (under its own, far longer timeout: its row holds
+    its layer of the filter) and then exchanges data and closes."""
+    packets, step = [], timeout / per_period
+    for i in range(periods * per_period):
+        t = 1.0 + i * step
+        key = (f"172.{16 + i // 64000}.{(i // 250) % 256}.{i % 250 + 1}", 20000 + i % 64, "192.0.2.53", 9999)
+        packets.append(pkt(t, *key, proto="udp", payload=32))
+        if i % 40 == 0:
+            packets.append(pkt(t + 0.5 * timeout, *key, proto="udp", payload=16))
+            packets.append(pkt(t + (1.05 + (i % 400) / 1000) * timeout, *key, proto="udp", payload=8))
+        elif i % 40 == 20:
+            packets.append(pkt(t + (1.2 + (i % 800) / 400) * timeout, *key, proto="udp", payload=8))
+    for j in range(periods):
+        c = Conversation(f"10.7.0.{j + 1}", 40000 + j, "10.7.1.1", 443, t=1.25 + j * timeout, step=1e-3,
+                         cseq=1000 * j)
+        c.handshake()
+        c.data(True, 100, dt=4.5 * timeout)
+        c.data(False, 1000)
+        c.close()
+        packets += c.packets
+    packets.sort(key=lambda p: p["ts"])
+    write_pcap(path, packets)
+    return path
+
+
+def test_spilled_keys_leave_the_filter_once_settled(tmp_path):
+    periods, per_period = 12, 3000
+    path = _long_spray(tmp_path / "long.pcap", periods, per_period)
+    spilled = _same(path, chunk_bytes=1 << 14, udp_timeout=1.0)
+    table = flowkit.flows(str(path), memory=None, udp_timeout=1.0).to_pandas()
+    n = periods * per_period
+    assert len(table) == n + n // 40 + periods  # the late returns are new connections, the early ones join
+    assert (table.src_pkts + table.dst_pkts).value_counts().to_dict() == {1: n, 3: n // 40, 8: periods}
+    assert (table[table.proto == "tcp"].conn_state == "SF").all()
+    assert spilled["open_connections"] > 0.9 * n and spilled["deferred_packets"] > n // 40
+    # a Bloom filter of 21 bits a key (64 bytes per 24 keys), each layer at most twice what it
+    # holds: enough for the keys spilled within three timeouts and the keys that came back
+    per_key = 64 / 24
+    returning = 2 * (n // 40)
+    assert spilled["filter_bytes"] <= 2 * (3 * per_period + returning) * per_key + 3 * 4096
+    assert spilled["filter_bytes"] * 3 < spilled["open_connections"] * per_key  # not every key ever spilled

@@ -43,6 +43,7 @@ class Mutant:
 
 
 TRUTH = ("tests/test_flows_truth.py",)
+SETTLED = "tests/test_flows_budget.py::test_spilled_keys_leave_the_filter_once_settled"
 M = Mutant
 MUTANTS = [
     # ---- the ten bugs the issue measured
@@ -118,6 +119,16 @@ MUTANTS = [
     M("tunnel-parent-span", "a parent key names only the parent connection of its first packet", "flowkit/flows/_rows.c",
       "Py_ssize_t end = bound_i64(its0, lo, hi, s[P_LAST], 1);", "Py_ssize_t end = bound_i64(its0, lo, hi, s[P_FIRST], 1);",
       ("tests/test_flows_tunnel_parents.py",)),
+    # ---- the memory budget's filter of spilled keys
+    M("filter-unsettled", "a layer of spilled keys goes while older layers of its class still have unsettled rows",
+      "flowkit/flows/keyfilter.py", "if (kept := [layer for layer in chain if layer[3] > tmax])",
+      "if (kept := [layer for layer in chain[-1:] if layer[3] > tmax])", (SETTLED,)),
+    M("filter-deferred", "the kernel does not look in the layers of deferred keys (they leave with their layer)",
+      "flowkit/flows/keyfilter.py", "pairs = [layer[:2] for layer in self._all()]",
+      "pairs = [layer[:2] for layer in self._all()[len(self._held):]]", (SETTLED,)),
+    M("filter-classes", "spilled keys in one layer whatever their deadline (TCP's idle timeout holds UDP keys)",
+      "flowkit/flows/stream.py", "cls = np.frexp((deadlines - C[which, k.F_TSPKT]).astype(np.float64))[1]",
+      "cls = np.zeros(count, int)", (SETTLED,)),
 ]
 
 

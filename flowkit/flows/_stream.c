@@ -11,14 +11,16 @@
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
  * `free`). Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows
  * in use or freed (high-water mark), [1] free rows, [2] table slots not empty, [3] newest
- * packet time seen, [4] keys added to the spilled filter.
+ * packet time seen, [4] keys in the spilled filter (0: no lookups; stream.py resets it when
+ * layers go).
  *
  * Memory budget (stream.py): the keys of connections moved to disk enter the spilled
- * filter, a blocked Bloom filter (one cache line a lookup, ~10 bits a key, ~1% false
- * positives). A packet whose key is not open here but in the filter is deferred: its index
+ * filter, a blocked Bloom filter (one cache line a lookup per layer, ~21 bits a key,
+ * ~0.05% false positives). A packet whose key is not open here but in the filter is deferred: its index
  * is reported, stream.py writes it next to the spilled rows of its key's partition, and at
- * the end each partition is replayed in capture order. A key stays in the filter, so all
- * its later packets are deferred too and the replay sees them in order; a false positive
+ * the end each partition is replayed in capture order. A key whose packet was deferred
+ * stays in the filter, so all its later packets are deferred too and the replay sees them
+ * in order (keyfilter.py: other keys leave once their rows are settled); a false positive
  * only defers a key that was never spilled, whose connections the replay then builds from
  * its packets alone: the same result either way.
  */
@@ -53,8 +55,9 @@ static const column_t TABLE_COLUMNS[] = {
 static const char *const STREAM_OPTIONS[] = {"tcp_ns", "udp_ns", "active_ns", "vlan_key"};
 
 /* The spilled filter: blocks of 8 words (512 bits, one cache line); `layers` lists
- * (first block, blocks) of each layer, a key is in when it is in any layer and is added
- * to the last one (stream.py adds a layer, twice as large, when the last is full). */
+ * (first block, blocks) of each layer, a key is in when it is in any layer; spill() adds
+ * to the last one, remember() to the last of the layers it is given (keyfilter.py adds
+ * and drops layers). */
 #define BLOCK_WORDS 8
 #define BLOOM_BITS 7
 
@@ -385,6 +388,47 @@ out:
     return result;
 }
 
+PyDoc_STRVAR(remember_doc,
+"remember(bloom_words, bloom_layers, hashes, seen, add) -> int\n"
+"--\n\n"
+"seen[j] = 1 when key hashes[j] (uint64) is in a layer of bloom_layers over bloom_words,\n"
+"else 0; with add, the keys not seen are added to the last layer as they come. Returns how\n"
+"many were not seen.");
+
+static PyObject *
+remember(PyObject *self, PyObject *args)
+{
+    PyObject *owords, *olayers, *ohashes, *oseen;
+    int add;
+    if (!PyArg_ParseTuple(args, "OOOOp", &owords, &olayers, &ohashes, &oseen, &add))
+        return NULL;
+    bloom_t sp;
+    const uint64_t *hashes;
+    uint8_t *seen;
+    Py_ssize_t n, n_seen, fresh = 0;
+    views_t vs = {.n = 0};
+    PyObject *result = NULL;
+    if (!bind_bloom(&vs, owords, olayers, &sp) || !(hashes = view_of(&vs, ohashes, "L", 0, "hashes", &n)) ||
+        !(seen = view_of(&vs, oseen, "B", 1, "seen", &n_seen)))
+        goto out;
+    if (n_seen != n) {
+        PyErr_SetString(PyExc_ValueError, "remember(): seen must have one item per hash");
+        goto out;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        seen[j] = (uint8_t)bloom_has(&sp, hashes[j]);
+        if (!seen[j]) {
+            fresh++;
+            if (add)
+                bloom_add(&sp, hashes[j]);
+        }
+    }
+    result = PyLong_FromSsize_t(fresh);
+out:
+    views_release(&vs);
+    return result;
+}
+
 PyDoc_STRVAR(announcers_doc,
 "announcers(rows, which, out) -> None\n"
 "--\n\n"
@@ -417,6 +461,47 @@ announcers(PyObject *self, PyObject *args)
         }
         conn_t *C = r.C;
         out[j] = (uint8_t)may_announce(ROW(which[j]));
+    }
+    result = Py_NewRef(Py_None);
+out:
+    views_release(&vs);
+    return result;
+}
+
+PyDoc_STRVAR(deadlines_doc,
+"deadlines(rows, which, out, options) -> None\n"
+"--\n\n"
+"out[j] = the deadline of open row which[j] (_conn.h's deadline) without copying the rows;\n"
+"options: (tcp_ns, udp_ns).");
+
+static PyObject *
+deadlines(PyObject *self, PyObject *args)
+{
+    PyObject *orows, *owhich, *oout, *oopt;
+    if (!PyArg_ParseTuple(args, "OOOO", &orows, &owhich, &oout, &oopt))
+        return NULL;
+    rows_t r;
+    const int64_t *which;
+    int64_t *out, tcp_ns, udp_ns;
+    int64_t *const opts[] = {&tcp_ns, &udp_ns};
+    Py_ssize_t cap = -1, n, n_out;
+    views_t vs = {.n = 0};
+    PyObject *result = NULL;
+    if (!bind_columns(&vs, orows, ROW_COLUMNS, 5, &r, &cap, "rows") ||
+        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !(out = view_of(&vs, oout, "l", 1, "out", &n_out)) ||
+        !bind_options(oopt, STREAM_OPTIONS, opts, 2, "options"))
+        goto out;
+    if (n_out != n) {
+        PyErr_SetString(PyExc_ValueError, "deadlines(): out must have one item per row");
+        goto out;
+    }
+    conn_t *C = r.C;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (which[j] < 0 || which[j] >= cap) {
+            PyErr_Format(PyExc_ValueError, "deadlines(): no row %lld", (long long)which[j]);
+            goto out;
+        }
+        out[j] = deadline(ROW(which[j]), tcp_ns, udp_ns);
     }
     result = Py_NewRef(Py_None);
 out:
@@ -470,7 +555,9 @@ static PyMethodDef methods[] = {
     {"evict", evict, METH_VARARGS, evict_doc},
     {"rebuild", rebuild, METH_VARARGS, rebuild_doc},
     {"spill", spill, METH_VARARGS, spill_doc},
+    {"remember", remember, METH_VARARGS, remember_doc},
     {"announcers", announcers, METH_VARARGS, announcers_doc},
+    {"deadlines", deadlines, METH_VARARGS, deadlines_doc},
     {NULL, NULL, 0, NULL},
 };
 

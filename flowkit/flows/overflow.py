@@ -2,9 +2,9 @@
 
 When ``StreamState`` holds more open connections than its budget allows, the least
 recently active ones are written here as a *segment* (their rows, as the state machine
-left them) and their keys enter the C spilled set. A later packet on such a key is
-*deferred*: written to a partition file (keys by hash) in capture order, and its key
-noted in a small bit set. A segment is read back once every row in it is settled (no
+left them) and their keys enter the spilled keys' filter (keyfilter.py). A later packet on
+such a key is *deferred*: written to a partition file (keys by hash) in capture order, and
+its key kept as deferred. A segment is read back once every row in it is settled (no
 later packet can join it or take from it: ``_conn.h``'s ``deadline``) or at the end of the pass: rows whose
 key never had a packet deferred are finished as they are (most rows of a scan or spray:
 no replay, and they come back in about the order they started); the others go to their
@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 
 PARTITIONS = 64  # a partition is replayed at once: about 1/64 of what was spilled
-DEFERRED_BITS = 1 << 21  # the deferred-key set: 256 KiB; a false hit only sends a row to replay
 _HEADER = struct.Struct("<qq")  # rows, arrays
 _SIZE = struct.Struct("<q")  # compressed bytes of one array
 
@@ -57,7 +56,6 @@ class Overflow:
         self._files: dict[str, object] = {}  # open for appending until read back
         self._segments = None  # file of segments: (deadline, offset, rows) of each in `pending`
         self.pending: list[tuple[int, int, int]] = []
-        self._deferred = np.zeros(DEFERRED_BITS // 8, np.uint8)
 
     def _write_block(self, f, arrays: list[np.ndarray], n: int) -> None:
         """One block: rows, then per array its compressed size and bytes (no joined copy)."""
@@ -105,10 +103,11 @@ class Overflow:
         """Whether a segment is settled at ``tmax`` (None: the end of the pass, all are)."""
         return bool(self.pending) and (tmax is None or min(s for s, _, _ in self.pending) <= tmax)
 
-    def take_segments(self, tmax: int | None, layout, hashes):
+    def take_segments(self, tmax: int | None, layout, hashes, was_deferred):
         """The segments settled at ``tmax`` (all when None), in the order they were written,
-        read back and removed; each as (rows whose key had no packet deferred, the others).
-        ``hashes``: the key hashes of key rows (layout.key_hashes)."""
+        read back and removed; each as (rows whose key had no packet deferred, the others:
+        ``was_deferred(key hashes)`` says which). ``hashes``: the key hashes of key rows
+        (layout.key_hashes)."""
         if tmax is None:
             ready, self.pending = self.pending, []
         else:
@@ -117,27 +116,13 @@ class Overflow:
         for _, offset, n in ready:
             self._segments.seek(offset)
             rows = self._read_block(self._segments, layout)
-            again = self.was_deferred(hashes(rows[2]))
+            again = was_deferred(hashes(rows[2]))
             if not again.any():  # the common case: no copies (views of the read-only block)
                 yield rows, [a[:0] for a in rows]
             else:
                 yield [a[~again] for a in rows], [a[again] for a in rows]
         if not self.pending and self._segments is not None:
             self._segments.truncate(0)  # every segment read: give the disk space back
-
-    def note_deferred(self, hashes: np.ndarray) -> None:
-        bits = self._bits(hashes)
-        np.bitwise_or.at(self._deferred, bits >> 3, (1 << (bits & 7)).astype(np.uint8))
-
-    def was_deferred(self, hashes: np.ndarray) -> np.ndarray:
-        bits = self._bits(hashes)
-        return ((self._deferred[bits >> 3] >> (bits & 7)) & 1).astype(bool)
-
-    @staticmethod
-    def _bits(hashes: np.ndarray) -> np.ndarray:
-        # middle bits: the hash tables use the low ones, the partitions the high ones
-        return ((np.ascontiguousarray(hashes).view(np.uint64) >> np.uint64(24)) % np.uint64(DEFERRED_BITS)).astype(
-            np.int64)
 
     def blocks(self, kind: str, part: int, layout: list[tuple[np.dtype, tuple]]):
         """The blocks of one file in order, each a list of arrays per ``layout`` (dtype, shape

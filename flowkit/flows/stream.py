@@ -22,6 +22,7 @@ import pyarrow as pa
 from flowkit.flows import _machine as k
 from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
+from flowkit.flows.keyfilter import SpilledKeys
 from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, conn, empty_rows, key_hashes
 from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
 from flowkit.flows.expected import entries, new_expectations
@@ -40,7 +41,6 @@ FINISHED_BYTES = 480  # a finished flow as Arrow (FLOW_SCHEMA plus the internal 
 MIN_EVICT_SCAN = 1024  # open rows below which the lazy eviction scan is not worth it
 SPILL_BLOCK = 4096  # open rows copied to disk at once (a segment)
 MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
-KEYS_PER_BLOCK = 24  # spilled keys per 512-bit filter block: ~21 bits a key, ~0.05% false positives
 ROW_LAYOUT = [(np.uint8, (CONN_SIZE,)), (np.uint8, (k.HMAX,)), (np.uint8, (KEY_SIZE,))]  # a row on disk
 MMAP_THRESHOLD = 32 << 20  # blocks from this size mapped on their own (bound_allocator)
 TRIM_THRESHOLD = 64 << 20  # free memory at the top of a heap kept for reuse up to this (bound_allocator)
@@ -62,10 +62,7 @@ class StreamState:
         self.overflow = None  # overflow.Overflow once open connections went to disk
         self._rows = None
         self._scanned_at = 0  # open rows after the last eviction scan
-        # the spilled filter (_stream.c): words, (first block, blocks) per layer, keys per layer
-        self._bloom = np.zeros(_stream.BLOCK_WORDS, np.uint64)
-        self._layers = np.array([0, 1], np.int64)
-        self._layer_keys = [0]
+        self.keys = SpilledKeys()  # the keys whose packets are deferred (keyfilter.py)
         self.max_open = self._open_budget()
         self._grow(min(capacity, self.max_open or capacity))
         self.expect = new_expectations()  # data connections announced on control channels
@@ -90,11 +87,22 @@ class StreamState:
 
     def _open_budget(self) -> int | None:
         """Open connections the budget allows: its half, less what the spilled keys' filter
-        holds (it grows with every key sent to disk; the deferred-key set is a fixed 256 KiB)."""
+        holds (it follows the keys not yet settled and those with packets deferred)."""
         memory = self.options.memory
         if not memory:
             return None
-        return max(8, (memory // 2 - self._bloom.nbytes) // OPEN_BYTES)
+        return max(8, (memory // 2 - self.keys.nbytes) // OPEN_BYTES)
+
+    def _refit(self) -> None:
+        """The filter changed size: so does the number of open connections that fit."""
+        self._meta[M_SFILLED] = self.keys.count
+        self.max_open = self._open_budget()
+        if self.max_open is None:
+            return
+        if self.open_count > self.max_open:
+            self._spill_oldest(self.open_count - self.max_open)  # refits again
+        elif len(self._rows[0]) > self.max_open:
+            self._shrink()
 
     def _shrink(self) -> None:
         """Fit row storage to a smaller budget: open rows moved to the front (in place, a
@@ -167,7 +175,8 @@ class StreamState:
         done = np.empty(n, np.int64)
         deferred = np.empty(n, np.int64)
         o = self.options
-        n_done, n_def = _stream.stream(self._rows, self._tab, self._bloom, self._layers, self._meta, done, deferred,
+        n_done, n_def = _stream.stream(self._rows, self._tab, self.keys.words, self.keys.layers, self._meta, done,
+                                       deferred,
                                        packets, where, data, self.expect,
                                        (o.tcp_ns, o.udp_ns, o.active_ns, int(o.vlan_key)))
         if self.t0 is None:
@@ -220,46 +229,39 @@ class StreamState:
         if count <= 0:
             return
         which = rows[np.argpartition(last, count - 1)[:count]]
-        # segments in start order: settled rows then come back about in output order
-        which = which[np.argsort(conn(C)["ts0"][which], kind="stable")]
         if self.overflow is None:
             bound_allocator()  # from now on rows come and go by the thousand
             self.overflow = Overflow(self.options.spill_dir)
             self.done.start_early()
         o = self.options
-        for at in range(0, len(which), SPILL_BLOCK):  # bounded copies
-            part = which[at:at + SPILL_BLOCK]
-            rows_C = C[part]
-            deadlines = np.empty(len(part), np.int64)
-            k.deadlines(rows_C, deadlines, (o.tcp_ns, o.udp_ns))
-            self.overflow.write_segment(rows_C, H[part], K[part], int(deadlines.max()))
-        del C, H, K, rows_C
-        self._reserve_filter(count)
-        _stream.spill(self._rows, self._tab, self._bloom, self._layers, self._meta, np.sort(which))
-        self._layer_keys[-1] += count
-        self.max_open = self._open_budget()
-        if len(self._rows[0]) > self.max_open:  # the filter grew: fewer rows fit
-            self._shrink()
+        deadlines = np.empty(count, np.int64)
+        _stream.deadlines(self._rows, which, deadlines, (o.tcp_ns, o.udp_ns))
+        # grouped by class (how far the deadline is from the last packet, keyfilter.py), then
+        # segments in start order: settled rows then come back about in output order
+        rec = conn(C)
+        cls = np.frexp((deadlines - rec["tspkt"][which]).astype(np.float64))[1]
+        order = np.lexsort((rec["ts0"][which], cls))
+        which, deadlines, cls = which[order], deadlines[order], cls[order]
+        bounds = [0, *(np.flatnonzero(np.diff(cls)) + 1), count]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            for at in range(lo, hi, SPILL_BLOCK):  # bounded copies
+                part = which[at:min(at + SPILL_BLOCK, hi)]
+                self.overflow.write_segment(C[part], H[part], K[part], int(deadlines[at:at + len(part)].max()))
+            layer = self.keys.reserve(int(cls[lo]), hi - lo)
+            _stream.spill(self._rows, self._tab, self.keys.words, layer, self._meta, np.sort(which[lo:hi]))
+            self.keys.spilled(int(cls[lo]), hi - lo, int(deadlines[lo:hi].max()))
+        del C, H, K, rec
+        self._refit()  # the filter grew: fewer rows fit
 
     def _settle(self, tmax: int | None) -> None:
         """Spilled segments settled by ``tmax`` (all at the end, None): rows whose keys had no
         packet deferred are finished; the others wait for the replay in their partitions."""
-        for final, again in self.overflow.take_segments(tmax, ROW_LAYOUT, key_hashes):
+        for final, again in self.overflow.take_segments(tmax, ROW_LAYOUT, key_hashes, self.keys.was_deferred):
             self.done.add(*final)
             if len(again[0]):
                 self.overflow.write_rows(*again, key_hashes)
-
-    def _reserve_filter(self, count: int) -> None:
-        """A last filter layer with room for ``count`` more keys (a new one, twice as large)."""
-        blocks = int(self._layers[-1])
-        if self._layer_keys[-1] + count <= blocks * KEYS_PER_BLOCK:
-            return
-        blocks = max(2 * blocks, -(-count // KEYS_PER_BLOCK), 64)
-        first = len(self._bloom) // _stream.BLOCK_WORDS
-        self._bloom = np.concatenate([self._bloom, np.zeros(blocks * _stream.BLOCK_WORDS, np.uint64)])
-        self._layers = np.concatenate([self._layers, [first, blocks]]).astype(np.int64)
-        self._layer_keys.append(0)
-        self.max_open = self._open_budget()
+        if tmax is not None and self.keys.settle(tmax):  # their keys no longer need the filter
+            self._refit()
 
     def _defer(self, packets: tuple[np.ndarray, ...], idx: np.ndarray, where=NO_PAYLOAD,
                data: np.ndarray = NO_DATA) -> None:
@@ -275,7 +277,8 @@ class StreamState:
         caplen = where[1][idx].astype(np.int64) if len(where[0]) else np.zeros(len(idx), np.int64)
         starts = where[0][idx] if len(where[0]) else np.zeros(len(idx), np.int64)
         self.overflow.write_packets(taken, out["hash"], gather_bytes(data, starts, caplen), caplen)
-        self.overflow.note_deferred(out["hash"])
+        self.keys.defer(out["hash"])
+        self._refit()
 
     def _replay(self) -> None:
         """Replay every overflow partition: rows back open, deferred packets through them."""
@@ -338,6 +341,7 @@ class StreamState:
             "deferred_packets": ov.packets if ov else 0,
             "open_bytes": ov.bytes if ov else 0,
             "finished_flows": self.done.spilled_rows,
+            "filter_bytes": self.keys.most if ov else 0,
         }
 
     def table(self) -> pa.Table:
