@@ -97,8 +97,12 @@ class FlowTable:
         fmt = {"json": "jsonl", "tsv": "zeek", "conn.log": "zeek"}.get(fmt, fmt)
         if fmt not in ("parquet", *output.TEXT_FORMATS):
             raise FlowkitError(f"{path}: unknown format {fmt!r} (parquet, csv, jsonl, zeek)")
-        if fmt == "parquet":  # a path goes to Arrow's own file writer
-            self._write_parquet(str(path) if stream is None else output.unseekable_sink(stream))
+        if fmt == "parquet":  # a path goes to Arrow's own file, buffered (the writer writes page by page)
+            if stream is None:
+                with pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), 1 << 20) as sink:
+                    self._write_parquet(sink)
+            else:
+                self._write_parquet(output.unseekable_sink(stream))
             if stream is not None:
                 stream.flush()
             return path if stream is None else None
