@@ -127,7 +127,7 @@ MUTANTS = [
       "flowkit/flows/keyfilter.py", "pairs = [layer[:2] for layer in self._all()]",
       "pairs = [layer[:2] for layer in self._all()[len(self._held):]]", (SETTLED,)),
     M("filter-classes", "spilled keys in one layer whatever their deadline (TCP's idle timeout holds UDP keys)",
-      "flowkit/flows/stream.py", "cls = np.frexp((deadlines - C[which, k.F_TSPKT]).astype(np.float64))[1]",
+      "flowkit/flows/stream.py", "cls = np.frexp((deadlines - rec[\"tspkt\"][which]).astype(np.float64))[1]",
       "cls = np.zeros(count, int)", (SETTLED,)),
 ]
 
