@@ -160,3 +160,17 @@ def test_real_captures_equal_one_pass_however_read(path):
     assert flowkit.flows(str(path), memory=TINIEST, chunk_bytes=1 << 14).to_arrow().equals(ref)
     for n in (2, 5):
         assert _merged(path, [a for a, _ in split_ranges(path, n)[1:]]).equals(ref), n
+
+
+@pytest.mark.parametrize("connections, spill_rows", [(4, 4), (7, 9), (12, 16)])
+def test_runs_named_a_record_batch_at_a_time_equal_the_unlimited_run(built, monkeypatch, connections, spill_rows):
+    # runs written in record batches of 3 rows: the data connections named late (at their
+    # control connection's replay) sit beyond the first batch of their run, and the runs are
+    # read and rewritten one batch at a time
+    from flowkit.flows import spill
+
+    monkeypatch.setattr(spill, "BLOCK", 3)
+    path, ref = built
+    tight = flowkit.flows(str(path), memory=2 * connections * OPEN_BYTES, chunk_bytes=1 << 13, spill_rows=spill_rows)
+    assert tight.stats.spilled["finished_flows"] > spill_rows  # more than one run
+    assert tight.to_arrow().equals(ref)

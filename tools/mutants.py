@@ -44,6 +44,7 @@ class Mutant:
 
 TRUTH = ("tests/test_flows_truth.py",)
 SETTLED = "tests/test_flows_budget.py::test_spilled_keys_leave_the_filter_once_settled"
+BATCHES = "tests/test_flows_services_parts.py::test_runs_named_a_record_batch_at_a_time_equal_the_unlimited_run"
 M = Mutant
 MUTANTS = [
     # ---- the ten bugs the issue measured
@@ -129,6 +130,11 @@ MUTANTS = [
     M("filter-classes", "spilled keys in one layer whatever their deadline (TCP's idle timeout holds UDP keys)",
       "flowkit/flows/stream.py", "cls = np.frexp((deadlines - rec[\"tspkt\"][which]).astype(np.float64))[1]",
       "cls = np.zeros(count, int)", (SETTLED,)),
+    # ---- data connections named late in the sorted runs on disk
+    M("late-names-candidates", "rows of a run numbered per record batch, not across the run, when searched",
+      "flowkit/flows/finished.py", "                first += block.num_rows\n", "", (BATCHES,)),
+    M("late-names-rewrite", "rows of a run numbered per record batch, not across the run, when rewritten",
+      "flowkit/flows/spill.py", "                    first += batch.num_rows\n", "", (BATCHES,)),
 ]
 
 

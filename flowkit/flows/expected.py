@@ -48,17 +48,9 @@ def take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray | None = 
     if len(waiting) == 0:
         return tables
     from flowkit.flows.rows import _addr
-    from flowkit.protocols import SERVICES
 
-    # candidates: (ts_start, where: table index or -1 for open rows, row)
-    cands = []
-    for j, t in enumerate(tables):
-        if t.num_rows:
-            tcp = np.flatnonzero(t.column("ip_proto").to_numpy() == 6)
-            if len(tcp):
-                cands.append((t.column("ts_start").cast(pa.int64()).to_numpy()[tcp], np.full(len(tcp), j),
-                              tcp, np.asarray(t.column("dst_ip").take(tcp).to_pylist(), object),
-                              t.column("dst_port").to_numpy()[tcp].astype(np.int64)))
+    ports = waiting[:, k.X_PORT]
+    cands = [c for j, t in enumerate(tables) if (c := candidates(t, j, ports)) is not None]
     cf = conn(C) if C is not None else None
     tcp = np.flatnonzero(cf["proto"] == 6) if C is not None else []
     if len(tcp):
@@ -69,8 +61,34 @@ def take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray | None = 
         port = np.where(resp == 1, kf["bport"], kf["aport"]).astype(np.int64)
         cands.append((cf["ts0"][tcp], np.full(len(tcp), -1), tcp, np.asarray(_addr(hi, lo).to_pylist(), object),
                       port))
-    if not cands:
-        return tables
+    named = assign(E, cands, C)
+    return [name_rows(t, named[j]) if j in named else t for j, t in enumerate(tables)]
+
+
+def candidates(t: pa.Table, j: int, ports: np.ndarray, first: int = 0):
+    """The TCP connections of flow table ``t`` (source ``j`` of ``assign``; its rows
+    numbered from ``first``) to a port an entry names, as (ts_start, source, row, responder
+    address, port) arrays; None when there are none."""
+    if not t.num_rows:
+        return None
+    port = t.column("dst_port").to_numpy()
+    tcp = np.flatnonzero((t.column("ip_proto").to_numpy() == 6) & np.isin(port, ports))
+    if not len(tcp):
+        return None
+    return (t.column("ts_start").cast(pa.int64()).to_numpy()[tcp], np.full(len(tcp), j), tcp + first,
+            np.asarray(t.column("dst_ip").take(tcp).to_pylist(), object), port[tcp].astype(np.int64))
+
+
+def assign(E: np.ndarray, cands: list[tuple], C: np.ndarray | None = None) -> dict[int, dict[int, str]]:
+    """The candidates (``candidates``, in source and row order; source -1: open rows of C)
+    that the entries of E name, as {source: {row: service}}; open rows are named in C. Used
+    entries leave E."""
+    from flowkit.flows.rows import _addr
+    from flowkit.protocols import SERVICES
+
+    waiting = entries(E)
+    if not cands or len(waiting) == 0:
+        return {}
     ts, where, row, addr, port = (np.concatenate([c[i] for c in cands]) for i in range(5))
     order = np.argsort(ts, kind="stable")
     ts, where, row, addr, port = ts[order], where[order], row[order], addr[order], port[order]
@@ -88,7 +106,7 @@ def take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray | None = 
         taken[i] = used[e] = True
         service = int(waiting[e, k.X_SERVICE])
         if where[i] < 0:
-            r = row[i]
+            cf, r = conn(C), row[i]
             cf["svc"][r] = 1 << service
             cf["svcn"][r] = np.iinfo(np.int64).min
             cf["name"][r] = 0
@@ -97,15 +115,20 @@ def take_expected(E: np.ndarray, tables: list[pa.Table], C: np.ndarray | None = 
     rest = waiting[~used]
     E[0, 0] = len(rest)
     E[1:1 + len(rest)] = rest
-    out = list(tables)
-    for j, rows in named.items():
-        t = out[j]
-        service = t.column("service").to_pylist()
-        name = t.column("server_name").to_pylist()
-        for r, value in rows.items():
-            service[r], name[r] = value, ""
-        t = t.set_column(t.schema.get_field_index("service"), "service", pa.array(service, pa.string()))
-        out[j] = t.set_column(t.schema.get_field_index("server_name"), "server_name", pa.array(name, pa.string()))
-    return out
+    return named
 
 
+def name_rows(t: pa.Table, rows: dict[int, str], first: int = 0) -> pa.Table:
+    """Flow table ``t`` (its rows numbered from ``first``) with rows ``rows`` given their
+    service and no server name."""
+    mine = {r - first: value for r, value in rows.items() if first <= r < first + t.num_rows}
+    if not mine:
+        return t
+    service = t.column("service").to_pylist()
+    name = t.column("server_name").to_pylist()
+    for r, value in mine.items():
+        service[r], name[r] = value, ""
+    for column, values in (("service", service), ("server_name", name)):
+        i = t.schema.get_field_index(column)
+        t = t.set_column(i, t.schema.field(i), pa.array(values, t.schema.field(i).type))
+    return t

@@ -182,23 +182,34 @@ class FinishedRows:
         """Name the finished connections that announcements read late (at a spilled control
         connection's replay) should have named when they opened (expected.take_expected);
         ``waiting``: the entries, rows of protocols/_expect.h's table. Sorted runs on disk are
-        rewritten when one of their rows changes (rare: FTP/IRC under a memory budget)."""
-        from flowkit.flows.expected import new_expectations, take_expected
+        read a record batch at a time, keeping only the connections to a port an entry names,
+        and rewritten the same way when one of their rows changes (rare: FTP/IRC under a
+        memory budget): memory stays within the budget whatever the runs hold."""
+        from flowkit.flows import _machine as k
+        from flowkit.flows.expected import assign, candidates, name_rows, new_expectations
+        from flowkit.flows.spill import run_tables
 
         E = new_expectations()
         E[0, 0] = len(waiting)
         E[1:1 + len(waiting)] = waiting
+        ports = waiting[:, k.X_PORT]
         tables = self.tables()
         runs = []
         if self.spill is not None:
             self.spill.seal()  # appended rows now stay in memory; the final merge takes all
-            runs = [pa.ipc.open_stream(pa.OSFile(path, "rb")).read_all() for path in self.spill.runs]
-        named = take_expected(E, [*tables, *runs])
-        self._tables = named[:len(tables)]
-        for path, old, new in zip(self.spill.runs if runs else [], runs, named[len(tables):]):
-            if new is not old:
-                with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, new.schema) as writer:
-                    writer.write_table(new)
+            runs = self.spill.runs
+        cands = [c for j, t in enumerate(tables) if (c := candidates(t, j, ports)) is not None]
+        for r, path in enumerate(runs):
+            first = 0
+            for block in run_tables(path):
+                if (c := candidates(block, len(tables) + r, ports, first)) is not None:
+                    cands.append(c)
+                first += block.num_rows
+        named = assign(E, cands)
+        self._tables = [name_rows(t, named[j]) if j in named else t for j, t in enumerate(tables)]
+        for r in range(len(runs)):
+            if (rows := named.get(len(tables) + r)) is not None:
+                self.spill.rewrite(r, lambda block, first, rows=rows: name_rows(block, rows, first))
 
     def count(self) -> int:
         return sum(t.num_rows for t in self.tables())

@@ -140,6 +140,20 @@ class SpillDir:
             self._open[0].close()
             self._open = None
 
+    def rewrite(self, index: int, change) -> None:
+        """Run ``index`` (sealed) rewritten a record batch at a time: each as the table
+        ``change(block, first row's number)`` returns (same schema)."""
+        path = self.runs[index]
+        with pa.BufferedInputStream(pa.OSFile(path, "rb"), IO_BUFFER) as source, \
+                pa.BufferedOutputStream(pa.OSFile(path + ".new", "wb"), IO_BUFFER) as sink:
+            reader = pa.ipc.open_stream(source, options=pa.ipc.IpcReadOptions(use_threads=False))
+            with pa.ipc.new_stream(sink, reader.schema) as writer:
+                first = 0
+                for batch in reader:
+                    writer.write_table(change(pa.Table.from_batches([batch]), first), max_chunksize=BLOCK)
+                    first += batch.num_rows
+        os.replace(path + ".new", path)
+
     def close(self) -> None:
         self.seal()
         self._cleanup()
@@ -207,6 +221,12 @@ def _run_blocks(path: str) -> Iterator[pa.RecordBatch]:
     # the mapped pages of every run as resident
     with pa.BufferedInputStream(pa.OSFile(path, "rb"), IO_BUFFER) as f:
         yield from pa.ipc.open_stream(f, options=pa.ipc.IpcReadOptions(use_threads=False))
+
+
+def run_tables(path: str) -> Iterator[pa.Table]:
+    """The record batches of a run, each as a table."""
+    for batch in _run_blocks(path):
+        yield pa.Table.from_batches([batch])
 
 
 def _table_blocks(tab: pa.Table) -> Iterator[pa.RecordBatch]:
