@@ -143,3 +143,30 @@ def test_wider_integer_columns_and_sliced_tables_give_the_same_flows():
     assert streamed(wide.to_batches()).equals(want)
     sliced = table.slice(7)  # arrays with a non-zero offset
     assert streamed(sliced.to_batches()).equals(reference(sliced.to_batches()))
+
+
+def _flow_count_in_child(path, queue):
+    import flowkit
+
+    queue.put(len(flowkit.flows(path)))
+
+
+def test_a_forked_child_builds_flows_too():
+    # finished rows convert in a pool of worker threads; a child forked after the parent used
+    # it has none of those threads, so it must start its own (else it waits forever)
+    import multiprocessing
+
+    import flowkit
+
+    path = SAMPLES / "http.pcap"
+    expected = len(flowkit.flows(path))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_flow_count_in_child, args=(path, queue))
+    child.start()
+    child.join(120)  # a guard against a hang, not a timing assertion
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child never finished its flows"
+    assert queue.get(timeout=5) == expected
