@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("--nfstream-packets", type=int, default=300_000)
     args = ap.parse_args(argv)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    # compiled bytecode, as an installed package has (see bench_flows.py)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "flowkit")], check=True)
     if not (DATA / "synscan.pcap").exists() or not (DATA / "udpspray.pcap").exists():
         subprocess.run([sys.executable, str(HERE / "make_flowheavy.py")], check=True)
     captures = [DATA / "mix.pcap", DATA / "synscan.pcap", DATA / "udpspray.pcap"]
