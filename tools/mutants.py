@@ -61,8 +61,8 @@ MUTANTS = [
     M("ack-gap", "a segment missing from the capture but ACKed counts 0 payload bytes", "flowkit/flows/_rows.c",
       "int64_t s = E->lastrel > E->ackrel ? E->lastrel : E->ackrel;", "int64_t s = E->lastrel;", TRUTH),
     M("ip-bytes-swap", "orig/resp IP bytes swapped", "flowkit/flows/_rows.c",
-      "SET(O_OIPB, O->ipb);\n        SET(O_RIPB, R->ipb);",
-      "SET(O_OIPB, R->ipb);\n        SET(O_RIPB, O->ipb);", TRUTH),
+      "SET(oipb, O->ipb);\n        SET(ripb, R->ipb);",
+      "SET(oipb, R->ipb);\n        SET(ripb, O->ipb);", TRUTH),
     M("last-record", "the last record of each read buffer dropped", "flowkit/capture/pcap.py",
       "            cols.n += n\n            index += n\n",
       "            cols.n += max(n - 1, 0)\n            index += n\n",
@@ -135,6 +135,15 @@ MUTANTS = [
       "flowkit/flows/finished.py", "                first += block.num_rows\n", "", (BATCHES,)),
     M("late-names-rewrite", "rows of a run numbered per record batch, not across the run, when rewritten",
       "flowkit/flows/spill.py", "                    first += batch.num_rows\n", "", (BATCHES,)),
+    # ---- finished rows to Arrow (_rows.c)
+    M("handshake-null", "a missing handshake time is not null (ack_ts reads as -1 ns)", "flowkit/flows/_rows.c",
+      "SETBIT(B_ACKTS, i, O->ackts >= 0);", "SETBIT(B_ACKTS, i, 1);", ("tests/test_flows_rows.py",)),
+    M("local-low-word", "local networks matched on an address's high 64 bits alone", "flowkit/flows/_rows.c",
+      "if ((hi & nets[2]) == nets[0] && (lo & nets[3]) == nets[1])", "if ((hi & nets[2]) == nets[0])",
+      ("tests/test_flows_rows.py", "tests/test_flows_local.py")),
+    M("text-width", "a history (or server name) filling its whole width loses its last byte", "flowkit/flows/_rows.c",
+      "pos += text_len(rows + i * stride, width);", "pos += text_len(rows + i * stride, width - 1);",
+      ("tests/test_flows_rows.py",)),
 ]
 
 

@@ -1,35 +1,66 @@
-/* Connection rows of the state machine into flow-table column values (rows.py wraps
- * them as Arrow).
+/* Connection rows of the state machine into flow-table columns (rows.py wraps them as
+ * Arrow arrays without copying).
  *
  * Why C: every output column is a per-row function of one connection row (roles,
- * Zeek's payload sizes, conn_state, flow_id), and computing ~45 columns with numpy
- * costs dozens of passes and temporaries over the rows; one pass per row does it all.
- * The rules are Zeek's, documented in docs/semantics.md; rows.py names the columns.
+ * Zeek's payload sizes, conn_state, flow_id, duration, null marks, local networks), and
+ * computing ~60 columns with numpy costs dozens of passes and temporaries over the rows;
+ * one pass per row writes each value once, in its column's final type. The rules are
+ * Zeek's, documented in docs/semantics.md; rows.py names the columns.
  */
-#include "_buffers.h"
+#include "_columns.h"
 #include "_layout.h"
 
-/* Output columns, in the order of COLUMNS below (int64 each; rows.py casts). */
-enum {
-    O_FLOW_ID, O_TS0, O_TSEND, O_PROTO, O_IPVER, O_OHI, O_OLO, O_OPORT, O_RHI, O_RLO, O_RPORT,
-    O_OPKTS, O_RPKTS, O_OIPB, O_RIPB, O_OSIZE, O_RSIZE, O_STATE, O_MISSED,
-    O_OFLAGS, O_RFLAGS = O_OFLAGS + 8,
-    O_SYNTS = O_RFLAGS + 8, O_SYNLAST, O_SYNACKTS, O_ACKTS, O_SYNCNT, O_VLAN, O_IVLAN, O_KEY, O_PREFIX,
-    O_ERRS, O_ETYPE, O_ECODE, O_EHI, O_ELO, O_ENCLOSES, O_PAR, N_OUT = O_PAR + N_PAR * PAR_WIDTH
-};
+/* Output columns: each in its Arrow type (rows.py wraps the arrays as Arrow buffers, no
+ * copy), named as the table's columns but for the addresses (16 big-endian bytes a row, for
+ * decode/_text.c), `svc` (the confirmed-service bits, named in rows.py) and two arrays of
+ * several columns one after the other: `flags` (the originator's 8 flag counts in FLAGS
+ * order, then the responder's) and `parents` (the parent slots, named SLOTS). */
+typedef struct {
+    uint64_t *flow_id;
+    int64_t *ts0, *tsend;
+    double *duration;
+    uint8_t *proto, *ipver, *oaddr, *raddr, *eaddr;
+    uint16_t *oport, *rport, *vlan, *ivlan;
+    uint64_t *opkts, *rpkts, *oipb, *ripb, *osize, *rsize, *missed, *key;
+    uint8_t *state;
+    uint32_t *flags;
+    int64_t *synts, *synlast, *synackts, *ackts;
+    uint32_t *syncnt, *errs, *svc;
+    uint8_t *etype, *ecode;
+    int64_t *par;
+} out_t;
 
-static const char *COLUMNS[N_OUT] = {
-    "flow_id", "ts_start", "ts_end", "proto", "ip_version", "ohi", "olo", "src_port", "rhi", "rlo", "dst_port",
-    "src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes", "conn_state",
-    "missed_bytes", "src_syn", "src_fin", "src_rst", "src_ack", "src_psh", "src_urg", "src_ece", "src_cwr",
-    "dst_syn", "dst_fin", "dst_rst", "dst_ack", "dst_psh", "dst_urg", "dst_ece", "dst_cwr",
-    "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "syn_count", "vlan", "inner_vlan", "_key", "_prefix",
-    "icmp_errors", "icmp_error_type", "icmp_error_code", "ehi", "elo",
-    "_encloses", "_p0_key", "_p0_first", "_p0_last", "_p1_key", "_p1_first", "_p1_last", "_p2_key", "_p2_first",
-    "_p2_last", "_p3_key", "_p3_first", "_p3_last",
+#define OUT(name, member, fmt, width) {name, fmt, width, offsetof(out_t, member), 1}
+static const column_t COLUMNS[] = {
+    OUT("flow_id", flow_id, "L", 1), OUT("ts_start", ts0, "l", 1), OUT("ts_end", tsend, "l", 1),
+    OUT("duration", duration, "d", 1), OUT("ip_proto", proto, "B", 1), OUT("ip_version", ipver, "B", 1),
+    OUT("src_addr", oaddr, "B", 16), OUT("src_port", oport, "H", 1), OUT("dst_addr", raddr, "B", 16),
+    OUT("dst_port", rport, "H", 1), OUT("src_pkts", opkts, "L", 1), OUT("dst_pkts", rpkts, "L", 1),
+    OUT("src_ip_bytes", oipb, "L", 1), OUT("dst_ip_bytes", ripb, "L", 1), OUT("src_payload_bytes", osize, "L", 1),
+    OUT("dst_payload_bytes", rsize, "L", 1), OUT("conn_state", state, "B", 1), OUT("missed_bytes", missed, "L", 1),
+    OUT("flags", flags, "I", 16), OUT("syn_ts", synts, "l", 1), OUT("syn_last_ts", synlast, "l", 1),
+    OUT("synack_ts", synackts, "l", 1), OUT("ack_ts", ackts, "l", 1), OUT("syn_count", syncnt, "I", 1),
+    OUT("icmp_errors", errs, "I", 1), OUT("icmp_error_type", etype, "B", 1), OUT("icmp_error_code", ecode, "B", 1),
+    OUT("icmp_error_addr", eaddr, "B", 16), OUT("vlan", vlan, "H", 1), OUT("inner_vlan", ivlan, "H", 1),
+    OUT("svc", svc, "I", 1), OUT("_key", key, "L", 1), OUT("parents", par, "l", N_PAR * PAR_WIDTH),
 };
-/* the names above spell out N_PAR parent slots */
-_Static_assert(N_PAR == 4 && PAR_WIDTH == 3, "COLUMNS names four parent slots of three fields");
+#define N_OUT ((int)(sizeof COLUMNS / sizeof COLUMNS[0]))
+
+/* fl[] order of side_t (_conn.h's FLAG_BITS) */
+static const char *FLAGS[8] = {"syn", "fin", "rst", "ack", "psh", "urg", "ece", "cwr"};
+static const char *SLOTS[N_PAR * PAR_WIDTH] = {
+    "_p0_key", "_p0_first", "_p0_last", "_p1_key", "_p1_first", "_p1_last",
+    "_p2_key", "_p2_first", "_p2_last", "_p3_key", "_p3_first", "_p3_last",
+};
+/* SLOTS names N_PAR parent slots */
+_Static_assert(N_PAR == 4 && PAR_WIDTH == 3, "SLOTS names four parent slots of three fields");
+
+/* Bitmaps, one row of `bits` each: validity (set: not null) of the time columns (null when
+ * negative: none) and of the ICMP error columns (null without an error), and the booleans. */
+enum { B_TS0, B_TSEND, B_SYNTS, B_SYNLAST, B_SYNACKTS, B_ACKTS, B_ERROR, B_LOCAL_ORIG, B_LOCAL_RESP, B_PREFIX,
+       B_ENCLOSES, N_BITS };
+static const char *BITMAPS[N_BITS] = {"ts_start", "ts_end", "syn_ts", "syn_last_ts", "synack_ts", "ack_ts",
+                                      "icmp_error", "local_orig", "local_resp", "_prefix", "_encloses"};
 
 /* conn_state codes: index into STATES */
 enum { OTH, REJ, RSTRH, RSTR, RSTOS0, RSTO, SF, SH, S2, SHR, S3, S0, S1, N_STATES };
@@ -104,89 +135,202 @@ conn_state(int64_t os, int64_t rs, int64_t proto, int64_t osize, int64_t rsize, 
     return OTH;
 }
 
+/* Is the address (hi, lo) inside one of the m networks of `nets` (rows of prefix hi, lo, mask
+ * hi, lo: flows/local.py's LocalNets.words)? */
+static inline int
+in_nets(uint64_t hi, uint64_t lo, const uint64_t *nets, Py_ssize_t m)
+{
+    for (Py_ssize_t j = 0; j < m; j++, nets += 4)
+        if ((hi & nets[2]) == nets[0] && (lo & nets[3]) == nets[1])
+            return 1;
+    return 0;
+}
+
+static inline void
+put_addr(uint8_t *to, uint64_t hi, uint64_t lo)
+{
+    hi = __builtin_bswap64(hi); /* big-endian: the address's byte order */
+    lo = __builtin_bswap64(lo);
+    memcpy(to, &hi, 8);
+    memcpy(to + 8, &lo, 8);
+}
+
+/* Length of a NUL-terminated text of at most `width` bytes. */
+static inline int32_t
+text_len(const uint8_t *t, int width)
+{
+    const uint8_t *end = memchr(t, 0, (size_t)width);
+    return end ? (int32_t)(end - t) : width;
+}
+
+/* The texts of n rows of `width` bytes (ending at the first NUL) as Arrow string data: fills
+ * `off` (n + 1) and returns the bytes. */
+static PyObject *
+texts(const uint8_t *rows, size_t stride, int width, Py_ssize_t n, int32_t *off)
+{
+    int64_t pos = 0;
+    Py_BEGIN_ALLOW_THREADS
+    off[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        pos += text_len(rows + i * stride, width);
+        off[i + 1] = (int32_t)pos;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)pos);
+    if (!data)
+        return NULL;
+    char *to = PyBytes_AS_STRING(data);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        memcpy(to + off[i], rows + i * stride, (size_t)(off[i + 1] - off[i]));
+    Py_END_ALLOW_THREADS
+    return data;
+}
+
+#define SETBIT(b, i, v) (bits[(Py_ssize_t)(b) * nbytes + ((i) >> 3)] |= (uint8_t)((v) != 0) << ((i) & 7))
+
 static PyObject *
 columns(PyObject *self, PyObject *args)
 {
-    PyObject *oC, *oH, *oK, *oout;
-    if (!PyArg_ParseTuple(args, "OOOO", &oC, &oH, &oK, &oout))
+    PyObject *oC, *oH, *oK, *onets, *oout, *obits, *ohoff, *onoff;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &oC, &oH, &oK, &onets, &oout, &obits, &ohoff, &onoff))
         return NULL;
     views_t vs = {.n = 0};
-    Py_ssize_t nc, nh, nk, no;
+    Py_ssize_t nc, nh, nk, nn, nb, nho, nno;
     const conn_t *C = view_of(&vs, oC, "B", 0, "C", &nc);
     const uint8_t *H = C ? view_of(&vs, oH, "B", 0, "H", &nh) : NULL;
     const conn_key_t *K = H ? view_of(&vs, oK, "B", 0, "K", &nk) : NULL;
-    int64_t *out = K ? view_of(&vs, oout, "l", 1, "out", &no) : NULL;
-    if (!out) {
+    const uint64_t *nets = K ? view_of(&vs, onets, "L", 0, "nets", &nn) : NULL;
+    uint8_t *bits = nets ? view_of(&vs, obits, "B", 1, "bits", &nb) : NULL;
+    int32_t *hoff = bits ? view_of(&vs, ohoff, "i", 1, "history_offsets", &nho) : NULL;
+    int32_t *noff = hoff ? view_of(&vs, onoff, "i", 1, "name_offsets", &nno) : NULL;
+    Py_ssize_t n = nc / (Py_ssize_t)sizeof(conn_t), nbytes = (n + 7) / 8;
+    out_t o;
+    if (!noff || !bind_columns(&vs, oout, COLUMNS, N_OUT, &o, &n, "columns")) {
         views_release(&vs);
         return NULL;
     }
-    Py_ssize_t n = nc / (Py_ssize_t)sizeof(conn_t);
     if (nc != n * (Py_ssize_t)sizeof(conn_t) || nh != n * HMAX || nk != n * (Py_ssize_t)sizeof(conn_key_t) ||
-        no != n * N_OUT) {
+        nn % 4 || nb != N_BITS * nbytes || nho != n + 1 || nno != n + 1 || (int64_t)n * NAME_LEN > INT32_MAX) {
         views_release(&vs);
         return PyErr_Format(PyExc_ValueError, "row matrices disagree: %zd connection rows", n);
     }
+    Py_ssize_t m = nn / 4, set[N_BITS] = {0};
     Py_BEGIN_ALLOW_THREADS
+    memset(bits, 0, (size_t)nb);
     for (Py_ssize_t i = 0; i < n; i++) {
         const conn_t *c = C + i;
         const conn_key_t *k = K + i;
         const uint8_t *h = H + i * HMAX;
         int a_orig = c->orig == 0, tcp = c->proto == 6;
         const side_t *O = &c->side[a_orig ? 0 : 1], *R = &c->side[a_orig ? 1 : 0];
-        int64_t ohi = (int64_t)(a_orig ? k->ahi : k->bhi), olo = (int64_t)(a_orig ? k->alo : k->blo);
-        int64_t rhi = (int64_t)(a_orig ? k->bhi : k->ahi), rlo = (int64_t)(a_orig ? k->blo : k->alo);
-        int64_t oport = a_orig ? k->aport : k->bport, rport = a_orig ? k->bport : k->aport;
+        uint64_t ohi = a_orig ? k->ahi : k->bhi, olo = a_orig ? k->alo : k->blo;
+        uint64_t rhi = a_orig ? k->bhi : k->ahi, rlo = a_orig ? k->blo : k->alo;
+        uint16_t oport = a_orig ? k->aport : k->bport, rport = a_orig ? k->bport : k->aport;
         int64_t osize = payload_size(O, R, tcp), rsize = payload_size(R, O, tcp);
-        uint64_t fid = mix(mix(mix(mix((uint64_t)ohi, (uint64_t)olo), (uint64_t)rhi), (uint64_t)rlo),
-                           (uint64_t)((oport << 16) | rport));
+        uint64_t fid = mix(mix(mix(mix(ohi, olo), rhi), rlo), ((uint64_t)oport << 16) | rport);
         fid = mix(fid, ((uint64_t)k->proto << 32) | ((uint64_t)k->vlan << 16) | (uint64_t)k->ivlan);
         fid = mix(fid, (uint64_t)c->ts0);
-#define SET(col, value) out[(Py_ssize_t)(col) * n + i] = (int64_t)(value)
-        SET(O_FLOW_ID, fid);
-        SET(O_TS0, c->ts0);
-        SET(O_TSEND, c->tslast);
-        SET(O_PROTO, k->proto);
-        SET(O_IPVER, k->ipver);
-        SET(O_OHI, ohi);
-        SET(O_OLO, olo);
-        SET(O_OPORT, oport);
-        SET(O_RHI, rhi);
-        SET(O_RLO, rlo);
-        SET(O_RPORT, rport);
-        SET(O_OPKTS, O->pkts);
-        SET(O_RPKTS, R->pkts);
-        SET(O_OIPB, O->ipb);
-        SET(O_RIPB, R->ipb);
-        SET(O_OSIZE, osize);
-        SET(O_RSIZE, rsize);
-        SET(O_STATE, conn_state(O->state, R->state, c->proto, osize, rsize, h));
+#define SET(col, value) o.col[i] = (value)
+        SET(flow_id, fid);
+        SET(ts0, c->ts0);
+        SET(tsend, c->tslast);
+        SET(duration, (double)(int64_t)((uint64_t)c->tslast - (uint64_t)c->ts0) / 1e9);
+        SET(proto, k->proto);
+        SET(ipver, k->ipver);
+        put_addr(o.oaddr + 16 * i, ohi, olo);
+        put_addr(o.raddr + 16 * i, rhi, rlo);
+        SET(oport, oport);
+        SET(rport, rport);
+        SET(opkts, O->pkts);
+        SET(rpkts, R->pkts);
+        SET(oipb, O->ipb);
+        SET(ripb, R->ipb);
+        SET(osize, osize);
+        SET(rsize, rsize);
+        SET(state, conn_state(O->state, R->state, c->proto, osize, rsize, h));
         for (int j = 0; j < 8; j++) {
-            SET(O_OFLAGS + j, O->fl[j]);
-            SET(O_RFLAGS + j, R->fl[j]);
+            o.flags[j * n + i] = O->fl[j];
+            o.flags[(8 + j) * n + i] = R->fl[j];
         }
-        SET(O_MISSED, (int64_t)((uint64_t)O->missed + (uint64_t)R->missed));
-        SET(O_SYNTS, O->synts);
-        SET(O_SYNLAST, O->synlast);
-        SET(O_SYNACKTS, R->synackts);
-        SET(O_ACKTS, O->ackts);
-        SET(O_SYNCNT, O->syncnt);
-        SET(O_VLAN, k->vlan);
-        SET(O_IVLAN, k->ivlan);
-        SET(O_KEY, k->hash);
-        SET(O_PREFIX, c->prefix != 0);
-        SET(O_ERRS, c->errs);
-        SET(O_ETYPE, c->etype);
-        SET(O_ECODE, c->ecode);
-        SET(O_EHI, c->esrchi);
-        SET(O_ELO, c->esrclo);
-        SET(O_ENCLOSES, c->encloses != 0);
+        SET(missed, (uint64_t)O->missed + (uint64_t)R->missed);
+        SET(synts, O->synts);
+        SET(synlast, O->synlast);
+        SET(synackts, R->synackts);
+        SET(ackts, O->ackts);
+        SET(syncnt, (uint32_t)O->syncnt);
+        SET(vlan, k->vlan);
+        SET(ivlan, k->ivlan);
+        SET(key, k->hash);
+        SET(errs, (uint32_t)c->errs);
+        SET(etype, c->etype);
+        SET(ecode, c->ecode);
+        put_addr(o.eaddr + 16 * i, (uint64_t)c->esrchi, (uint64_t)c->esrclo);
+        SET(svc, (uint32_t)c->svc); /* the confirmed bits */
         for (int j = 0; j < N_PAR; j++) {
-            SET(O_PAR + j * PAR_WIDTH + P_KEY, c->par[j].key);
-            SET(O_PAR + j * PAR_WIDTH + P_FIRST, c->par[j].first);
-            SET(O_PAR + j * PAR_WIDTH + P_LAST, c->par[j].last);
+            o.par[(j * PAR_WIDTH + P_KEY) * n + i] = (int64_t)c->par[j].key;
+            o.par[(j * PAR_WIDTH + P_FIRST) * n + i] = c->par[j].first;
+            o.par[(j * PAR_WIDTH + P_LAST) * n + i] = c->par[j].last;
         }
 #undef SET
+        SETBIT(B_TS0, i, c->ts0 >= 0);
+        SETBIT(B_TSEND, i, c->tslast >= 0);
+        SETBIT(B_SYNTS, i, O->synts >= 0);
+        SETBIT(B_SYNLAST, i, O->synlast >= 0);
+        SETBIT(B_SYNACKTS, i, R->synackts >= 0);
+        SETBIT(B_ACKTS, i, O->ackts >= 0);
+        SETBIT(B_ERROR, i, c->errs != 0); /* the count, not its uint32 column, can wrap to 0 */
+        SETBIT(B_LOCAL_ORIG, i, in_nets(ohi, olo, nets, m));
+        SETBIT(B_LOCAL_RESP, i, in_nets(rhi, rlo, nets, m));
+        SETBIT(B_PREFIX, i, c->prefix);
+        SETBIT(B_ENCLOSES, i, c->encloses);
     }
+    for (int b = 0; b < N_BITS; b++)
+        for (Py_ssize_t j = 0; j < nbytes; j++)
+            set[b] += __builtin_popcount(bits[b * nbytes + j]);
+    Py_END_ALLOW_THREADS
+    PyObject *hist = texts(H, HMAX, HMAX, n, hoff);
+    PyObject *names = hist ? texts((const uint8_t *)C->name, sizeof(conn_t), NAME_LEN, n, noff) : NULL;
+    PyObject *counts = names ? PyTuple_New(N_BITS) : NULL;
+    for (int b = 0; counts && b < N_BITS; b++) {
+        PyObject *v = PyLong_FromSsize_t(set[b]);
+        if (!v)
+            Py_CLEAR(counts);
+        else
+            PyTuple_SET_ITEM(counts, b, v);
+    }
+    views_release(&vs);
+    PyObject *result = counts ? PyTuple_Pack(3, counts, hist, names) : NULL;
+    Py_XDECREF(counts);
+    Py_XDECREF(hist);
+    Py_XDECREF(names);
+    return result;
+}
+
+static PyObject *
+local_bits(PyObject *self, PyObject *args)
+{
+    PyObject *ohi, *olo, *onets, *oout;
+    if (!PyArg_ParseTuple(args, "OOOO", &ohi, &olo, &onets, &oout))
+        return NULL;
+    views_t vs = {.n = 0};
+    Py_ssize_t n, nl, nn, no;
+    const uint64_t *hi = view_of(&vs, ohi, "L", 0, "hi", &n);
+    const uint64_t *lo = hi ? view_of(&vs, olo, "L", 0, "lo", &nl) : NULL;
+    const uint64_t *nets = lo ? view_of(&vs, onets, "L", 0, "nets", &nn) : NULL;
+    uint8_t *out = nets ? view_of(&vs, oout, "?", 1, "out", &no) : NULL;
+    if (!out) {
+        views_release(&vs);
+        return NULL;
+    }
+    if (nl != n || no != n || nn % 4) {
+        views_release(&vs);
+        return PyErr_Format(PyExc_ValueError, "local_bits: %zd/%zd addresses, %zd outputs, %zd net words", n, nl,
+                            no, nn);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = (uint8_t)in_nets(hi[i], lo[i], nets, nn / 4);
     Py_END_ALLOW_THREADS
     views_release(&vs);
     Py_RETURN_NONE;
@@ -296,7 +440,12 @@ names_tuple(const char **names, int n)
 
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
-     "columns(C, H, K, out): fill out (len(COLUMNS) x n, int64) with the flow columns of n connection rows."},
+     "columns(C, H, K, nets, out, bits, history_offsets, name_offsets) -> (set bits, history, names): the flow "
+     "columns of n connection rows into `out` (arrays named and typed by COLUMNS), the BITMAPS into `bits` "
+     "(N x ceil(n / 8) bytes), the history and server name texts as Arrow string data (offsets n + 1, int32; "
+     "their bytes returned); `nets`: the local networks' words (flows/local.py)."},
+    {"local_bits", local_bits, METH_VARARGS,
+     "local_bits(hi, lo, nets, out): out[i] = address (hi[i], lo[i]) is in one of the networks `nets`."},
     {"parents", parents, METH_VARARGS,
      "parents(slots, key, ts_start, ts_end, flow_id, offsets, values): tunnel_parents of n rows from their parent "
      "slots (n x N_PAR x 3 int64: key, first, last) and the index of tunnel parents sorted by (key, ts_start). "
@@ -313,7 +462,17 @@ PyInit__rows(void)
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    if (PyModule_AddObject(m, "COLUMNS", names_tuple(COLUMNS, N_OUT)) < 0 ||
+    PyObject *cols = PyTuple_New(N_OUT);
+    for (int j = 0; cols && j < N_OUT; j++) {
+        PyObject *c = Py_BuildValue("(ssi)", COLUMNS[j].name, COLUMNS[j].fmt, COLUMNS[j].width);
+        if (!c)
+            Py_CLEAR(cols);
+        else
+            PyTuple_SET_ITEM(cols, j, c);
+    }
+    if (PyModule_AddObject(m, "COLUMNS", cols) < 0 || PyModule_AddObject(m, "BITMAPS", names_tuple(BITMAPS, N_BITS)) < 0 ||
+        PyModule_AddObject(m, "FLAGS", names_tuple(FLAGS, 8)) < 0 ||
+        PyModule_AddObject(m, "SLOTS", names_tuple(SLOTS, N_PAR * PAR_WIDTH)) < 0 ||
         PyModule_AddObject(m, "STATES", names_tuple(STATES, N_STATES)) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from flowkit.flows import _rows
+
 # scripts/base/utils/site.zeek, Site::private_address_space
 ZEEK_PRIVATE_ADDRESS_SPACE = (
     "0.0.0.0/8", "2002::/24",
@@ -49,7 +51,7 @@ class LocalNets:
             prefix = int(net.network_address) & mask
             rows.append((prefix >> 64, prefix & (2**64 - 1), mask >> 64, mask & (2**64 - 1)))
         self.nets = tuple(nets)
-        self._words = np.array(rows, np.uint64).reshape(-1, 4)
+        self.words = np.array(rows, np.uint64).reshape(-1)  # prefix hi, lo, mask hi, lo per network (_rows.c)
 
     def contains(self, addrs: np.ndarray) -> np.ndarray:
         """Boolean per row of an (n, 16) uint8 matrix of binary(16) addresses."""
@@ -58,10 +60,10 @@ class LocalNets:
 
     def contains_words(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Boolean per address given as its high and low 64-bit words (uint64 arrays)."""
-        hi, lo = np.asarray(hi).view(np.uint64), np.asarray(lo).view(np.uint64)
-        out = np.zeros(len(hi), bool)
-        for phi, plo, mhi, mlo in self._words:
-            out |= ((hi & mhi) == phi) & ((lo & mlo) == plo)
+        hi = np.ascontiguousarray(np.asarray(hi).view(np.uint64))
+        lo = np.ascontiguousarray(np.asarray(lo).view(np.uint64))
+        out = np.empty(len(hi), bool)
+        _rows.local_bits(hi, lo, self.words, out)  # the rule, in C: rows_to_arrow's local_orig/local_resp
         return out
 
 
