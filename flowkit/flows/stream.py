@@ -388,14 +388,15 @@ class StreamState:
 
 
 def bound_allocator() -> None:
-    """Fixed glibc thresholds once connections spill, when rows come and go by the thousand.
+    """Fixed glibc thresholds for a one-pass run (``flows()`` sets them as it starts).
 
     Why: by default glibc adjusts its mmap and trim thresholds after each large free, so
-    what a spilling pass held depended on its history. Blocks up to 32 MiB (row groups,
-    spilled segments, staging buffers) now come from the heaps, and up to 64 MiB freed at a
-    heap's top stays for the next ones: fixed at 4 MiB, every such block was mapped and
-    faulted in anew (1.8 M page faults, a third of the CPU time on synscan). Measured on
-    synscan and udpspray (docs/performance.md): peak RSS within 15 MB of the 4 MiB setting."""
+    what a pass held depended on its history. Blocks up to 32 MiB (row storage, row groups,
+    spilled segments, staging buffers, sorted columns) come from the heaps, and up to 64 MiB
+    freed at a heap's top stays for the next ones: mapped on their own, every such block was
+    faulted in anew (1.8 M page faults, a third of the CPU time on synscan, when set only
+    once spilling began with a 4 MiB threshold). Measured (docs/performance.md): the mix
+    0.501 -> 0.465 s, peak 170 -> 184 MB; synscan and udpspray peaks +20 MB (< 280 MB)."""
     try:
         import ctypes
 
