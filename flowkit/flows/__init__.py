@@ -20,7 +20,7 @@ from flowkit.flows.keys import flow_packets
 from flowkit.flows.schema import FLOW_COLUMNS, FLOW_SCHEMA
 from flowkit.flows.options import DEFAULT_MEMORY, DEPRECATED, FlowOptions
 from flowkit.flows.state import FlowState
-from flowkit.flows.stream import StreamState, bound_allocator
+from flowkit.flows.stream import StreamState
 from flowkit.flows.table import FlowTable
 
 __all__ = ["flows", "accumulate", "FlowOptions", "FlowState", "StreamState", "FlowTable", "FLOW_SCHEMA", "FLOW_COLUMNS"]
@@ -111,7 +111,6 @@ def flows(
                        chunk_bytes=chunk_bytes, memory=memory, spill_rows=spill_rows, spill_dir=spill_dir,
                        vlan_key=vlan_key, local_nets=local_nets, decap=decap, verify_checksums=verify_checksums)
     with system_pool():  # one allocator for numpy and Arrow: lower peak RSS (see _pool.py)
-        bound_allocator()  # fixed glibc thresholds: freed blocks reused, not faulted in anew (stream.py)
         table = packet_table(source, options)
         state = StreamState(options)  # one pass: no later merge, so no per-key bookkeeping
         # the next batches are read and decoded in a thread while this one advances the state

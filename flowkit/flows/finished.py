@@ -24,6 +24,7 @@ from flowkit.flows.rows import PARENT_SLOTS, STATE_SCHEMA, rows_to_arrow
 
 FLUSH_ROWS = 8192  # finished rows converted to Arrow together (about 7 MB of rows)
 MAX_CONVERTING = 1  # groups converted in the background at once (bounds memory)
+INTERNAL = ["_key", "_prefix", "_encloses"]  # STATE_SCHEMA columns no flow table keeps
 
 
 class _Converting:
@@ -65,10 +66,6 @@ class _Stage:
 
     def __init__(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, rows: int):
         self.C, self.H, self.K = (np.empty((rows, *a.shape[1:]), a.dtype) for a in (C, H, K))
-
-    def fits(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> bool:
-        return all(s.shape[1:] == a.shape[1:] and s.dtype == a.dtype
-                   for s, a in ((self.C, C), (self.H, H), (self.K, K)))
 
 
 class FinishedRows:
@@ -115,9 +112,7 @@ class FinishedRows:
 
     def _filling(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> _Stage:
         """The stage rows go to now, once the conversion that read it last is collected."""
-        if not self._stages or not self._stages[0].fits(C, H, K):
-            self._collect()
-            self._flush()
+        if not self._stages:  # rows of one state share one layout: shaped by the first ones
             self._stages = [_Stage(C, H, K, FLUSH_ROWS)]
         stage = self._stages[0]
         while any(c.stage is stage for c in self._converting):  # in order: tables stay in row order
@@ -155,7 +150,7 @@ class FinishedRows:
             from flowkit.flows.spill import sort_table
 
             tab = sort_table(tab)
-            kept = self.spill.append(tab.drop_columns(["_key", "_prefix", "_encloses"])).num_rows
+            kept = self.spill.append(tab.drop_columns(INTERNAL)).num_rows
             self.parents.add(tab.slice(kept))  # final rows gone to disk (parents.py)
             self.spilled_rows += tab.num_rows - kept
             tab = tab.slice(0, kept)
@@ -171,7 +166,7 @@ class FinishedRows:
             self.spill = SpillDir(self.spill_dir)
         tab = pa.concat_tables(self._tables)
         self.parents.add(tab)  # final rows: a one-pass state never takes them back
-        tab = tab.drop_columns(["_key", "_prefix", "_encloses"])  # the parent slots stay, resolved on reading
+        tab = tab.drop_columns(INTERNAL)  # the parent slots stay, resolved on reading
         self._tables = []
         self.spilled_rows += tab.num_rows
         self.spill.write_run(tab)
@@ -242,7 +237,7 @@ class FinishedRows:
         del parts, open_rows
         index = self.parents
         index.add(tab)
-        internal = ["_key", "_prefix", "_encloses"]
+        internal = list(INTERNAL)
         if self.spill is None and index.empty:  # every tunnel_parents list is empty: no slot to sort
             internal += PARENT_SLOTS
         tab = sort_table(tab.drop_columns(internal), release=release)

@@ -33,7 +33,7 @@ from flowkit.flows._pool import release_freed_memory
 
 TRIM_BYTES = 64 << 20  # below this a sort's freed columns are not worth handing back one by one
 BLOCK = 2048  # rows per record batch of a run: what the merge holds per run at least (~0.7 MB)
-IO_BUFFER = 1 << 20  # bytes buffered when a run is written or read
+IO_BUFFER = 1 << 20  # bytes buffered when a run (or a Parquet file) is written or read
 MERGE_ROWS = 65536  # rows the merge holds over all runs when there are few (~26 MB)
 
 

@@ -51,6 +51,7 @@ class StreamState:
 
     def __init__(self, options: FlowOptions | None = None, capacity: int = 4096):
         self.options = options or FlowOptions()
+        bound_allocator()  # fixed glibc thresholds: freed blocks reused, not faulted in anew
         self.ledger = Ledger()
         self.t0: int | None = None
         self.tmax: int = -(2**62)
@@ -231,7 +232,6 @@ class StreamState:
             return
         which = rows[np.argpartition(last, count - 1)[:count]]
         if self.overflow is None:
-            bound_allocator()  # from now on rows come and go by the thousand
             self.overflow = Overflow(self.options.spill_dir)
             self.done.start_early()
         o = self.options
@@ -388,7 +388,7 @@ class StreamState:
 
 
 def bound_allocator() -> None:
-    """Fixed glibc thresholds for a one-pass run (``flows()`` sets them as it starts).
+    """Fixed glibc thresholds for a one-pass run (every ``StreamState`` sets them as it starts).
 
     Why: by default glibc adjusts its mmap and trim thresholds after each large free, so
     what a pass held depended on its history. Blocks up to 32 MiB (row storage, row groups,

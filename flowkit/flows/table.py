@@ -99,13 +99,14 @@ class FlowTable:
             raise FlowkitError(f"{path}: unknown format {fmt!r} (parquet, csv, jsonl, zeek)")
         if fmt == "parquet":  # a path goes to Arrow's own file, buffered (the writer writes page by page)
             if stream is None:
-                with pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), 1 << 20) as sink:
+                from flowkit.flows.spill import IO_BUFFER
+
+                with pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), IO_BUFFER) as sink:
                     self._write_parquet(sink)
-            else:
-                self._write_parquet(output.unseekable_sink(stream))
-            if stream is not None:
-                stream.flush()
-            return path if stream is None else None
+                return path
+            self._write_parquet(output.unseekable_sink(stream))
+            stream.flush()
+            return None
         with (open(path, "wb") if stream is None else _borrowed(stream)) as sink:
             if fmt == "csv":
                 output.write_csv(self._chunks(), self.schema, sink)
