@@ -1,9 +1,9 @@
 """Finished connections on their way out, for both flow drivers: rows -> Arrow -> disk.
 
 Both ``StreamState`` (one pass) and ``FlowState`` (mergeable) hand the rows of
-connections they finish to a ``FinishedRows``: rows are queued and become Arrow in
-large groups (per-call cost dominates small ones), in a background thread (the C parts
-of ``rows_to_arrow`` release the GIL) while the next batches stream. Past ``spill_rows``
+connections they finish to a ``FinishedRows``: rows are gathered into a staging buffer
+and become Arrow in large groups (per-call cost dominates small ones), in a worker thread
+(the C parts of ``rows_to_arrow`` release the GIL) while the next batches stream. Past ``spill_rows``
 finished flows, a one-pass state writes them as a sorted run to disk (spill.py), so
 memory stays bounded whatever the number of flows; from then on, converted rows that
 sort after the first run's end go straight to it (spill.py) and only the others wait in
