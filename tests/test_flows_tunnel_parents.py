@@ -171,3 +171,21 @@ def test_a_filtered_out_carrier_leaves_no_parent(tmp_path):
     assert row_of(rows, "192.168.1.10", 41000, "192.168.1.20", 80, "tcp")["tunnel_parents"] == []
     del want[("10.8.0.1", 0, "10.8.0.2", 0, "gre")], want[("192.168.1.10", 41000, "192.168.1.20", 80, "tcp")]
     check([r for r in rows if r["src_port"] != 41000], want)
+
+
+def test_carriers_spilled_under_a_budget_still_name_their_inner_flows(tmp_path):
+    # 60 VXLAN carriers (one source port each), each carrying its own inner DNS flow: more
+    # connections than a 1-byte budget keeps open (8), so carriers go to disk and come back
+    # at the end of the pass; each must still be found as its inner flow's parent
+    frames, want = [], {}
+    for j in range(60):
+        query = ip4(17, udp(20000 + j, 53, b"q"), src="172.16.0.1", dst="172.16.0.2")
+        frames.append((1.0 + j, vxlan(query, 30000 + j)))
+        want[("172.16.0.1", 20000 + j, "172.16.0.2", 53, "udp")] = [("10.0.0.1", 30000 + j, "10.0.0.2", 4789, "udp")]
+    path = str(write_pcap(tmp_path / "t.pcap", frames))
+    table = flowkit.flows(path, memory=1)
+    assert table.stats.spilled["open_connections"] >= 100  # carriers and inner flows went to disk
+    rows = table.to_arrow().to_pylist()
+    assert len(rows) == 120
+    check(rows, want)
+    assert table.to_arrow().equals(flowkit.flows(path).to_arrow())

@@ -352,7 +352,7 @@ counterpart_tuple(int64_t proto)
 static const field_t CONN_FIELDS[] = {
     FIELD(conn_t, "ts0", ts0), FIELD(conn_t, "tspkt", tspkt), FIELD(conn_t, "orig", orig),
     FIELD(conn_t, "proto", proto), FIELD(conn_t, "prefix", prefix), FIELD(conn_t, "svc", svc),
-    FIELD(conn_t, "svcn", svcn), FIELD(conn_t, "name", name),
+    FIELD(conn_t, "svcn", svcn), FIELD(conn_t, "name", name), FIELD(conn_t, "encloses", encloses),
 };
 
 static const field_t KEY_FIELDS[] = {

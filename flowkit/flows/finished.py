@@ -217,8 +217,9 @@ class FinishedRows:
     def count(self) -> int:
         return sum(t.num_rows for t in self.tables())
 
-    def finalize(self, open_rows, ledger, *, release: bool = False):
-        """The FlowTable of these rows plus the still-open ``open_rows`` (C, H, K), sorted by
+    def finalize(self, open_rows, ledger, *, release: bool = False, final=None):
+        """The FlowTable of these rows plus the still-open ``open_rows`` (C, H, K) and the
+        rows of ``final`` (overflow.FinalSegments, none of which carried a tunnel), sorted by
         (ts_start, flow_id).
 
         ``release``: the state is not used afterwards: its rows are dropped while the sorted
@@ -238,11 +239,11 @@ class FinishedRows:
         index = self.parents
         index.add(tab)
         internal = list(INTERNAL)
-        if self.spill is None and index.empty:  # every tunnel_parents list is empty: no slot to sort
+        if self.spill is None and final is None and index.empty:  # every tunnel_parents list is empty
             internal += PARENT_SLOTS
         tab = sort_table(tab.drop_columns(internal), release=release)
-        if self.spill is not None:
+        if self.spill is not None or final is not None:
             resolve = lambda t: with_parents(t, index)  # noqa: E731
-            spilled = SpilledRows(self.spill, tab, self.spilled_rows, resolve=resolve)
+            spilled = SpilledRows(self.spill, tab, self.spilled_rows, resolve=resolve, final=final)
             return FlowTable(resolve(tab), ledger, spilled=spilled)
         return FlowTable(with_parents(tab, index), ledger)

@@ -34,7 +34,7 @@ from flowkit.flows._pool import release_freed_memory
 TRIM_BYTES = 64 << 20  # below this a sort's freed columns are not worth handing back one by one
 BLOCK = 2048  # rows per record batch of a run: what the merge holds per run at least (~0.7 MB)
 IO_BUFFER = 1 << 20  # bytes buffered when a run (or a Parquet file) is written or read
-MERGE_ROWS = 65536  # rows the merge holds over all runs when there are few (~26 MB)
+MERGE_ROWS = 32768  # rows the merge holds over all runs when there are few (~13 MB)
 
 
 def sort_order(tab: pa.Table) -> np.ndarray | None:
@@ -236,14 +236,21 @@ def _table_blocks(tab: pa.Table) -> Iterator[pa.RecordBatch]:
 class SpilledRows:
     """A sorted flow table held as sorted runs on disk plus a sorted in-memory tail."""
 
-    def __init__(self, spill: SpillDir, tail: pa.Table, run_rows: int, resolve=None):
+    def __init__(self, spill: SpillDir | None, tail: pa.Table, run_rows: int, resolve=None, final=None):
         # resolve: applied to each merged table (flows/parents.py: tunnel_parents from the
-        # parent slots the runs and the tail keep)
+        # parent slots the runs and the tail keep); final: overflow.FinalSegments, more runs
         self.spill = spill
         self.tail = tail
-        self.num_rows = run_rows + tail.num_rows
+        self.final = final
+        self.num_rows = run_rows + tail.num_rows + (final.num_rows if final is not None else 0)
         self.resolve = resolve or (lambda t: t)
         self.schema = self.resolve(tail.slice(0, 0)).schema
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+        if self.final is not None:
+            self.final.close()
 
     def merged(self, rows: int = 65536) -> Iterator[pa.Table]:
         """The rows in (ts_start, flow_id) order, as tables of ``rows`` rows (the last one
@@ -261,9 +268,15 @@ class SpilledRows:
         than a block at a time: a round costs ~1 ms whatever its size (one run and a small
         tail spread over it made 1,466 rounds of 2,048 rows on synscan).
         """
-        self.spill.seal()
-        rows = max(BLOCK, MERGE_ROWS // (len(self.spill.runs) + 1))
-        cursors = [_Cursor(_run_blocks(p), rows) for p in self.spill.runs] + [_Cursor(_table_blocks(self.tail), rows)]
+        runs = [] if self.spill is None else self.spill.runs
+        if self.spill is not None:
+            self.spill.seal()
+        final = [] if self.final is None else [self.final.batches(j) for j in range(len(self.final.runs))]
+        rows = max(BLOCK, MERGE_ROWS // (len(runs) + len(final) + 1))
+        # the final segments last: their rows finished after every row of the pass they could
+        # tie with (same key and start: finished before theirs opened), as in an unlimited run
+        cursors = [_Cursor(_run_blocks(p), rows) for p in runs] + [_Cursor(_table_blocks(self.tail), rows)]
+        cursors += [_Cursor(blocks, rows) for blocks in final]
         cursors = [c for c in cursors if c.buf is not None]
         while cursors:
             bound = min(c.last for c in cursors)

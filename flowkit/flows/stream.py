@@ -266,11 +266,10 @@ class StreamState:
 
     def _settle(self, tmax: int | None) -> None:
         """Spilled segments settled by ``tmax`` (all at the end, None): rows whose keys had no
-        packet deferred are finished; the others wait for the replay in their partitions."""
-        for final, again in self.overflow.take_segments(tmax, ROW_LAYOUT, key_hashes, self.keys.was_deferred):
-            self.done.add(*final)
-            if len(again[0]):
-                self.overflow.write_rows(*again, key_hashes)
+        packet deferred are finished (most stay on disk as they are, read when the flow table
+        is: overflow.py's final segments); the others wait for the replay in their partitions."""
+        for rows in self.overflow.take_segments(tmax, ROW_LAYOUT, key_hashes, self.keys.was_deferred):
+            self.done.add(*rows)
         if tmax is not None and self.keys.settle(tmax):  # their keys no longer need the filter
             self._refit()
 
@@ -291,8 +290,10 @@ class StreamState:
         self.keys.defer(out["hash"])
         self._refit()
 
-    def _replay(self) -> None:
-        """Replay every overflow partition: rows back open, deferred packets through them."""
+    def _replay(self, final):
+        """Replay every overflow partition: rows back open, deferred packets through them.
+        ``final``: the overflow's FinalSegments (or None), returned, or None once their rows
+        joined the finished ones (late announcements may name any row: name_expected)."""
         from flowkit.flows import _machine
         from flowkit.flows.keys import empty_columns, packet_layout as layout_of
 
@@ -332,7 +333,13 @@ class StreamState:
         late = set(late)
         waiting = [e for e in entries(self.expect) if tuple(e) in late]
         if waiting:
+            if final is not None:
+                for block in final.blocks():
+                    self.done.add(*block)
+                final.close()
+                final = None
             self.done.name_expected(np.array(waiting, np.int64))
+        return final
 
     def _load(self, C: np.ndarray, H: np.ndarray, K: np.ndarray) -> None:
         """Open connections from rows (a fresh state)."""
@@ -371,20 +378,24 @@ class StreamState:
         run finishes them in; spilled ones first, they are the oldest, and no two open
         connections share a key, so none tie); then the overflow partitions are replayed.
         """
+        final = None
         if self.overflow is not None:  # spilled rows are older than the open ones: first
             self._settle(None)
+            final = self.overflow.final_segments(ROW_LAYOUT, self.done.local)
         self._finish_open()
         self._rows = None
         self._grow(16)
         if self.overflow is not None:
-            self._replay()
+            final = self._replay(final)
         stats = self.spill_stats()
+        if final is not None:
+            stats["finished_flows"] += final.num_rows
         if self.overflow is not None:
             self.overflow.close()
             self.overflow = None
         self.ledger.spilled = stats if stats["open_connections"] or stats["finished_flows"] else {}
         empty = (self._rows[0][:0], self._rows[1][:0], self._rows[2][:0])
-        return self.done.finalize(empty, self.ledger, release=release)
+        return self.done.finalize(empty, self.ledger, release=release, final=final)
 
 
 def bound_allocator() -> None:

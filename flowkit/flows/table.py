@@ -46,7 +46,7 @@ class FlowTable:
     def close(self) -> None:
         """Delete the spill files now; the table is empty afterwards (``to_arrow()`` first keeps the rows)."""
         if self._spilled is not None:
-            self._spilled.spill.close()
+            self._spilled.close()
             self._spilled = None
             self._table = self._table.schema.empty_table()
 
@@ -64,7 +64,7 @@ class FlowTable:
         """The whole table in memory (a spilled table is merged into memory once, then kept)."""
         if self._spilled is not None:
             self._table = pa.concat_tables(self._spilled.merged(ROW_GROUP)).combine_chunks()
-            self._spilled.spill.close()
+            self._spilled.close()
             self._spilled = None
         return self._table
 
@@ -77,7 +77,11 @@ class FlowTable:
         if self._spilled is None:
             yield self._table
             return
-        yield from self._spilled.merged(ROW_GROUP)
+        from flowkit._prefetch import prefetch
+
+        # merged (runs read, final segments converted) in a thread while the caller writes
+        # the previous group: one group (~26 MB) in flight
+        yield from prefetch(self._spilled.merged(ROW_GROUP), depth=1)
 
     def write(self, path, format: str | None = None, *, local_nets=None) -> Path | None:
         """Write as Parquet, CSV, JSON lines or Zeek conn.log TSV (by extension or ``format``).
