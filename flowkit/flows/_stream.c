@@ -429,38 +429,44 @@ out:
     return result;
 }
 
-PyDoc_STRVAR(announcers_doc,
-"announcers(rows, which, out) -> None\n"
+PyDoc_STRVAR(idle_doc,
+"idle(rows, which, since, start) -> None\n"
 "--\n\n"
-"out[j] = 1 when open row which[j] may still announce a data connection (_conn.h's\n"
-"may_announce): stream.py does not spill it.");
+"since[j] = the last packet time of open row which[j], INT64_MAX when it may still announce a\n"
+"data connection (_conn.h's may_announce: stream.py does not spill it); start[j] = its first\n"
+"packet time (start may be None). Why in C: the fields sit in 726-byte packed rows, and numpy\n"
+"gathers such unaligned fields one memmove call at a time.");
 
 static PyObject *
-announcers(PyObject *self, PyObject *args)
+idle(PyObject *self, PyObject *args)
 {
-    PyObject *orows, *owhich, *oout;
-    if (!PyArg_ParseTuple(args, "OOO", &orows, &owhich, &oout))
+    PyObject *orows, *owhich, *osince, *ostart;
+    if (!PyArg_ParseTuple(args, "OOOO", &orows, &owhich, &osince, &ostart))
         return NULL;
     rows_t r;
-    int64_t *which;
-    uint8_t *out;
-    Py_ssize_t cap = -1, n, n_out;
+    int64_t *which, *since, *start = NULL;
+    Py_ssize_t cap = -1, n, n_since, n_start = -1;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
     if (!bind_columns(&vs, orows, ROW_COLUMNS, 5, &r, &cap, "rows") ||
-        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !(out = view_of(&vs, oout, "B", 1, "out", &n_out)))
+        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) ||
+        !(since = view_of(&vs, osince, "l", 1, "since", &n_since)) ||
+        (ostart != Py_None && !(start = view_of(&vs, ostart, "l", 1, "start", &n_start))))
         goto out;
-    if (n_out != n) {
-        PyErr_SetString(PyExc_ValueError, "announcers(): out must have one item per row");
+    if (n_since != n || (start && n_start != n)) {
+        PyErr_SetString(PyExc_ValueError, "idle(): since and start must have one item per row");
         goto out;
     }
+    conn_t *C = r.C;
     for (Py_ssize_t j = 0; j < n; j++) {
         if (which[j] < 0 || which[j] >= cap) {
-            PyErr_Format(PyExc_ValueError, "announcers(): no row %lld", (long long)which[j]);
+            PyErr_Format(PyExc_ValueError, "idle(): no row %lld", (long long)which[j]);
             goto out;
         }
-        conn_t *C = r.C;
-        out[j] = (uint8_t)may_announce(ROW(which[j]));
+        const conn_t *c = ROW(which[j]);
+        since[j] = may_announce(c) ? INT64_MAX : c->tspkt;
+        if (start)
+            start[j] = c->ts0;
     }
     result = Py_NewRef(Py_None);
 out:
@@ -556,7 +562,7 @@ static PyMethodDef methods[] = {
     {"rebuild", rebuild, METH_VARARGS, rebuild_doc},
     {"spill", spill, METH_VARARGS, spill_doc},
     {"remember", remember, METH_VARARGS, remember_doc},
-    {"announcers", announcers, METH_VARARGS, announcers_doc},
+    {"idle", idle, METH_VARARGS, idle_doc},
     {"deadlines", deadlines, METH_VARARGS, deadlines_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -221,16 +221,15 @@ class StreamState:
         if count <= 0:
             return
         C, H, K = self._rows[:3]
-        last = conn(C)["tspkt"][rows]
-        # connections that may still announce a data connection stay in memory: an announcement
-        # replayed at the end would come after the connection it names (_conn.h's may_announce)
-        pinned = np.empty(len(rows), np.uint8)
-        _stream.announcers(self._rows, rows, pinned)
-        last[pinned != 0] = INF
+        # connections that may still announce a data connection stay in memory (idle's
+        # INT64_MAX): an announcement replayed at the end would come after the connection it names
+        last = np.empty(len(rows), np.int64)
+        _stream.idle(self._rows, rows, last, None)
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
-        which = rows[np.argpartition(last, count - 1)[:count]]
+        part = np.argpartition(last, count - 1)[:count]
+        which, last = rows[part], last[part]
         if self.overflow is None:
             self.overflow = Overflow(self.options.spill_dir)
             self.done.start_early()
@@ -239,9 +238,10 @@ class StreamState:
         _stream.deadlines(self._rows, which, deadlines, (o.tcp_ns, o.udp_ns))
         # grouped by class (how far the deadline is from the last packet, keyfilter.py), then
         # segments in start order: settled rows then come back about in output order
-        rec = conn(C)
-        cls = np.frexp((deadlines - rec["tspkt"][which]).astype(np.float64))[1]
-        order = np.lexsort((rec["ts0"][which], cls))
+        start = np.empty(count, np.int64)
+        _stream.idle(self._rows, which, np.empty(count, np.int64), start)
+        cls = np.frexp((deadlines - last).astype(np.float64))[1]
+        order = np.lexsort((start, cls))
         which, deadlines, cls = which[order], deadlines[order], cls[order]
         bounds = [0, *(np.flatnonzero(np.diff(cls)) + 1), count]
         for lo, hi in zip(bounds[:-1], bounds[1:]):
@@ -254,7 +254,7 @@ class StreamState:
             layer = self.keys.reserve(int(cls[lo]), hi - lo)
             _stream.spill(self._rows, self._tab, self.keys.words, layer, self._meta, np.sort(which[lo:hi]))
             self.keys.spilled(int(cls[lo]), hi - lo, int(deadlines[lo:hi].max()))
-        del C, H, K, rec
+        del C, H, K
         self._refit()  # the filter grew: fewer rows fit
 
     def _spill_block(self, n: int) -> tuple[np.ndarray, ...]:
