@@ -33,7 +33,7 @@ class _Converting:
     def __init__(self, C, H, K, local, stage=None):
         self.rows = len(C)
         self.stage = stage  # the staging buffers it reads (refilled only once this is done)
-        self._future = _workers().submit(rows_to_arrow, C, H, K, local)
+        self._future = workers().submit(rows_to_arrow, C, H, K, local)
 
     def result(self) -> pa.Table:
         return self._future.result()  # raises what the conversion raised
@@ -42,7 +42,7 @@ class _Converting:
 _WORKERS: list = []
 
 
-def _workers() -> ThreadPoolExecutor:
+def workers() -> ThreadPoolExecutor:
     """The threads conversions run in, shared by every state of the process.
 
     Why not a thread per conversion: starting one cost ~0.8 ms, and a scan converts groups

@@ -37,6 +37,8 @@ from flowkit.flows.layout import conn
 PARTITIONS = 64  # a partition is replayed at once: about 1/64 of what was spilled
 _HEADER = struct.Struct("<qq")  # rows, arrays
 _SIZE = struct.Struct("<q")  # compressed bytes of one array
+SEGMENT_ROWS = 4096  # open rows gathered and written at once (a segment, ~3.4 MB before lz4)
+SEGMENT_BLOCKS = 2  # gather blocks: one filled while the other is compressed
 FINAL_RUNS = 8  # sorted stretches of final segments the output merge may read at once (~1 MB each)
 
 
@@ -68,6 +70,10 @@ def _decode(n: int, sizes, data, layout, only=None) -> list[np.ndarray | None]:
     return out
 
 
+def _compress(arrays: list[np.ndarray]) -> list[bytes]:
+    return [pa.compress(np.ascontiguousarray(a), codec="lz4_raw", asbytes=True) for a in arrays]
+
+
 def gather_bytes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The byte ranges data[starts[i] : starts[i] + lengths[i]] one after the other."""
     total = int(lengths.sum())
@@ -95,10 +101,13 @@ class Overflow:
         self._segments = None  # file of segments: (deadline, offset, rows) of each in `pending`
         self.pending: list[_Segment] = []
         self.final: list[list[_Segment]] = []  # sorted stretches of segments kept for the flow table
+        self._blocks: list[tuple[np.ndarray, ...]] = []  # the ring rows are gathered into (gather)
+        self._compressing: list[tuple[_Segment, tuple, object]] = []  # (segment, its block, future), in order
 
-    def _write_block(self, f, arrays: list[np.ndarray], n: int) -> None:
-        """One block: rows, then per array its compressed size and bytes (no joined copy)."""
-        parts = [pa.compress(np.ascontiguousarray(a), codec="lz4_raw", asbytes=True) for a in arrays]
+    def _write_block(self, f, arrays: list[np.ndarray], n: int, parts: list[bytes] | None = None) -> None:
+        """One block: rows, then per array its compressed size and bytes (no joined copy);
+        ``parts``: the arrays already compressed (_compress)."""
+        parts = _compress(arrays) if parts is None else parts
         f.write(_HEADER.pack(n, len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts))
         for d in parts:
             f.write(d)
@@ -121,23 +130,49 @@ class Overflow:
         self._write_block(f, arrays, n)
 
     # ---------------------------------------------------------------- segments
-    def write_segment(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, deadline: int) -> None:
-        """Spilled open rows, finished as they are from ``deadline`` (the latest of theirs) on
-        unless a packet on one of their keys was deferred (see ``take_segments``)."""
+    def write_segment(self, arrays: tuple[np.ndarray, ...], rows: np.ndarray, deadline: int) -> None:
+        """Spill rows ``rows`` (at most SEGMENT_ROWS) of the open row arrays (C, H, K) as one
+        segment, finished as they are from ``deadline`` (the latest of theirs) on unless a
+        packet on one of their keys was deferred (see ``take_segments``).
+
+        They are copied into the next block of a ring of SEGMENT_BLOCKS (a block is reused once
+        the segment in it is written) and compressed in a worker thread while the pass goes
+        on: lz4 was the largest part of spilling, on the thread that runs the state machine."""
+        from flowkit.flows.finished import workers
+
+        if len(self._blocks) < SEGMENT_BLOCKS:
+            self._blocks.append(tuple(np.empty((SEGMENT_ROWS, *a.shape[1:]), a.dtype) for a in arrays))
+        block = self._blocks.pop(0)
+        while any(b is block for _, b, _ in self._compressing):
+            self._land()
+        self._blocks.append(block)
+        C, H, K = (b[:len(rows)] for b in block)
+        for source, dest in zip(arrays, (C, H, K)):
+            np.take(source, rows, axis=0, out=dest, mode="clip")  # "raise" would buffer `out`
+        rec = conn(C)
+        ts = rec["ts0"]
+        seg = _Segment(deadline, -1, -1, len(C), int(ts.min()), int(ts.max()), bool(rec["encloses"].any()))
+        self._compressing.append((seg, block, workers().submit(_compress, [C, H, K])))
+        self.rows += len(C)
+
+    def _land(self) -> None:
+        """Write the oldest segment being compressed; it joins ``pending``."""
+        seg, _, future = self._compressing.pop(0)
         if self._segments is None:
             self._segments = open(os.path.join(self.path, "segments"), "w+b")
         offset = self._segments.seek(0, os.SEEK_END)
         before = self.bytes
-        self._write_block(self._segments, [C, H, K], len(C))
-        rec = conn(C)
-        ts = rec["ts0"]
-        self.pending.append(_Segment(deadline, offset, self.bytes - before, len(C), int(ts.min()), int(ts.max()),
-                                     bool(rec["encloses"].any())))
-        self.rows += len(C)
+        self._write_block(self._segments, [], seg.rows, future.result())
+        self.pending.append(seg._replace(offset=offset, size=self.bytes - before))
+
+    def _drain(self) -> None:
+        while self._compressing:
+            self._land()
 
     def due(self, tmax: int | None) -> bool:
         """Whether a segment is settled at ``tmax`` (None: the end of the pass, all are)."""
-        return bool(self.pending) and (tmax is None or min(s.deadline for s in self.pending) <= tmax)
+        segments = [*self.pending, *(seg for seg, _, _ in self._compressing)]
+        return bool(segments) and (tmax is None or min(s.deadline for s in segments) <= tmax)
 
     def take_segments(self, tmax: int | None, layout, hashes, was_deferred):
         """The segments settled at ``tmax`` (all when None), in the order they were written,
@@ -146,6 +181,7 @@ class Overflow:
         for the replay. The others are final as they are: they stay on disk for the flow table
         (``final``) when the segment fits a sorted stretch and carried no tunnel; else they
         are read back and yielded as (C, H, K) to be finished now."""
+        self._drain()
         if tmax is None:
             ready, self.pending = self.pending, []
         else:
@@ -256,6 +292,9 @@ class Overflow:
         return arrays, (np.cumsum(caplen) - caplen, caplen.astype(np.uint32), data)
 
     def close(self) -> None:
+        for _, _, future in self._compressing:
+            future.cancel()
+        self._compressing = []
         for f in self._files.values():
             f.close()
         self._files = {}

@@ -24,6 +24,7 @@ from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
 from flowkit.flows.keyfilter import SpilledKeys
 from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, conn, empty_rows, key_hashes
+from flowkit.flows.overflow import SEGMENT_ROWS
 from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
 from flowkit.flows.expected import entries, new_expectations
 from flowkit.flows.state import FlowOptions
@@ -39,7 +40,7 @@ TABLE_BYTES = 64
 OPEN_BYTES = ROW_BYTES + TABLE_BYTES
 FINISHED_BYTES = 480  # a finished flow as Arrow (FLOW_SCHEMA plus the internal columns), measured: 395 on mixed.pcap
 MIN_EVICT_SCAN = 1024  # open rows below which the lazy eviction scan is not worth it
-SPILL_BLOCK = 4096  # open rows copied to disk at once (a segment)
+SPILL_BLOCK = 4096  # open rows moved or finished at once (bounded copies)
 MAX_STEP = 16384  # packets per kernel call under a budget (each may need a free row)
 ROW_LAYOUT = [(np.uint8, (CONN_SIZE,)), (np.uint8, (k.HMAX,)), (np.uint8, (KEY_SIZE,))]  # a row on disk
 MMAP_THRESHOLD = 32 << 20  # blocks from this size mapped on their own (bound_allocator)
@@ -61,7 +62,6 @@ class StreamState:
             spill_rows = max(256, memory // 2 // FINISHED_BYTES)
         self.done = FinishedRows(spill_rows, self.options.spill_dir, self.options.local)
         self.overflow = None  # overflow.Overflow once open connections went to disk
-        self._block = None  # rows being spilled (_spill_block)
         self._rows = None
         self._scanned_at = 0  # open rows after the last eviction scan
         self.keys = SpilledKeys()  # the keys whose packets are deferred (keyfilter.py)
@@ -245,24 +245,14 @@ class StreamState:
         which, deadlines, cls = which[order], deadlines[order], cls[order]
         bounds = [0, *(np.flatnonzero(np.diff(cls)) + 1), count]
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            for at in range(lo, hi, SPILL_BLOCK):  # bounded copies, into one reused block
-                part = which[at:min(at + SPILL_BLOCK, hi)]
-                block = self._spill_block(len(part))
-                for source, dest in zip((C, H, K), block):
-                    np.take(source, part, axis=0, out=dest, mode="clip")  # "raise" would buffer `out`
-                self.overflow.write_segment(*block, int(deadlines[at:at + len(part)].max()))
+            for at in range(lo, hi, SEGMENT_ROWS):
+                part = which[at:min(at + SEGMENT_ROWS, hi)]
+                self.overflow.write_segment((C, H, K), part, int(deadlines[at:at + len(part)].max()))
             layer = self.keys.reserve(int(cls[lo]), hi - lo)
             _stream.spill(self._rows, self._tab, self.keys.words, layer, self._meta, np.sort(which[lo:hi]))
             self.keys.spilled(int(cls[lo]), hi - lo, int(deadlines[lo:hi].max()))
         del C, H, K
         self._refit()  # the filter grew: fewer rows fit
-
-    def _spill_block(self, n: int) -> tuple[np.ndarray, ...]:
-        """Views of ``n`` rows of the block spilled rows are gathered into (kept: a fresh
-        block of ~4 MB a segment was allocated and freed thousands of times on a scan)."""
-        if self._block is None:
-            self._block = tuple(np.empty((SPILL_BLOCK, *a.shape[1:]), a.dtype) for a in self._rows[:3])
-        return tuple(a[:n] for a in self._block)
 
     def _settle(self, tmax: int | None) -> None:
         """Spilled segments settled by ``tmax`` (all at the end, None): rows whose keys had no
