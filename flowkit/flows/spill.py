@@ -284,6 +284,8 @@ class SpilledRows:
         while cursors:
             bound = min(c.last for c in cursors)
             parts = [p for p in (c.take_upto(bound) for c in cursors) if p.num_rows]
+            if not parts:  # only when a run is out of order: fail rather than loop for ever
+                raise RuntimeError("flow merge made no progress: a sorted run is out of order")
             cursors = [c for c in cursors if c.buf is not None]
             if len(parts) == 1:  # one run's rows: already in order
                 yield parts[0]
