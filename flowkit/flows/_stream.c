@@ -285,6 +285,8 @@ out:
     return result;
 }
 
+#define SPILL_AHEAD 8 /* rows ahead whose cache lines spill() fetches */
+
 /* Slot of the table holding row c's key (the key is present: c is open). */
 static inline Py_ssize_t
 slot_of(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h, int64_t c)
@@ -371,7 +373,21 @@ spill(PyObject *self, PyObject *args)
             goto out;
         }
     }
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < n; j++) {
+        /* each row costs cache misses at random places (its key, table slot and filter block):
+         * fetched a few rows ahead, they overlap */
+        if (j + 2 * SPILL_AHEAD < n)
+            __builtin_prefetch(&r.K[which[j + 2 * SPILL_AHEAD]]);
+        if (j + SPILL_AHEAD < n) {
+            uint64_t ha = r.K[which[j + SPILL_AHEAD]].hash, g;
+            uint64_t *block;
+            Py_ssize_t i = (Py_ssize_t)(ha & (uint64_t)(tcap - 1));
+            __builtin_prefetch(&tb.row[i], 1);
+            __builtin_prefetch(&tb.keys[i]);
+            bloom_spot(&sp, sp.n_layers - 1, ha, &block, &g);
+            __builtin_prefetch(block, 1);
+        }
         int64_t c = which[j];
         uint64_t h = r.K[c].hash;
         Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, h, c);
@@ -382,6 +398,7 @@ spill(PyObject *self, PyObject *args)
         bloom_add(&sp, h);
         meta[M_SFILLED]++;
     }
+    Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 out:
     views_release(&vs);
