@@ -446,85 +446,58 @@ out:
     return result;
 }
 
-PyDoc_STRVAR(idle_doc,
-"idle(rows, which, since, start) -> None\n"
+PyDoc_STRVAR(times_doc,
+"times(rows, which, since, start, deadline, options) -> None\n"
 "--\n\n"
-"since[j] = the last packet time of open row which[j], INT64_MAX when it may still announce a\n"
-"data connection (_conn.h's may_announce: stream.py does not spill it); start[j] = its first\n"
-"packet time (start may be None). Why in C: the fields sit in 726-byte packed rows, and numpy\n"
-"gathers such unaligned fields one memmove call at a time.");
+"Per open row which[j], without copying the rows: since[j] = its last packet time, INT64_MAX\n"
+"when it may still announce a data connection (_conn.h's may_announce: stream.py does not\n"
+"spill it); start[j] = its first packet time; deadline[j] = _conn.h's deadline. Each output\n"
+"may be None. options: (tcp_ns, udp_ns). Why in C: the fields sit in 726-byte packed rows,\n"
+"and numpy gathers such unaligned fields one memmove call at a time.");
 
 static PyObject *
-idle(PyObject *self, PyObject *args)
+times(PyObject *self, PyObject *args)
 {
-    PyObject *orows, *owhich, *osince, *ostart;
-    if (!PyArg_ParseTuple(args, "OOOO", &orows, &owhich, &osince, &ostart))
+    PyObject *orows, *owhich, *oout[3], *oopt;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &orows, &owhich, &oout[0], &oout[1], &oout[2], &oopt))
         return NULL;
-    rows_t r;
-    int64_t *which, *since, *start = NULL;
-    Py_ssize_t cap = -1, n, n_since, n_start = -1;
-    views_t vs = {.n = 0};
-    PyObject *result = NULL;
-    if (!bind_columns(&vs, orows, ROW_COLUMNS, 5, &r, &cap, "rows") ||
-        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) ||
-        !(since = view_of(&vs, osince, "l", 1, "since", &n_since)) ||
-        (ostart != Py_None && !(start = view_of(&vs, ostart, "l", 1, "start", &n_start))))
-        goto out;
-    if (n_since != n || (start && n_start != n)) {
-        PyErr_SetString(PyExc_ValueError, "idle(): since and start must have one item per row");
-        goto out;
-    }
-    conn_t *C = r.C;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        if (which[j] < 0 || which[j] >= cap) {
-            PyErr_Format(PyExc_ValueError, "idle(): no row %lld", (long long)which[j]);
-            goto out;
-        }
-        const conn_t *c = ROW(which[j]);
-        since[j] = may_announce(c) ? INT64_MAX : c->tspkt;
-        if (start)
-            start[j] = c->ts0;
-    }
-    result = Py_NewRef(Py_None);
-out:
-    views_release(&vs);
-    return result;
-}
-
-PyDoc_STRVAR(deadlines_doc,
-"deadlines(rows, which, out, options) -> None\n"
-"--\n\n"
-"out[j] = the deadline of open row which[j] (_conn.h's deadline) without copying the rows;\n"
-"options: (tcp_ns, udp_ns).");
-
-static PyObject *
-deadlines(PyObject *self, PyObject *args)
-{
-    PyObject *orows, *owhich, *oout, *oopt;
-    if (!PyArg_ParseTuple(args, "OOOO", &orows, &owhich, &oout, &oopt))
-        return NULL;
+    static const char *const names[3] = {"since", "start", "deadline"};
     rows_t r;
     const int64_t *which;
-    int64_t *out, tcp_ns, udp_ns;
+    int64_t *out[3] = {NULL, NULL, NULL}, tcp_ns, udp_ns;
     int64_t *const opts[] = {&tcp_ns, &udp_ns};
-    Py_ssize_t cap = -1, n, n_out;
+    Py_ssize_t cap = -1, n;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
     if (!bind_columns(&vs, orows, ROW_COLUMNS, 5, &r, &cap, "rows") ||
-        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !(out = view_of(&vs, oout, "l", 1, "out", &n_out)) ||
-        !bind_options(oopt, STREAM_OPTIONS, opts, 2, "options"))
+        !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !bind_options(oopt, STREAM_OPTIONS, opts, 2, "options"))
         goto out;
-    if (n_out != n) {
-        PyErr_SetString(PyExc_ValueError, "deadlines(): out must have one item per row");
-        goto out;
+    for (int k = 0; k < 3; k++) {
+        Py_ssize_t m;
+        if (oout[k] == Py_None)
+            continue;
+        if (!(out[k] = view_of(&vs, oout[k], "l", 1, names[k], &m)))
+            goto out;
+        if (m != n) {
+            PyErr_Format(PyExc_ValueError, "times(): %s must have one item per row", names[k]);
+            goto out;
+        }
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (which[j] < 0 || which[j] >= cap) {
+            PyErr_Format(PyExc_ValueError, "times(): no row %lld", (long long)which[j]);
+            goto out;
+        }
     }
     conn_t *C = r.C;
     for (Py_ssize_t j = 0; j < n; j++) {
-        if (which[j] < 0 || which[j] >= cap) {
-            PyErr_Format(PyExc_ValueError, "deadlines(): no row %lld", (long long)which[j]);
-            goto out;
-        }
-        out[j] = deadline(ROW(which[j]), tcp_ns, udp_ns);
+        const conn_t *c = ROW(which[j]);
+        if (out[0])
+            out[0][j] = may_announce(c) ? INT64_MAX : c->tspkt;
+        if (out[1])
+            out[1][j] = c->ts0;
+        if (out[2])
+            out[2][j] = deadline(c, tcp_ns, udp_ns);
     }
     result = Py_NewRef(Py_None);
 out:
@@ -579,8 +552,7 @@ static PyMethodDef methods[] = {
     {"rebuild", rebuild, METH_VARARGS, rebuild_doc},
     {"spill", spill, METH_VARARGS, spill_doc},
     {"remember", remember, METH_VARARGS, remember_doc},
-    {"idle", idle, METH_VARARGS, idle_doc},
-    {"deadlines", deadlines, METH_VARARGS, deadlines_doc},
+    {"times", times, METH_VARARGS, times_doc},
     {NULL, NULL, 0, NULL},
 };
 

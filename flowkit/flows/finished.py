@@ -12,12 +12,10 @@ memory. A mergeable state keeps its rows (``merge`` re-tags them by their intern
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pyarrow as pa
 
+from flowkit.flows._pool import workers
 from flowkit.flows.local import DEFAULT
 from flowkit.flows.parents import ParentIndex, with_parents
 from flowkit.flows.rows import PARENT_SLOTS, STATE_SCHEMA, rows_to_arrow
@@ -37,24 +35,6 @@ class _Converting:
 
     def result(self) -> pa.Table:
         return self._future.result()  # raises what the conversion raised
-
-
-_WORKERS: list = []
-
-
-def workers() -> ThreadPoolExecutor:
-    """The threads conversions run in, shared by every state of the process.
-
-    Why not a thread per conversion: starting one cost ~0.8 ms, and a scan converts groups
-    by the hundred. A pool forked with the process would have no threads in the child
-    (and its work would wait forever), so a child starts its own."""
-    if not _WORKERS:
-        _WORKERS.append(ThreadPoolExecutor(max(2, os.cpu_count() or 1), thread_name_prefix="flowkit-rows"))
-    return _WORKERS[0]
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_WORKERS.clear)
 
 
 class _Stage:

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from flowkit.flows._pool import workers
 from flowkit.flows.layout import conn
 
 PARTITIONS = 64  # a partition is replayed at once: about 1/64 of what was spilled
@@ -70,6 +71,13 @@ def _decode(n: int, sizes, data, layout, only=None) -> list[np.ndarray | None]:
     return out
 
 
+def _parse(data: bytes, layout, only=None) -> list[np.ndarray | None]:
+    """The arrays of one whole block (Overflow._write_block) from its bytes."""
+    n, count = _HEADER.unpack_from(data)
+    sizes = struct.unpack_from(f"<{count}q", data, _HEADER.size)
+    return _decode(n, sizes, memoryview(data)[_HEADER.size + _SIZE.size * count:], layout, only)
+
+
 def _compress(arrays: list[np.ndarray]) -> list[bytes]:
     return [pa.compress(np.ascontiguousarray(a), codec="lz4_raw", asbytes=True) for a in arrays]
 
@@ -98,36 +106,36 @@ class Overflow:
         self.packets = 0  # packets deferred
         self.bytes = 0  # written to disk
         self._files: dict[str, object] = {}  # open for appending until read back
-        self._segments = None  # file of segments: (deadline, offset, rows) of each in `pending`
+        self._segments = None  # file of segments (`pending`, `final` and the ones read back)
         self.pending: list[_Segment] = []
         self.final: list[list[_Segment]] = []  # sorted stretches of segments kept for the flow table
-        self._blocks: list[tuple[np.ndarray, ...]] = []  # the ring rows are gathered into (gather)
-        self._compressing: list[tuple[_Segment, tuple, object]] = []  # (segment, its block, future), in order
+        self._blocks: list[tuple[np.ndarray, ...]] = []  # the ring segments are gathered into
+        self._turn = 0  # segments gathered so far (the ring's position)
+        self._compressing: list[tuple[_Segment, object]] = []  # (segment, future), in the ring's order
 
-    def _write_block(self, f, arrays: list[np.ndarray], n: int, parts: list[bytes] | None = None) -> None:
-        """One block: rows, then per array its compressed size and bytes (no joined copy);
-        ``parts``: the arrays already compressed (_compress)."""
-        parts = _compress(arrays) if parts is None else parts
+    def _write_block(self, f, n: int, parts: list[bytes]) -> None:
+        """One block of ``n`` rows: then per array (compressed, ``_compress``) its size, then
+        the bytes (no joined copy)."""
         f.write(_HEADER.pack(n, len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts))
         for d in parts:
             f.write(d)
         self.bytes += _HEADER.size + _SIZE.size * len(parts) + sum(len(d) for d in parts)
 
     @staticmethod
-    def _read_block(f, layout, only=None) -> list[np.ndarray] | None:
+    def _read_block(f, layout) -> list[np.ndarray] | None:
         head = f.read(_HEADER.size)
         if not head:
             return None
         n, count = _HEADER.unpack(head)
         sizes = struct.unpack(f"<{count}q", f.read(_SIZE.size * count))
-        return _decode(n, sizes, f.read(sum(sizes)), layout, only)
+        return _decode(n, sizes, f.read(sum(sizes)), layout)
 
     def _append(self, kind: str, part: int, arrays: list[np.ndarray], n: int) -> None:
         name = f"{kind}-{part:02d}"
         f = self._files.get(name)
         if f is None:
             f = self._files[name] = open(os.path.join(self.path, name), "ab")
-        self._write_block(f, arrays, n)
+        self._write_block(f, n, _compress(arrays))
 
     # ---------------------------------------------------------------- segments
     def write_segment(self, arrays: tuple[np.ndarray, ...], rows: np.ndarray, deadline: int) -> None:
@@ -138,31 +146,29 @@ class Overflow:
         They are copied into the next block of a ring of SEGMENT_BLOCKS (a block is reused once
         the segment in it is written) and compressed in a worker thread while the pass goes
         on: lz4 was the largest part of spilling, on the thread that runs the state machine."""
-        from flowkit.flows.finished import workers
-
+        while len(self._compressing) >= SEGMENT_BLOCKS:  # segments land in order: the block
+            self._land()  # used SEGMENT_BLOCKS segments ago is free once fewer are in flight
         if len(self._blocks) < SEGMENT_BLOCKS:
             self._blocks.append(tuple(np.empty((SEGMENT_ROWS, *a.shape[1:]), a.dtype) for a in arrays))
-        block = self._blocks.pop(0)
-        while any(b is block for _, b, _ in self._compressing):
-            self._land()
-        self._blocks.append(block)
+        block = self._blocks[self._turn % SEGMENT_BLOCKS]  # blocks are made in turn order
+        self._turn += 1
         C, H, K = (b[:len(rows)] for b in block)
         for source, dest in zip(arrays, (C, H, K)):
             np.take(source, rows, axis=0, out=dest, mode="clip")  # "raise" would buffer `out`
         rec = conn(C)
         ts = rec["ts0"]
         seg = _Segment(deadline, -1, -1, len(C), int(ts.min()), int(ts.max()), bool(rec["encloses"].any()))
-        self._compressing.append((seg, block, workers().submit(_compress, [C, H, K])))
+        self._compressing.append((seg, workers().submit(_compress, [C, H, K])))
         self.rows += len(C)
 
     def _land(self) -> None:
         """Write the oldest segment being compressed; it joins ``pending``."""
-        seg, _, future = self._compressing.pop(0)
+        seg, future = self._compressing.pop(0)
         if self._segments is None:
             self._segments = open(os.path.join(self.path, "segments"), "w+b")
         offset = self._segments.seek(0, os.SEEK_END)
         before = self.bytes
-        self._write_block(self._segments, [], seg.rows, future.result())
+        self._write_block(self._segments, seg.rows, future.result())
         self.pending.append(seg._replace(offset=offset, size=self.bytes - before))
 
     def _drain(self) -> None:
@@ -171,7 +177,7 @@ class Overflow:
 
     def due(self, tmax: int | None) -> bool:
         """Whether a segment is settled at ``tmax`` (None: the end of the pass, all are)."""
-        segments = [*self.pending, *(seg for seg, _, _ in self._compressing)]
+        segments = [*self.pending, *(seg for seg, _ in self._compressing)]
         return bool(segments) and (tmax is None or min(s.deadline for s in segments) <= tmax)
 
     def take_segments(self, tmax: int | None, layout, hashes, was_deferred):
@@ -187,26 +193,27 @@ class Overflow:
         else:
             ready = [s for s in self.pending if s.deadline <= tmax]
             self.pending = [s for s in self.pending if s.deadline > tmax]
+        if ready:
+            self._segments.flush()  # read by position (_read_at)
         for seg in ready:
             rows = None
-            if self.packets:  # else no key had a packet deferred: only the rows are read
-                self._segments.seek(seg.offset)
-                rows = self._read_block(self._segments, layout, only=None if seg.encloses else (2,))
+            if self.packets:  # else no key had a packet deferred: nothing to read yet
+                rows = self._read_at(seg, layout, None if seg.encloses else (2,))
                 again = was_deferred(hashes(rows[2]))
                 if again.any():
-                    if rows[0] is None:
-                        self._segments.seek(seg.offset)
-                        rows = self._read_block(self._segments, layout)
+                    rows = rows if rows[0] is not None else self._read_at(seg, layout)
                     self.write_rows(*(a[again] for a in rows), hashes)
                     seg = seg._replace(keep=~again)
             if not seg.encloses and self._keep_final(seg):
                 continue
             if rows is None or rows[0] is None:
-                self._segments.seek(seg.offset)
-                rows = self._read_block(self._segments, layout)
+                rows = self._read_at(seg, layout)
             yield rows if seg.keep is None else [a[seg.keep] for a in rows]
         if not self.pending and self._segments is not None and not self.final:
             self._segments.truncate(0)  # every segment read: give the disk space back
+
+    def _read_at(self, seg: _Segment, layout, only=None) -> list[np.ndarray | None]:
+        return _parse(os.pread(self._segments.fileno(), seg.size, seg.offset), layout, only)
 
     def _keep_final(self, seg: _Segment) -> bool:
         """Keep ``seg`` (final rows) on disk in a sorted stretch: the one whose last start
@@ -292,7 +299,7 @@ class Overflow:
         return arrays, (np.cumsum(caplen) - caplen, caplen.astype(np.uint32), data)
 
     def close(self) -> None:
-        for _, _, future in self._compressing:
+        for _, future in self._compressing:
             future.cancel()
         self._compressing = []
         for f in self._files.values():
@@ -322,10 +329,7 @@ class FinalSegments:
         self.num_rows = sum(seg.rows if seg.keep is None else int(seg.keep.sum()) for run in runs for seg in run)
 
     def _rows(self, seg: _Segment) -> list[np.ndarray]:
-        data = os.pread(self._file.fileno(), seg.size, seg.offset)
-        n, count = _HEADER.unpack_from(data)
-        sizes = struct.unpack_from(f"<{count}q", data, _HEADER.size)
-        rows = _decode(n, sizes, memoryview(data)[_HEADER.size + _SIZE.size * count:], self.layout)
+        rows = _parse(os.pread(self._file.fileno(), seg.size, seg.offset), self.layout)
         return rows if seg.keep is None else [a[seg.keep] for a in rows]
 
     def _table(self, seg: _Segment) -> pa.Table:
@@ -338,7 +342,6 @@ class FinalSegments:
     def batches(self, run: int):
         """The rows of stretch ``run`` in (ts_start, flow_id) order, as record batches of
         FLOW_SCHEMA plus the parent slots."""
-
         for seg in self.runs[run]:
             yield from self._table(seg).to_batches()
 

@@ -23,7 +23,7 @@ from flowkit.flows import _machine as k
 from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
 from flowkit.flows.keyfilter import SpilledKeys
-from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, conn, empty_rows, key_hashes
+from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, empty_rows, key_hashes
 from flowkit.flows.overflow import SEGMENT_ROWS
 from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
 from flowkit.flows.expected import entries, new_expectations
@@ -199,7 +199,9 @@ class StreamState:
         """Finish every open connection, in start order (open connections never tie: one
         per key), a block at a time: no second copy of all open rows at the peak."""
         rows = self._open_rows()
-        rows = rows[np.argsort(conn(self._rows[0])["ts0"][rows], kind="stable")]
+        start = np.empty(len(rows), np.int64)
+        _stream.times(self._rows, rows, None, start, None, (self.options.tcp_ns, self.options.udp_ns))
+        rows = rows[np.argsort(start, kind="stable")]
         for at in range(0, len(rows), SPILL_BLOCK):
             self._finish(rows[at:at + SPILL_BLOCK])
 
@@ -221,10 +223,11 @@ class StreamState:
         if count <= 0:
             return
         C, H, K = self._rows[:3]
-        # connections that may still announce a data connection stay in memory (idle's
-        # INT64_MAX): an announcement replayed at the end would come after the connection it names
+        # connections that may still announce a data connection stay in memory (times' INT64_MAX):
+        # an announcement replayed at the end would come after the connection it names
+        o = self.options
         last = np.empty(len(rows), np.int64)
-        _stream.idle(self._rows, rows, last, None)
+        _stream.times(self._rows, rows, last, None, None, (o.tcp_ns, o.udp_ns))
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
@@ -233,13 +236,10 @@ class StreamState:
         if self.overflow is None:
             self.overflow = Overflow(self.options.spill_dir)
             self.done.start_early()
-        o = self.options
-        deadlines = np.empty(count, np.int64)
-        _stream.deadlines(self._rows, which, deadlines, (o.tcp_ns, o.udp_ns))
+        start, deadlines = np.empty(count, np.int64), np.empty(count, np.int64)
+        _stream.times(self._rows, which, None, start, deadlines, (o.tcp_ns, o.udp_ns))
         # grouped by class (how far the deadline is from the last packet, keyfilter.py), then
         # segments in start order: settled rows then come back about in output order
-        start = np.empty(count, np.int64)
-        _stream.idle(self._rows, which, np.empty(count, np.int64), start)
         cls = np.frexp((deadlines - last).astype(np.float64))[1]
         order = np.lexsort((start, cls))
         which, deadlines, cls = which[order], deadlines[order], cls[order]
