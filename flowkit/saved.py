@@ -93,7 +93,9 @@ def read_saved(paths) -> Saved:
     if len(tables) == 1:
         return Saved(tables[0], notes)
     names = [n for n in tables[0].column_names if all(n in t.column_names for t in tables)]
-    return Saved(pa.concat_tables([t.select(names).cast(tables[0].select(names).schema) for t in tables]), notes)
+    # every field nullable: a conn.log lacks values a flowkit file has in every row
+    schema = pa.schema(f.with_nullable(True) for f in tables[0].select(names).schema)
+    return Saved(pa.concat_tables([t.select(names).cast(schema) for t in tables]), notes)
 
 
 def _read_parquet(path: str) -> pa.Table:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowkit.errors import FlowkitError
-from flowkit.flows.schema import FLOW_SCHEMA
+from flowkit.flows.schema import FLOW_SCHEMA, NULLABLE_SCHEMA
 from flowkit.output import ZEEK_FIELDS
 from flowkit.saved import tsv_start
 
@@ -261,7 +261,7 @@ def _to_flows(path: str, cols: dict) -> tuple[pa.Table, dict]:
     for f in ("icmp_errors", "icmp_error_type", "icmp_error_code", "icmp_error_src"):  # not in a conn.log
         out[f] = pa.nulls(n, FLOW_SCHEMA.field(f).type)
     out["tunnel_parents"] = _tunnel_parents(cols, n)
-    table = pa.table({f.name: out[f.name] for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
+    table = pa.table({f.name: out[f.name] for f in FLOW_SCHEMA}, schema=NULLABLE_SCHEMA)
     return table, left_out
 
 

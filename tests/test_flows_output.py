@@ -9,7 +9,8 @@ import pytest
 
 import flowkit
 from flowkit.errors import FlowkitError
-from flowkit.flows.schema import FLOW_SCHEMA
+from flowkit.flows.schema import FLOW_SCHEMA, MAY_BE_NULL
+from conftest import SAMPLES, corpus_files
 from flowgen import Conversation, batch, batches, pkt
 
 
@@ -30,6 +31,25 @@ def test_schema_is_the_contract(table):
 def test_parquet_round_trip(table, tmp_path):
     table.write(tmp_path / "f.parquet")
     assert pq.read_table(tmp_path / "f.parquet").equals(table.to_arrow())
+
+
+def test_parquet_marks_the_columns_that_always_have_a_value_required(table, tmp_path):
+    table.write(tmp_path / "f.parquet")
+    fields = pq.ParquetFile(tmp_path / "f.parquet").schema  # the file's own schema, not Arrow's
+    required = {fields.column(j).path.split(".")[0] for j in range(len(fields)) if fields.column(j).max_definition_level == 0}
+    assert required == set(FLOW_SCHEMA.names) - MAY_BE_NULL - {"tunnel_parents"}  # a list's items have levels
+
+
+CAPTURES = [*sorted(SAMPLES.glob("*.pcap")), *corpus_files("zeek/traces/icmp"), *corpus_files("zeek/traces/tunnels")]
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_only_the_nullable_columns_hold_nulls(path):
+    """The schema's not-null columns are a promise the engine keeps on every capture (the
+    Parquet writer trusts it); the nullable ones are those it leaves unset."""
+    arrow = flowkit.flows(str(path)).to_arrow()
+    nulls = {name for name in arrow.column_names if arrow.column(name).null_count}
+    assert nulls <= MAY_BE_NULL
 
 
 def test_csv_and_jsonl(table, tmp_path):
