@@ -132,7 +132,7 @@ MUTANTS = [
       "cls = np.zeros(count, int)", (SETTLED,)),
     # ---- spilled rows kept on disk for the output (overflow.py's final segments)
     M("final-mask", "rows whose keys had packets deferred are also read as final (the replay's rows twice)",
-      "flowkit/flows/overflow.py", "        return rows if seg.keep is None else [a[seg.keep] for a in rows]",
+      "flowkit/flows/overflow.py", "        return rows if seg.keep is None else rows_where(rows, seg.keep)",
       "        return rows", ("tests/test_flows_budget.py",)),
     M("final-carriers", "segments holding tunnel carriers kept on disk (their flow_ids never enter the parent index)",
       "flowkit/flows/overflow.py", "            if not seg.encloses and self._keep_final(seg):",

@@ -44,3 +44,13 @@ def key(K: np.ndarray) -> np.ndarray:
 def key_hashes(K: np.ndarray) -> np.ndarray:
     """The key hash (uint64) of each key row."""
     return key(K)["hash"]
+
+
+def rows_where(arrays, mask: np.ndarray) -> list[np.ndarray]:
+    """The rows of each row matrix (C, H, K) where ``mask`` is set.
+
+    Why np.take: boolean indexing of a 2-D uint8 matrix copied 8,192 rows of C in 0.94 ms,
+    np.take of their indexes in 0.17 ms (0.3 s of a 3 M-flow output, every segment losing a
+    row or two to the replay)."""
+    at = np.flatnonzero(mask)
+    return [np.take(a, at, axis=0) for a in arrays]

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowkit.flows._pool import workers
-from flowkit.flows.layout import conn
+from flowkit.flows.layout import conn, rows_where
 
 PARTITIONS = 64  # a partition is replayed at once: about 1/64 of what was spilled
 _HEADER = struct.Struct("<qq")  # rows, arrays
@@ -202,13 +202,13 @@ class Overflow:
                 again = was_deferred(hashes(rows[2]))
                 if again.any():
                     rows = rows if rows[0] is not None else self._read_at(seg, layout)
-                    self.write_rows(*(a[again] for a in rows), hashes)
+                    self.write_rows(*rows_where(rows, again), hashes)
                     seg = seg._replace(keep=~again)
             if not seg.encloses and self._keep_final(seg):
                 continue
             if rows is None or rows[0] is None:
                 rows = self._read_at(seg, layout)
-            yield rows if seg.keep is None else [a[seg.keep] for a in rows]
+            yield rows if seg.keep is None else rows_where(rows, seg.keep)
         if not self.pending and self._segments is not None and not self.final:
             self._segments.truncate(0)  # every segment read: give the disk space back
 
@@ -330,7 +330,7 @@ class FinalSegments:
 
     def _rows(self, seg: _Segment) -> list[np.ndarray]:
         rows = _parse(os.pread(self._file.fileno(), seg.size, seg.offset), self.layout)
-        return rows if seg.keep is None else [a[seg.keep] for a in rows]
+        return rows if seg.keep is None else rows_where(rows, seg.keep)
 
     def _table(self, seg: _Segment) -> pa.Table:
         from flowkit.flows.finished import INTERNAL

@@ -23,7 +23,7 @@ from flowkit.flows import _machine as k
 from flowkit.flows import _stream
 from flowkit.flows.finished import FinishedRows
 from flowkit.flows.keyfilter import SpilledKeys
-from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, empty_rows, key_hashes
+from flowkit.flows.layout import CONN_SIZE, KEY_SIZE, empty_rows, key_hashes, rows_where
 from flowkit.flows.overflow import SEGMENT_ROWS
 from flowkit.flows.keys import NO_DATA, NO_PAYLOAD, packet_arrays, payload_arrays
 from flowkit.flows.expected import entries, new_expectations
@@ -307,9 +307,9 @@ class StreamState:
             kept = []
             for C, H, K in ov.blocks("rows", p, row_layout):
                 again = np.isin(key_hashes(K), wanted)
-                self.done.add(C[~again], H[~again], K[~again])
+                self.done.add(*rows_where((C, H, K), ~again))
                 if again.any():
-                    kept.append((C[again], H[again], K[again]))
+                    kept.append(tuple(rows_where((C, H, K), again)))
             rows = [np.concatenate([r[j] for r in kept]) if kept else np.zeros((0, *shape), dtype)
                     for j, (dtype, shape) in enumerate(row_layout)]
             state = StreamState(unlimited, capacity=len(rows[0]) + 64)
