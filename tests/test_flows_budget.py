@@ -10,6 +10,7 @@ import pytest
 import flowkit
 from conftest import CORPUS, SAMPLES, corpus_files
 from flowgen import Conversation, pkt, write_pcap
+from flowkit.flows.keyfilter import KEYS_PER_BLOCK
 from flowkit.flows.stream import FINISHED_BYTES, OPEN_BYTES
 
 TINY = 2 * 64 * OPEN_BYTES  # 64 open connections
@@ -172,9 +173,11 @@ def test_spilled_keys_leave_the_filter_once_settled(tmp_path):
     assert (table.src_pkts + table.dst_pkts).value_counts().to_dict() == {1: n, 3: n // 40, 8: periods}
     assert (table[table.proto == "tcp"].conn_state == "SF").all()
     assert spilled["open_connections"] > 0.9 * n and spilled["deferred_packets"] > n // 40
-    # a Bloom filter of 21 bits a key (64 bytes per 24 keys), each layer at most twice what it
+    # a Bloom filter of 64 bytes per KEYS_PER_BLOCK keys, each layer at most twice what it
     # holds: enough for the keys spilled within three timeouts and the keys that came back
-    per_key = 64 / 24
+    per_key = 64 / KEYS_PER_BLOCK
     returning = 2 * (n // 40)
     assert spilled["filter_bytes"] <= 2 * (3 * per_period + returning) * per_key + 3 * 4096
-    assert spilled["filter_bytes"] * 3 < spilled["open_connections"] * per_key  # not every key ever spilled
+    # not every key ever spilled: half of them at most (they settle period by period; the
+    # layer a spill opens may be sized for two periods' keys when the budget is this small)
+    assert spilled["filter_bytes"] * 2 < spilled["open_connections"] * per_key
