@@ -64,6 +64,7 @@ class StreamState:
         self.overflow = None  # overflow.Overflow once open connections went to disk
         self._rows = None
         self._scanned_at = 0  # open rows after the last eviction scan
+        self._evict_backoff = self._skip_evict = 0  # eviction scans skipped at the budget (_room)
         self.keys = SpilledKeys()  # the keys whose packets are deferred (keyfilter.py)
         self.max_open = self._open_budget()
         self._grow(min(capacity, self.max_open or capacity))
@@ -133,7 +134,16 @@ class StreamState:
         if open_ >= MIN_EVICT_SCAN and open_ >= 2 * self._scanned_at:
             self.evict()
         if self.max_open is not None and self.open_count + n > self.max_open:
-            self.evict()
+            if self._skip_evict:
+                self._skip_evict -= 1
+            else:
+                before = self.open_count
+                # a scan that finishes (almost) nothing is skipped the next 1, 2, 4, 8 times
+                # the budget is reached: on a scan or spray the rows go to disk before their
+                # deadline, and each scan read every open row (0.2-0.3 s a run); spilling makes
+                # the room either way, and a spilled row past its deadline settles at once
+                self._evict_backoff = min(2 * self._evict_backoff or 1, 8) if self.evict() < before // 64 else 0
+                self._skip_evict = self._evict_backoff
             over = self.open_count + n - self.max_open
             if over > 0:
                 self._spill_oldest(over + self.max_open // 4)  # hysteresis: not at every batch
@@ -205,13 +215,14 @@ class StreamState:
         for at in range(0, len(rows), SPILL_BLOCK):
             self._finish(rows[at:at + SPILL_BLOCK])
 
-    def evict(self) -> None:
-        """Finish open connections no later packet can join (time only moves forward)."""
+    def evict(self) -> int:
+        """Finish open connections no later packet can join (time only moves forward); how many."""
         gone = np.empty(len(self._rows[0]), np.int64)
         n = _stream.evict(self._rows, self._tab, self._meta, gone, (self.options.tcp_ns, self.options.udp_ns))
         if n:
             self._finish(gone[:n])
         self._scanned_at = self.open_count
+        return n
 
     # ------------------------------------------------------------------ budget
     def _spill_oldest(self, count: int) -> None:
