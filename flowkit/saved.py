@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from flowkit.errors import FlowkitError
-from flowkit.flows.schema import FLOW_SCHEMA
+from flowkit.flows.schema import FLOW_SCHEMA, nullable
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -94,7 +94,7 @@ def read_saved(paths) -> Saved:
         return Saved(tables[0], notes)
     names = [n for n in tables[0].column_names if all(n in t.column_names for t in tables)]
     # every field nullable: a conn.log lacks values a flowkit file has in every row
-    schema = pa.schema(f.with_nullable(True) for f in tables[0].select(names).schema)
+    schema = nullable(tables[0].select(names).schema)
     return Saved(pa.concat_tables([t.select(names).cast(schema) for t in tables]), notes)
 
 

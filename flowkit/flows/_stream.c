@@ -187,14 +187,13 @@ probe(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h, i
 
 /* One flow packet (row `i` of the batch, keyed as `f`); -1 when out of rows. */
 static inline int
-process(stream_t *s, Py_ssize_t i, const flow_pkt_t *fp, Py_ssize_t *n_done)
+process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
 {
     conn_t *C = s->r.C;
     int64_t *meta = s->meta;
-    flow_pkt_t f = *fp;
-    uint64_t h = (uint64_t)f.key[K_HASH];
-    if (f.t > meta[M_TMAX])
-        meta[M_TMAX] = f.t;
+    uint64_t h = (uint64_t)f->key[K_HASH];
+    if (f->t > meta[M_TMAX])
+        meta[M_TMAX] = f->t;
     int found;
     Py_ssize_t slot = probe(s->tb.keys, s->tb.row, s->tcap, h, &found);
     int64_t c = found ? s->tb.row[slot] : -1, keep_orig = -1;
@@ -202,12 +201,12 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *fp, Py_ssize_t *n_done)
         s->deferred[s->n_deferred++] = i;
         return 0;
     }
-    if (f.kind == PK_ICMP_REPORT) { /* reports on an open connection, never opens one */
-        if (c >= 0 && reports_on(ROW(c), f.t, s->tcp_ns, s->udp_ns))
-            icmp_report(C, c, &f);
+    if (f->kind == PK_ICMP_REPORT) { /* reports on an open connection, never opens one */
+        if (c >= 0 && reports_on(ROW(c), f->t, s->tcp_ns, s->udp_ns))
+            icmp_report(C, c, f);
         return 0;
     }
-    if (c >= 0 && starts_new(ROW(c), f.t, f.proto, f.flags, f.seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
+    if (c >= 0 && starts_new(ROW(c), f->t, f->proto, f->flags, f->seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
         s->r.used[c] = 0;
         s->done[(*n_done)++] = c; /* freed after the caller has copied it out */
         c = -1;
@@ -220,8 +219,8 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *fp, Py_ssize_t *n_done)
             row = meta[M_ROWS]++;
         else
             return -1;
-        open_conn(C, s->r.H, s->r.K, f.key, row, f.t, f.side, f.proto, f.flags, keep_orig, 0, s->active_ns);
-        expected(C, s->r.K, row, f.t, s->expect);
+        open_conn(C, s->r.H, s->r.K, f->key, row, f->t, f->side, f->proto, f->flags, keep_orig, 0, s->active_ns);
+        expected(C, s->r.K, row, f->t, s->expect);
         s->r.used[row] = 1;
         if (!found) {
             if (s->tb.row[slot] == EMPTY)
@@ -237,11 +236,11 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *fp, Py_ssize_t *n_done)
         __builtin_prefetch(s->r.H + next * HMAX, 1);
         __builtin_prefetch(s->r.K + next, 1);
     }
-    feed(C, s->r.H, c, f.side, f.t, f.flags, f.seq, f.ack, f.win, f.plen, f.iplen, f.proto, f.kind);
-    if (s->n_pl && f.kind == PK_PACKET) /* Zeek's analyzers never see a packet whose checksum is wrong */
-        identify(C, s->r.K, c, f.side, f.t, f.proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
+    feed(C, s->r.H, c, f->side, f->t, f->flags, f->seq, f->ack, f->win, f->plen, f->iplen, f->proto, f->kind);
+    if (s->n_pl && f->kind == PK_PACKET) /* Zeek's analyzers never see a packet whose checksum is wrong */
+        identify(C, s->r.K, c, f->side, f->t, f->proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
                  s->expect);
-    tunnel_packet(C, c, f.t, f.parent, f.encloses);
+    tunnel_packet(C, c, f->t, f->parent, f->encloses);
     return 0;
 }
 
@@ -427,13 +426,11 @@ spill(PyObject *self, PyObject *args)
         if (j + 2 * SPILL_AHEAD < n)
             __builtin_prefetch(&r.K[which[j + 2 * SPILL_AHEAD]]);
         if (j + SPILL_AHEAD < n) {
-            uint64_t ha = r.K[which[j + SPILL_AHEAD]].hash, g;
-            uint64_t *block;
+            uint64_t ha = r.K[which[j + SPILL_AHEAD]].hash;
             Py_ssize_t i = (Py_ssize_t)(ha & (uint64_t)(tcap - 1));
             __builtin_prefetch(&tb.row[i], 1);
             __builtin_prefetch(&tb.keys[i]);
-            bloom_spot(&sp, sp.n_layers - 1, ha, &block, &g);
-            __builtin_prefetch(block, 1);
+            __builtin_prefetch(bloom_block(&sp, sp.n_layers - 1, ha), 1);
         }
         int64_t c = which[j];
         uint64_t h = r.K[c].hash;

@@ -266,7 +266,9 @@ class Overflow:
         blocks = list(self.blocks(kind, part, layout))
         return [np.concatenate([b[j] for b in blocks]) for j in range(len(layout))]
 
-    def _write(self, kind: str, arrays, hashes: np.ndarray) -> None:
+    def _write(self, kind: str, arrays, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows into their keys' partitions; returns (order, bounds): the rows in partition
+        order, partition p's being order[bounds[p]:bounds[p + 1]]."""
         part = _partition(np.ascontiguousarray(hashes))
         order = np.argsort(part, kind="stable")  # keeps capture order within a partition
         bounds = np.searchsorted(part[order], np.arange(PARTITIONS + 1))
@@ -274,6 +276,7 @@ class Overflow:
         for p in np.flatnonzero(np.diff(bounds)):
             lo, hi = bounds[p], bounds[p + 1]
             self._append(kind, int(p), [a[lo:hi] for a in arrays], int(hi - lo))
+        return order, bounds
 
     def write_rows(self, C: np.ndarray, H: np.ndarray, K: np.ndarray, hashes) -> None:
         """Rows to replay (their keys had packets deferred), into their keys' partitions;
@@ -301,13 +304,9 @@ class Overflow:
         held, self._deferred, self._held = self._deferred, [], [0, 0]
         arrays = [np.concatenate([h[0][j] for h in held]) for j in range(len(held[0][0]))]
         hashes, data, caplen = (np.concatenate([h[j] for h in held]) for j in (1, 2, 3))
-        self._write("packets", [*arrays, caplen], hashes)
-        if caplen.any():
-            # the bytes in the order the packets land in their partitions
-            part = _partition(hashes)
-            order = np.argsort(part, kind="stable")
+        order, bounds = self._write("packets", [*arrays, caplen], hashes)
+        if caplen.any():  # the bytes in the order the packets landed in their partitions
             starts = np.cumsum(caplen) - caplen
-            bounds = np.searchsorted(part[order], np.arange(PARTITIONS + 1))
             for p in np.flatnonzero(np.diff(bounds)):
                 rows = order[bounds[p]:bounds[p + 1]]
                 blob = gather_bytes(data, starts[rows], caplen[rows])

@@ -66,8 +66,15 @@ FLOW_SCHEMA = pa.schema(
         pa.field("tunnel_parents", pa.list_(pa.uint64())),
     ]
 )
+
+
+def nullable(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every field nullable."""
+    return pa.schema(f.with_nullable(True) for f in schema)
+
+
 # tables from elsewhere (a Zeek conn.log) may lack any value: they use every field nullable
-NULLABLE_SCHEMA = pa.schema(f.with_nullable(True) for f in FLOW_SCHEMA)
+NULLABLE_SCHEMA = nullable(FLOW_SCHEMA)
 
 FLOW_COLUMNS = FLOW_SCHEMA.names
 
