@@ -40,6 +40,35 @@ def test_parquet_marks_the_columns_that_always_have_a_value_required(table, tmp_
     assert required == set(FLOW_SCHEMA.names) - MAY_BE_NULL - {"tunnel_parents"}  # a list's items have levels
 
 
+def _encodings(path) -> dict[str, set[str]]:
+    meta = pq.ParquetFile(path).metadata
+    group = meta.row_group(0)
+    return {group.column(j).path_in_schema.split(".")[0]: set(group.column(j).encodings) for j in range(meta.num_columns)}
+
+
+# docs/schema.md: the times and the six counters delta-encoded, the repeating text dictionary-encoded
+DELTA = {"ts_start", "ts_end", "syn_ts", "syn_last_ts", "synack_ts", "ack_ts", "src_pkts", "dst_pkts",
+         "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes"}
+DICTIONARY = {"proto", "src_ip", "dst_ip", "conn_state", "history", "service", "server_name"}
+
+
+def test_parquet_encodings(table, tmp_path):
+    table.write(tmp_path / "f.parquet")
+    encodings = _encodings(tmp_path / "f.parquet")
+    assert {name for name, e in encodings.items() if "DELTA_BINARY_PACKED" in e} == DELTA
+    assert {name for name, e in encodings.items() if "RLE_DICTIONARY" in e} == DICTIONARY
+
+
+def test_batch_files_are_written_as_flow_tables_are(table, tmp_path):
+    from flowkit.batch.dataset import write_flows, with_source
+
+    (rel,) = write_flows(str(tmp_path), "capture", with_source(table.to_arrow(), "capture.pcap"))
+    encodings = _encodings(tmp_path / rel)
+    assert {name for name, e in encodings.items() if "DELTA_BINARY_PACKED" in e} == DELTA
+    assert {name for name, e in encodings.items() if "RLE_DICTIONARY" in e} == DICTIONARY | {"source"}
+    assert pq.read_table(tmp_path / rel).drop_columns(["source"]).equals(table.to_arrow())
+
+
 CAPTURES = [*sorted(SAMPLES.glob("*.pcap")), *corpus_files("zeek/traces/icmp"), *corpus_files("zeek/traces/tunnels")]
 
 

@@ -42,9 +42,13 @@ def write_json(dest: str, obj) -> None:
             f.write("\n")
 
 
-def write_parquet(dest: str, table: pa.Table) -> None:
+def write_parquet(dest: str, table: pa.Table, dictionary=()) -> None:
+    """``table`` written as a flow table is (flows/table.py's options); ``dictionary``: more
+    columns with repeating values."""
+    from flowkit.flows.table import parquet_options
+
     with atomic_path(dest) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **parquet_options(table.schema, dictionary))
 
 
 def remove_stale_temps(root: str) -> int:

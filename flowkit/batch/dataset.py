@@ -50,7 +50,7 @@ def write_flows(out: str, key: str, flows: pa.Table) -> list[str]:
         dates = pc.strftime(flows["ts_start"], format="%Y-%m-%d")
         for date in sorted(pc.unique(dates).to_pylist()):
             rel = os.path.join(FLOWS_DIR, f"date={date}", f"{key}.parquet")
-            write_parquet(os.path.join(out, rel), flows.filter(pc.equal(dates, date)))
+            write_parquet(os.path.join(out, rel), flows.filter(pc.equal(dates, date)), dictionary=[SOURCE.name])
             written.append(rel)
     remove_outputs(out, key, keep=written)
     return written
