@@ -170,3 +170,28 @@ def test_a_forked_child_builds_flows_too():
         child.kill()
     assert not alive, "the forked child never finished its flows"
     assert queue.get(timeout=5) == expected
+
+
+def test_each_open_row_keeps_its_last_packet_time_for_the_spill():
+    """The kernel keeps every open row's last packet time in the `last` column, which the
+    spill chooses its rows by (a stale one would send active connections to disk)."""
+    from flowkit.flows.layout import key
+
+    rng = random.Random(11)
+    sent, t = [], 100.0
+    for _ in range(600):  # 40 UDP conversations to port 53, packets in random order, 10 ms apart
+        sport = 30000 + rng.randrange(40)
+        sent.append(pkt(t, "10.2.0.1", sport, "10.2.0.2", 53, proto="udp", payload=20))
+        t += 0.01
+    state = StreamState(FlowOptions(), capacity=64)
+    latest: dict[int, int] = {}
+    for at in range(0, len(sent), 100):
+        part = sent[at:at + 100]
+        state.advance_batch(batch(part, at))
+        for p in part:
+            latest[p["src_port"]] = p["ts"]
+        rows = state._open_rows()
+        k = key(state._rows[2][rows])
+        ports = [int(a if b == 53 else b) for a, b in zip(k["aport"], k["bport"])]
+        assert sorted(ports) == sorted(latest)
+        assert [int(v) for v in state._rows[5][rows]] == [latest[p] for p in ports]

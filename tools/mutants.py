@@ -130,6 +130,10 @@ MUTANTS = [
     M("filter-classes", "spilled keys in one layer whatever their deadline (TCP's idle timeout holds UDP keys)",
       "flowkit/flows/stream.py", "cls = np.frexp((deadlines - last).astype(np.float64))[1]",
       "cls = np.zeros(count, int)", (SETTLED,)),
+    M("last-stale", "an open row's last packet time (the spill's choice) kept from its first packet",
+      "flowkit/flows/_stream.c", "    tunnel_packet(C, c, f->t, f->parent, f->encloses);\n    s->r.last[c] = since(ROW(c));",
+      "    tunnel_packet(C, c, f->t, f->parent, f->encloses);\n    if (!found)\n        s->r.last[c] = since(ROW(c));",
+      ("tests/test_flows_stream.py",)),
     # ---- spilled rows kept on disk for the output (overflow.py's final segments)
     M("final-mask", "rows whose keys had packets deferred are also read as final (the replay's rows twice)",
       "flowkit/flows/overflow.py", "        return rows if seg.keep is None else rows_where(rows, seg.keep)",

@@ -9,14 +9,15 @@
  * side, orientation) are _rules.h's and the state machine _conn.h's, as for _machine.c.
  *
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
- * `free`). Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows
+ * `free`); `last`: an open row's last packet time, INT64_MAX while it may announce a data
+ * connection (what the spill chooses by: read from an 8-byte column, not a 726-byte row). Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows
  * in use or freed (high-water mark), [1] free rows, [2] table slots not empty, [3] newest
  * packet time seen, [4] keys in the spilled filter (0: no lookups; stream.py resets it when
  * layers go).
  *
  * Memory budget (stream.py): the keys of connections moved to disk enter the spilled
- * filter, a blocked Bloom filter (one cache line a lookup per layer, ~21 bits a key,
- * ~0.05% false positives). A packet whose key is not open here but in the filter is deferred: its index
+ * filter, a blocked Bloom filter (one cache line a lookup per layer, 32 bits a key: 16
+ * keys a 512-bit block, 2.6e-5 false positives in a full layer; keyfilter.py). A packet whose key is not open here but in the filter is deferred: its index
  * is reported, stream.py writes it next to the spilled rows of its key's partition, and at
  * the end each partition is replayed in capture order. A key whose packet was deferred
  * stays in the filter, so all its later packets are deferred too and the replay sees them
@@ -33,15 +34,16 @@ enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED, N_META };
 typedef struct {
     conn_t *C;
     conn_key_t *K;
-    int64_t *freelist;
+    int64_t *freelist, *last;
     uint8_t *H, *used;
 } rows_t;
 
 static const column_t ROW_COLUMNS[] = {
     {"C", "B", sizeof(conn_t), offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
     {"K", "B", sizeof(conn_key_t), offsetof(rows_t, K), 1}, {"used", "B", 1, offsetof(rows_t, used), 1},
-    {"free", "l", 1, offsetof(rows_t, freelist), 1},
+    {"free", "l", 1, offsetof(rows_t, freelist), 1}, {"last", "l", 1, offsetof(rows_t, last), 1},
 };
+#define N_ROW_COLUMNS 6
 
 typedef struct {
     uint64_t *keys;
@@ -185,6 +187,14 @@ probe(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h, i
                 __builtin_prefetch(bloom_block(&(s)->sp, l_, (h)));                                     \
     } while (0)
 
+/* An open row's `last`: its last packet time, or INT64_MAX while it may announce a data
+ * connection (stream.py does not spill those). */
+static inline int64_t
+since(const conn_t *r)
+{
+    return may_announce(r) ? INT64_MAX : r->tspkt;
+}
+
 /* One flow packet (row `i` of the batch, keyed as `f`); -1 when out of rows. */
 static inline int
 process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
@@ -202,8 +212,10 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         return 0;
     }
     if (f->kind == PK_ICMP_REPORT) { /* reports on an open connection, never opens one */
-        if (c >= 0 && reports_on(ROW(c), f->t, s->tcp_ns, s->udp_ns))
+        if (c >= 0 && reports_on(ROW(c), f->t, s->tcp_ns, s->udp_ns)) {
             icmp_report(C, c, f);
+            s->r.last[c] = since(ROW(c));
+        }
         return 0;
     }
     if (c >= 0 && starts_new(ROW(c), f->t, f->proto, f->flags, f->seq, s->tcp_ns, s->udp_ns, &keep_orig)) {
@@ -241,6 +253,7 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         identify(C, s->r.K, c, f->side, f->t, f->proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
                  s->expect);
     tunnel_packet(C, c, f->t, f->parent, f->encloses);
+    s->r.last[c] = since(ROW(c));
     return 0;
 }
 
@@ -268,7 +281,7 @@ bind_state(views_t *vs, PyObject *orows, PyObject *otable, PyObject *ometa, rows
 {
     Py_ssize_t nmeta;
     *cap = *tcap = -1;
-    if (!bind_columns(vs, orows, ROW_COLUMNS, 5, r, cap, "rows") ||
+    if (!bind_columns(vs, orows, ROW_COLUMNS, N_ROW_COLUMNS, r, cap, "rows") ||
         !bind_columns(vs, otable, TABLE_COLUMNS, 2, tb, tcap, "table") ||
         !(*meta = view_of(vs, ometa, "l", 1, "meta", &nmeta)))
         return 0;
@@ -513,7 +526,7 @@ times(PyObject *self, PyObject *args)
     Py_ssize_t cap = -1, n;
     views_t vs = {.n = 0};
     PyObject *result = NULL;
-    if (!bind_columns(&vs, orows, ROW_COLUMNS, 5, &r, &cap, "rows") ||
+    if (!bind_columns(&vs, orows, ROW_COLUMNS, N_ROW_COLUMNS, &r, &cap, "rows") ||
         !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !bind_options(oopt, STREAM_OPTIONS, opts, 2, "options"))
         goto out;
     for (int k = 0; k < 3; k++) {
@@ -537,7 +550,7 @@ times(PyObject *self, PyObject *args)
     for (Py_ssize_t j = 0; j < n; j++) {
         const conn_t *c = ROW(which[j]);
         if (out[0])
-            out[0][j] = may_announce(c) ? INT64_MAX : c->tspkt;
+            out[0][j] = since(c);
         if (out[1])
             out[1][j] = c->ts0;
         if (out[2])
@@ -611,7 +624,7 @@ PyInit__stream(void)
     init_likely_table();
     static const int_const_t consts[] = {{"N_META", N_META}, {"EMPTY", EMPTY}, {"BLOCK_WORDS", BLOCK_WORDS}};
     PyObject *m = with_int_constants(PyModule_Create(&module), consts, sizeof consts / sizeof consts[0]);
-    PyObject *names[] = {column_names(ROW_COLUMNS, 5), column_names(TABLE_COLUMNS, 2),
+    PyObject *names[] = {column_names(ROW_COLUMNS, N_ROW_COLUMNS), column_names(TABLE_COLUMNS, 2),
                          column_names(PAYLOAD_COLUMNS, 2)};
     if (!m || !names[0] || !names[1] || !names[2] || PyModule_AddObjectRef(m, "ROW_COLUMNS", names[0]) < 0 ||
         PyModule_AddObjectRef(m, "TABLE_COLUMNS", names[1]) < 0 ||

@@ -33,9 +33,9 @@ from flowkit.ledger import Ledger
 M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
 INF = 2**62
 
-# bytes per open connection: the row matrices (C state, H history, K key), `used` and the
-# free list, plus the hash table (keys and rows, at most half full: 32 to 64 bytes, counted 64)
-ROW_BYTES = CONN_SIZE + k.HMAX + KEY_SIZE + 1 + 8
+# bytes per open connection: the row matrices (C state, H history, K key), `used`, the free
+# list and `last`, plus the hash table (keys and rows, at most half full: 32 to 64 bytes, counted 64)
+ROW_BYTES = CONN_SIZE + k.HMAX + KEY_SIZE + 1 + 8 + 8
 TABLE_BYTES = 64
 OPEN_BYTES = ROW_BYTES + TABLE_BYTES
 FINISHED_BYTES = 480  # a finished flow as Arrow (FLOW_SCHEMA plus the internal columns), measured: 395 on mixed.pcap
@@ -71,10 +71,11 @@ class StreamState:
         self.expect = new_expectations()  # data connections announced on control channels
 
     # ------------------------------------------------------------------ storage
-    # open rows live in self._rows (C, H, K, used, free: ROW_COLUMNS) with a hash table
+    # open rows live in self._rows (C, H, K, used, free, last: ROW_COLUMNS) with a hash table
     def _grow(self, capacity: int) -> None:
         if self._rows is None:
-            self._rows = (*empty_rows(capacity), np.zeros(capacity, np.uint8), np.zeros(capacity, np.int64))
+            self._rows = (*empty_rows(capacity), np.zeros(capacity, np.uint8), np.zeros(capacity, np.int64),
+                          np.zeros(capacity, np.int64))
             self._meta = np.array([0, 0, 0, -(2**62), 0], np.int64)
         else:
             # in place (realloc: large blocks move by remapping, no second copy at the peak);
@@ -114,7 +115,7 @@ class StreamState:
         n = len(rows)
         for at in range(0, n, SPILL_BLOCK):
             part = rows[at:at + SPILL_BLOCK]
-            for a in self._rows[:3]:
+            for a in (*self._rows[:3], self._rows[5]):
                 a[at:at + len(part)] = a[part]
         self._rows[3][:n], self._rows[3][n:] = 1, 0
         self._meta[M_ROWS], self._meta[M_FREE] = n, 0
@@ -237,8 +238,7 @@ class StreamState:
         # connections that may still announce a data connection stay in memory (times' INT64_MAX):
         # an announcement replayed at the end would come after the connection it names
         o = self.options
-        last = np.empty(len(rows), np.int64)
-        _stream.times(self._rows, rows, last, None, None, (o.tcp_ns, o.udp_ns))
+        last = self._rows[5][rows]  # the kernel keeps each row's (_stream.c): not read from the rows
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
@@ -349,6 +349,8 @@ class StreamState:
             self._grow(n)
         self._rows[0][:n], self._rows[1][:n], self._rows[2][:n], self._rows[3][:n] = C, H, K, 1
         self._meta[M_ROWS] = n
+        _stream.times(self._rows, np.arange(n), self._rows[5][:n], None, None,
+                      (self.options.tcp_ns, self.options.udp_ns))
         self._table(len(self._rows[0]))
 
     # ------------------------------------------------------------------ results
