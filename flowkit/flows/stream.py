@@ -260,7 +260,7 @@ class StreamState:
                 part = which[at:min(at + SEGMENT_ROWS, hi)]
                 self.overflow.write_segment((C, H, K), part, int(deadlines[at:at + len(part)].max()))
             layer = self.keys.reserve(int(cls[lo]), hi - lo)
-            _stream.spill(self._rows, self._tab, self.keys.words, layer, self._meta, np.sort(which[lo:hi]))
+            _stream.spill(self._rows, self._tab, self.keys.words, layer, self._meta, which[lo:hi])
             self.keys.spilled(int(cls[lo]), hi - lo, int(deadlines[lo:hi].max()))
         del C, H, K
         self._refit()  # the filter grew: fewer rows fit
