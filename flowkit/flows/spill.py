@@ -35,6 +35,7 @@ TRIM_BYTES = 64 << 20  # below this a sort's freed columns are not worth handing
 BLOCK = 2048  # rows per record batch of a run: what the merge holds per run at least (~0.7 MB)
 IO_BUFFER = 1 << 20  # bytes buffered when a run (or a Parquet file) is written or read
 MERGE_ROWS = 32768  # rows the merge holds over all runs when there are few (~13 MB)
+MAX_PIECES = 32  # pieces an output row group's columns may come in (rechunk)
 
 
 def sort_order(tab: pa.Table) -> np.ndarray | None:
@@ -314,13 +315,15 @@ def _merge_sorted(piece: pa.Table) -> pa.Table:
 
 def rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
     """The same rows as tables of exactly ``rows`` rows (the last one shorter), each column
-    in one piece.
+    in at most MAX_PIECES pieces.
 
     Why: output row groups (Parquet) then match the in-memory path's, and the Parquet
     writer pays per piece: 65,536 rows in merge rounds of ~2,000 took twice as long to
-    write as one copy of them plus the write (4.0 -> 2.1 s on 3 M flows). Freed merge pieces
-    stay in the heap for the next ones: handed back after each table (malloc_trim), they
-    were faulted in anew, 0.3 M page faults on synscan for no lower peak.
+    write as one copy of them plus the write (4.0 -> 2.1 s on 3 M flows). Pieces of a few
+    thousand rows cost it little (+2 % for 8,192 rows), while joining them cost the merge
+    thread 0.6 s on synscan, where it made the writer wait. Freed merge pieces stay in the
+    heap for the next ones: handed back after each table (malloc_trim), they were faulted in
+    anew, 0.3 M page faults on synscan for no lower peak.
     """
     pending: list[pa.Table] = []
     have = 0
@@ -330,8 +333,12 @@ def rechunk(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
         while have >= rows:
             joined = pa.concat_tables(pending)
             rest = joined.slice(rows)
-            yield joined.slice(0, rows).combine_chunks()
+            yield _few_pieces(joined.slice(0, rows))
             del joined
             pending, have = ([rest] if rest.num_rows else []), rest.num_rows
     if have:
-        yield pa.concat_tables(pending).combine_chunks()
+        yield _few_pieces(pa.concat_tables(pending))
+
+
+def _few_pieces(tab: pa.Table) -> pa.Table:
+    return tab if tab.column(0).num_chunks <= MAX_PIECES else tab.combine_chunks()
