@@ -10,16 +10,17 @@
  *
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
  * `free`); `last`: an open row's last packet time, INT64_MAX while it may announce a data
- * connection (what the spill chooses by: read from an 8-byte column, not a 726-byte row). Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows
- * in use or freed (high-water mark), [1] free rows, [2] table slots not empty, [3] newest
- * packet time seen, [4] keys in the spilled filter (0: no lookups; stream.py resets it when
- * layers go).
+ * connection (what the spill chooses by: read from an 8-byte column, not a 726-byte row).
+ * Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows in use or freed
+ * (high-water mark), [1] free rows, [2] table slots not empty, [3] newest packet time seen,
+ * [4] keys in the spilled filter (0: no lookups; stream.py resets it when layers go).
  *
  * Memory budget (stream.py): the keys of connections moved to disk enter the spilled
  * filter, a blocked Bloom filter (one cache line a lookup per layer, 32 bits a key: 16
- * keys a 512-bit block, 2.6e-5 false positives in a full layer; keyfilter.py). A packet whose key is not open here but in the filter is deferred: its index
- * is reported, stream.py writes it next to the spilled rows of its key's partition, and at
- * the end each partition is replayed in capture order. A key whose packet was deferred
+ * keys a 512-bit block, 2.6e-5 false positives in a full layer; keyfilter.py). A packet
+ * whose key is not open here but in the filter is deferred: its index is reported,
+ * stream.py writes it next to the spilled rows of its key's partition, and at the end each
+ * partition is replayed in capture order. A key whose packet was deferred
  * stays in the filter, so all its later packets are deferred too and the replay sees them
  * in order (keyfilter.py: other keys leave once their rows are settled); a false positive
  * only defers a key that was never spilled, whose connections the replay then builds from
@@ -212,10 +213,8 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         return 0;
     }
     if (f->kind == PK_ICMP_REPORT) { /* reports on an open connection, never opens one */
-        if (c >= 0 && reports_on(ROW(c), f->t, s->tcp_ns, s->udp_ns)) {
-            icmp_report(C, c, f);
-            s->r.last[c] = since(ROW(c));
-        }
+        if (c >= 0 && reports_on(ROW(c), f->t, s->tcp_ns, s->udp_ns))
+            icmp_report(C, c, f); /* not a packet of it: its `last` stays */
         return 0;
     }
     if (c >= 0 && starts_new(ROW(c), f->t, f->proto, f->flags, f->seq, s->tcp_ns, s->udp_ns, &keep_orig)) {

@@ -14,7 +14,7 @@ from flowkit.flows import _rows
 from flowkit.flows.community import community_ids
 from flowkit.flows.layout import key
 from flowkit.flows.local import DEFAULT, LocalNets
-from flowkit.flows.schema import FLOW_SCHEMA, TS, proto_names
+from flowkit.flows.schema import COUNTERS, FLOW_SCHEMA, TS, proto_names
 from flowkit.protocols import SERVICES
 
 # _key, _prefix: state.py's merge; _encloses and the parent slots: flows/parents.py, which
@@ -88,7 +88,7 @@ def rows_to_arrow(C: np.ndarray, H: np.ndarray, K: np.ndarray, local: LocalNets 
         "dst_ip": to_strings(v["dst_addr"].reshape(n, 16)),
         "dst_port": col(pa.uint16(), v["dst_port"]),
     }
-    for name in ("src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes"):
+    for name in COUNTERS:
         cols[name] = col(pa.uint64(), v[name])
     cols["conn_state"] = _arrow.take(_STATE_TEXT, v["conn_state"])
     cols["local_orig"] = boolean("local_orig")

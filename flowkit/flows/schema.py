@@ -68,6 +68,10 @@ FLOW_SCHEMA = pa.schema(
 )
 
 
+# each side's packet, IP byte and payload byte counts
+COUNTERS = ("src_pkts", "dst_pkts", "src_ip_bytes", "dst_ip_bytes", "src_payload_bytes", "dst_payload_bytes")
+
+
 def nullable(schema: pa.Schema) -> pa.Schema:
     """``schema`` with every field nullable."""
     return pa.schema(f.with_nullable(True) for f in schema)

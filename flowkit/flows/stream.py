@@ -238,10 +238,10 @@ class StreamState:
         if count <= 0:
             return
         C, H, K = self._rows[:3]
-        # connections that may still announce a data connection stay in memory (times' INT64_MAX):
+        # connections that may still announce a data connection stay in memory (`last` INT64_MAX):
         # an announcement replayed at the end would come after the connection it names
         o = self.options
-        last = self._rows[5][rows]  # the kernel keeps each row's (_stream.c): not read from the rows
+        last = self._rows[5][rows]  # kept by the kernel (_stream.c), not read from the rows
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
