@@ -172,9 +172,11 @@ def test_a_forked_child_builds_flows_too():
     assert queue.get(timeout=5) == expected
 
 
-def test_each_open_row_keeps_its_last_packet_time_for_the_spill():
-    """The kernel keeps every open row's last packet time in the `last` column, which the
-    spill chooses its rows by (a stale one would send active connections to disk)."""
+def test_each_open_row_keeps_its_times_for_the_spill():
+    """The kernel keeps every open row's last packet time (`last`, which the spill chooses its
+    rows by: a stale one would send active connections to disk), first packet time (`start`,
+    the order of spilled segments) and deadline (`deadline`, when eviction finishes it and a
+    spilled one settles: a UDP row's is its last packet plus the UDP timeout) in columns."""
     from flowkit.flows.layout import key
 
     rng = random.Random(11)
@@ -183,15 +185,20 @@ def test_each_open_row_keeps_its_last_packet_time_for_the_spill():
         sport = 30000 + rng.randrange(40)
         sent.append(pkt(t, "10.2.0.1", sport, "10.2.0.2", 53, proto="udp", payload=20))
         t += 0.01
-    state = StreamState(FlowOptions(), capacity=64)
+    options = FlowOptions()
+    state = StreamState(options, capacity=64)
     latest: dict[int, int] = {}
+    first: dict[int, int] = {}
     for at in range(0, len(sent), 100):
         part = sent[at:at + 100]
         state.advance_batch(batch(part, at))
         for p in part:
             latest[p["src_port"]] = p["ts"]
+            first.setdefault(p["src_port"], p["ts"])
         rows = state._open_rows()
         k = key(state._rows[2][rows])
         ports = [int(a if b == 53 else b) for a, b in zip(k["aport"], k["bport"])]
         assert sorted(ports) == sorted(latest)
         assert [int(v) for v in state._rows[5][rows]] == [latest[p] for p in ports]
+        assert [int(v) for v in state._rows[6][rows]] == [first[p] for p in ports]
+        assert [int(v) for v in state._rows[7][rows]] == [latest[p] + options.udp_ns for p in ports]

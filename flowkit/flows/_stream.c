@@ -10,7 +10,9 @@
  *
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
  * `free`); `last`: an open row's last packet time, INT64_MAX while it may announce a data
- * connection (what the spill chooses by: read from an 8-byte column, not a 726-byte row).
+ * connection (what the spill chooses by); `start`: its first packet time; `deadline`:
+ * _conn.h's deadline, kept at every packet (the spill and the eviction read these 8-byte
+ * columns, not the 726-byte rows: a cache miss or two a row).
  * Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows in use or freed
  * (high-water mark), [1] free rows, [2] table slots not empty, [3] newest packet time seen,
  * [4] keys in the spilled filter (0: no lookups; stream.py resets it when layers go).
@@ -35,7 +37,7 @@ enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED, N_META };
 typedef struct {
     conn_t *C;
     conn_key_t *K;
-    int64_t *freelist, *last;
+    int64_t *freelist, *last, *start, *deadline;
     uint8_t *H, *used;
 } rows_t;
 
@@ -43,8 +45,9 @@ static const column_t ROW_COLUMNS[] = {
     {"C", "B", sizeof(conn_t), offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
     {"K", "B", sizeof(conn_key_t), offsetof(rows_t, K), 1}, {"used", "B", 1, offsetof(rows_t, used), 1},
     {"free", "l", 1, offsetof(rows_t, freelist), 1}, {"last", "l", 1, offsetof(rows_t, last), 1},
+    {"start", "l", 1, offsetof(rows_t, start), 1}, {"deadline", "l", 1, offsetof(rows_t, deadline), 1},
 };
-#define N_ROW_COLUMNS 6
+#define N_ROW_COLUMNS 8
 
 typedef struct {
     uint64_t *keys;
@@ -233,6 +236,7 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         open_conn(C, s->r.H, s->r.K, f->key, row, f->t, f->side, f->proto, f->flags, keep_orig, 0, s->active_ns);
         expected(C, s->r.K, row, f->t, s->expect);
         s->r.used[row] = 1;
+        s->r.start[row] = f->t;
         if (!found) {
             if (s->tb.row[slot] == EMPTY)
                 meta[M_FILLED]++;
@@ -253,6 +257,7 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
                  s->expect);
     tunnel_packet(C, c, f->t, f->parent, f->encloses);
     s->r.last[c] = since(ROW(c));
+    s->r.deadline[c] = deadline(ROW(c), s->tcp_ns, s->udp_ns);
     return 0;
 }
 
@@ -382,11 +387,10 @@ evict(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "evict(): gone is shorter than the rows");
         goto out;
     }
-    conn_t *C = r.C;
     Py_ssize_t n_gone = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t c = 0; c < meta[M_ROWS]; c++) {
-        if (!r.used[c] || deadline(ROW(c), tcp_ns, udp_ns) > meta[M_TMAX])
+        if (!r.used[c] || r.deadline[c] > meta[M_TMAX])
             continue;
         Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, r.K[c].hash, c);
         if (slot >= 0)
