@@ -112,19 +112,23 @@ class StreamState:
             self._shrink()
 
     def _shrink(self) -> None:
-        """Fit row storage to a smaller budget: open rows moved to the front (in place, a
-        block at a time: sources are never behind their destination), the rest released."""
-        rows = self._open_rows()
-        n = len(rows)
-        for at in range(0, n, SPILL_BLOCK):
-            part = rows[at:at + SPILL_BLOCK]
-            for a in (*self._rows[:3], *self._rows[LAST:]):
-                a[at:at + len(part)] = a[part]
-        self._rows[3][:n], self._rows[3][n:] = 1, 0
-        self._meta[M_ROWS], self._meta[M_FREE] = n, 0
+        """Fit row storage to a smaller budget: the open rows past the new end move into free
+        rows before it (only those: moving every open row to the front cost synscan 0.15 s),
+        the rest is released; the free list and the table are rebuilt."""
+        meta, used = self._meta, self._rows[3]
+        end = max(self.open_count, self.max_open)
+        high = np.flatnonzero(used[end:int(meta[M_ROWS])]) + end
+        low = np.flatnonzero(used[:end] == 0)[:len(high)]
+        for a in (*self._rows[:3], *self._rows[LAST:]):
+            a[low] = a[high]
+        used[low] = 1
+        meta[M_ROWS] = min(int(meta[M_ROWS]), end)
+        free = np.flatnonzero(used[:int(meta[M_ROWS])] == 0)
+        self._rows[4][:len(free)] = free[::-1]  # the lowest rows are taken first
+        meta[M_FREE] = len(free)
         self._tab = None
         for a in self._rows:
-            a.resize((max(n, self.max_open), *a.shape[1:]), refcheck=False)
+            a.resize((end, *a.shape[1:]), refcheck=False)
         self._table(len(self._rows[0]))
 
     @property
