@@ -27,6 +27,7 @@ import os
 import shutil
 import struct
 import tempfile
+import threading
 import weakref
 from typing import NamedTuple
 
@@ -115,6 +116,8 @@ class Overflow:
         self.bytes = 0  # written to disk
         self._files: dict[str, object] = {}  # open for appending until read back
         self._segments = None  # file of segments (`pending`, `final` and the ones read back)
+        self._end = 0  # its size, with the segments being written
+        self._lock = threading.Lock()
         self.pending: list[_Segment] = []
         self.final: list[list[_Segment]] = []  # sorted stretches of segments kept for the flow table
         self._blocks: list[tuple[np.ndarray, ...]] = []  # the ring segments are gathered into
@@ -146,10 +149,12 @@ class Overflow:
         self._write_block(f, n, _compress(arrays))
 
     # ---------------------------------------------------------------- segments
-    def write_segment(self, arrays: tuple[np.ndarray, ...], rows: np.ndarray, deadline: int) -> None:
+    def write_segment(self, arrays: tuple[np.ndarray, ...], rows: np.ndarray, deadline: int,
+                      start: np.ndarray) -> None:
         """Spill rows ``rows`` (at most SEGMENT_ROWS) of the open row arrays (C, H, K) as one
         segment, finished as they are from ``deadline`` (the latest of theirs) on unless a
-        packet on one of their keys was deferred (see ``take_segments``).
+        packet on one of their keys was deferred (see ``take_segments``); ``start``: their first
+        packet times.
 
         They are copied into the next block of a ring of SEGMENT_BLOCKS (a block is reused once
         the segment in it is written) and compressed in a worker thread while the pass goes
@@ -163,21 +168,30 @@ class Overflow:
         C, H, K = (b[:len(rows)] for b in block)
         for source, dest in zip(arrays, (C, H, K)):
             np.take(source, rows, axis=0, out=dest, mode="clip")  # "raise" would buffer `out`
-        rec = conn(C)
-        ts = rec["ts0"]
-        seg = _Segment(deadline, -1, -1, len(C), int(ts.min()), int(ts.max()), bool(rec["encloses"].any()))
-        self._compressing.append((seg, workers().submit(_compress, [C, H, K])))
-        self.rows += len(C)
-
-    def _land(self) -> None:
-        """Write the oldest segment being compressed; it joins ``pending``."""
-        seg, future = self._compressing.pop(0)
+        seg = _Segment(deadline, -1, -1, len(C), int(start.min()), int(start.max()), bool(conn(C)["encloses"].any()))
         if self._segments is None:
             self._segments = open(os.path.join(self.path, "segments"), "w+b")
-        offset = self._segments.seek(0, os.SEEK_END)
-        before = self.bytes
-        self._write_block(self._segments, seg.rows, future.result())
-        self.pending.append(seg._replace(offset=offset, size=self.bytes - before))
+        self._compressing.append((seg, workers().submit(self._compress_segment, [C, H, K])))
+        self.rows += len(C)
+
+    def _compress_segment(self, arrays: list[np.ndarray]) -> tuple[int, int]:
+        """A segment's block compressed and written at the end of the segments file, in the
+        worker thread (the state machine's thread wrote them: 0.07 s and the page cache's cost
+        on synscan); its (offset, size). Several may be written at once: each at its own place."""
+        parts = _compress(arrays)
+        head = _HEADER.pack(len(arrays[0]), len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts)
+        size = len(head) + sum(len(d) for d in parts)
+        with self._lock:
+            offset, self._end = self._end, self._end + size
+        os.pwritev(self._segments.fileno(), [head, *parts], offset)
+        return offset, size
+
+    def _land(self) -> None:
+        """The oldest segment being compressed, once written, joins ``pending``."""
+        seg, future = self._compressing.pop(0)
+        offset, size = future.result()
+        self.bytes += size
+        self.pending.append(seg._replace(offset=offset, size=size))
 
     def _drain(self) -> None:
         while self._compressing:
@@ -219,6 +233,7 @@ class Overflow:
             yield rows if seg.keep is None else rows_where(rows, seg.keep)
         if not self.pending and self._segments is not None and not self.final:
             self._segments.truncate(0)  # every segment read: give the disk space back
+            self._end = 0
 
     def _read_at(self, seg: _Segment, layout, only=None) -> list[np.ndarray | None]:
         return _parse(os.pread(self._segments.fileno(), seg.size, seg.offset), layout, only)
@@ -324,7 +339,8 @@ class Overflow:
     def close(self) -> None:
         self._deferred = []
         for _, future in self._compressing:
-            future.cancel()
+            if not future.cancel():  # running: it writes to the segments file, wait for it
+                future.exception()
         self._compressing = []
         for f in self._files.values():
             f.close()

@@ -259,12 +259,13 @@ class StreamState:
         # segments in start order: settled rows then come back about in output order
         cls = np.frexp((deadlines - last).astype(np.float64))[1]
         order = np.lexsort((start, cls))
-        which, deadlines, cls = which[order], deadlines[order], cls[order]
+        which, deadlines, cls, start = which[order], deadlines[order], cls[order], start[order]
         bounds = [0, *(np.flatnonzero(np.diff(cls)) + 1), count]
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             for at in range(lo, hi, SEGMENT_ROWS):
                 part = which[at:min(at + SEGMENT_ROWS, hi)]
-                self.overflow.write_segment((C, H, K), part, int(deadlines[at:at + len(part)].max()))
+                self.overflow.write_segment((C, H, K), part, int(deadlines[at:at + len(part)].max()),
+                                            start[at:at + len(part)])
             layer = self.keys.reserve(int(cls[lo]), hi - lo)
             _stream.spill(self._rows, self._tab, self.keys.words, layer, self._meta, which[lo:hi])
             self.keys.spilled(int(cls[lo]), hi - lo, int(deadlines[lo:hi].max()))
