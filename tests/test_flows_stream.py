@@ -199,6 +199,7 @@ def test_each_open_row_keeps_its_times_for_the_spill():
         k = key(state._rows[2][rows])
         ports = [int(a if b == 53 else b) for a, b in zip(k["aport"], k["bport"])]
         assert sorted(ports) == sorted(latest)
-        assert [int(v) for v in state._rows[5][rows]] == [latest[p] for p in ports]
-        assert [int(v) for v in state._rows[6][rows]] == [first[p] for p in ports]
-        assert [int(v) for v in state._rows[7][rows]] == [latest[p] + options.udp_ns for p in ports]
+        times = state._rows[5][rows]  # last, first packet and deadline
+        assert [int(v) for v in times[:, 0]] == [latest[p] for p in ports]
+        assert [int(v) for v in times[:, 1]] == [first[p] for p in ports]
+        assert [int(v) for v in times[:, 2]] == [latest[p] + options.udp_ns for p in ports]

@@ -9,10 +9,10 @@
  * side, orientation) are _rules.h's and the state machine _conn.h's, as for _machine.c.
  *
  * Rows: C/H/K hold connections; `used` marks open ones; freed rows are reused (stack
- * `free`); `last`: an open row's last packet time, INT64_MAX while it may announce a data
- * connection (what the spill chooses by); `start`: its first packet time; `deadline`:
- * _conn.h's deadline, kept at every packet (the spill and the eviction read these 8-byte
- * columns, not the 726-byte rows: a cache miss or two a row).
+ * `free`); `times`, three a row: its last packet time (INT64_MAX while it may announce a
+ * data connection: what the spill chooses by), first packet time and _conn.h's deadline, kept
+ * at every packet (the spill and the eviction read these, not the 726-byte rows: a cache
+ * miss or two a row).
  * Table: keys/row, linear probing; row -1 empty, -2 deleted. meta: [0] rows in use or freed
  * (high-water mark), [1] free rows, [2] table slots not empty, [3] newest packet time seen,
  * [4] keys in the spilled filter (0: no lookups; stream.py resets it when layers go).
@@ -37,17 +37,20 @@ enum { M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED, N_META };
 typedef struct {
     conn_t *C;
     conn_key_t *K;
-    int64_t *freelist, *last, *start, *deadline;
+    int64_t *freelist, *tm;
     uint8_t *H, *used;
 } rows_t;
+
+/* an open row's times (the `times` column, three a row: one cache line for the kernel's updates) */
+enum { T_LAST, T_START, T_DEADLINE, N_TIMES };
+#define TM(r, c, k) ((r).tm[(Py_ssize_t)(c) * N_TIMES + (k)])
 
 static const column_t ROW_COLUMNS[] = {
     {"C", "B", sizeof(conn_t), offsetof(rows_t, C), 1}, {"H", "B", HMAX, offsetof(rows_t, H), 1},
     {"K", "B", sizeof(conn_key_t), offsetof(rows_t, K), 1}, {"used", "B", 1, offsetof(rows_t, used), 1},
-    {"free", "l", 1, offsetof(rows_t, freelist), 1}, {"last", "l", 1, offsetof(rows_t, last), 1},
-    {"start", "l", 1, offsetof(rows_t, start), 1}, {"deadline", "l", 1, offsetof(rows_t, deadline), 1},
+    {"free", "l", 1, offsetof(rows_t, freelist), 1}, {"times", "l", N_TIMES, offsetof(rows_t, tm), 1},
 };
-#define N_ROW_COLUMNS 8
+#define N_ROW_COLUMNS 6
 
 typedef struct {
     uint64_t *keys;
@@ -236,7 +239,7 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         open_conn(C, s->r.H, s->r.K, f->key, row, f->t, f->side, f->proto, f->flags, keep_orig, 0, s->active_ns);
         expected(C, s->r.K, row, f->t, s->expect);
         s->r.used[row] = 1;
-        s->r.start[row] = f->t;
+        TM(s->r, row, T_START) = f->t;
         if (!found) {
             if (s->tb.row[slot] == EMPTY)
                 meta[M_FILLED]++;
@@ -256,8 +259,8 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         identify(C, s->r.K, c, f->side, f->t, f->proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
                  s->expect);
     tunnel_packet(C, c, f->t, f->parent, f->encloses);
-    s->r.last[c] = since(ROW(c));
-    s->r.deadline[c] = deadline(ROW(c), s->tcp_ns, s->udp_ns);
+    TM(s->r, c, T_LAST) = since(ROW(c));
+    TM(s->r, c, T_DEADLINE) = deadline(ROW(c), s->tcp_ns, s->udp_ns);
     return 0;
 }
 
@@ -390,7 +393,7 @@ evict(PyObject *self, PyObject *args)
     Py_ssize_t n_gone = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t c = 0; c < meta[M_ROWS]; c++) {
-        if (!r.used[c] || r.deadline[c] > meta[M_TMAX])
+        if (!r.used[c] || TM(r, c, T_DEADLINE) > meta[M_TMAX])
             continue;
         Py_ssize_t slot = slot_of(tb.keys, tb.row, tcap, r.K[c].hash, c);
         if (slot >= 0)

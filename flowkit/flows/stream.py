@@ -34,10 +34,11 @@ M_ROWS, M_FREE, M_FILLED, M_TMAX, M_SFILLED = range(_stream.N_META)
 INF = 2**62
 
 # bytes per open connection: the row matrices (C state, H history, K key), `used`, the free
-# list, `last`, `start` and `deadline`, plus the hash table (keys and rows, at most half full:
+# list, the times (`last`, `start`, `deadline`), plus the hash table (keys and rows, at most half full:
 # 32 to 64 bytes, counted 64)
 ROW_BYTES = CONN_SIZE + k.HMAX + KEY_SIZE + 1 + 8 + 3 * 8
-LAST, START, DEADLINE = 5, 6, 7  # the kernel's 8-byte columns of the open rows (ROW_COLUMNS)
+TIMES = 5  # the kernel's times of the open rows (ROW_COLUMNS), three a row:
+LAST, START, DEADLINE = range(3)  # last packet, first packet, _conn.h's deadline
 TABLE_BYTES = 64
 OPEN_BYTES = ROW_BYTES + TABLE_BYTES
 FINISHED_BYTES = 480  # a finished flow as Arrow (FLOW_SCHEMA plus the internal columns), measured: 395 on mixed.pcap
@@ -73,12 +74,11 @@ class StreamState:
         self.expect = new_expectations()  # data connections announced on control channels
 
     # ------------------------------------------------------------------ storage
-    # open rows live in self._rows (C, H, K, used, free, last, start, deadline: ROW_COLUMNS)
-    # with a hash table
+    # open rows live in self._rows (C, H, K, used, free, times: ROW_COLUMNS) with a hash table
     def _grow(self, capacity: int) -> None:
         if self._rows is None:
-            self._rows = (*empty_rows(capacity), np.zeros(capacity, np.uint8),
-                          *(np.zeros(capacity, np.int64) for _ in range(4)))
+            self._rows = (*empty_rows(capacity), np.zeros(capacity, np.uint8), np.zeros(capacity, np.int64),
+                          np.zeros((capacity, 3), np.int64))
             self._meta = np.array([0, 0, 0, -(2**62), 0], np.int64)
         else:
             # in place (realloc: large blocks move by remapping, no second copy at the peak);
@@ -119,7 +119,7 @@ class StreamState:
         end = max(self.open_count, self.max_open)
         high = np.flatnonzero(used[end:int(meta[M_ROWS])]) + end
         low = np.flatnonzero(used[:end] == 0)[:len(high)]
-        for a in (*self._rows[:3], *self._rows[LAST:]):
+        for a in (*self._rows[:3], self._rows[TIMES]):
             a[low] = a[high]
         used[low] = 1
         meta[M_ROWS] = min(int(meta[M_ROWS]), end)
@@ -220,7 +220,7 @@ class StreamState:
         """Finish every open connection, in start order (open connections never tie: one
         per key), a block at a time: no second copy of all open rows at the peak."""
         rows = self._open_rows()
-        rows = rows[np.argsort(self._rows[START][rows], kind="stable")]
+        rows = rows[np.argsort(self._rows[TIMES][rows, START], kind="stable")]
         for at in range(0, len(rows), SPILL_BLOCK):
             self._finish(rows[at:at + SPILL_BLOCK])
 
@@ -245,7 +245,7 @@ class StreamState:
         C, H, K = self._rows[:3]
         # connections that may still announce a data connection stay in memory (`last` INT64_MAX):
         # an announcement replayed at the end would come after the connection it names
-        last = self._rows[LAST][rows]  # kept by the kernel (_stream.c), not read from the rows
+        last = self._rows[TIMES][rows, LAST]  # kept by the kernel (_stream.c), not read from the rows
         count = min(count, int((last < INF).sum()))
         if count <= 0:
             return
@@ -254,7 +254,8 @@ class StreamState:
         if self.overflow is None:
             self.overflow = Overflow(self.options.spill_dir)
             self.done.start_early()
-        start, deadlines = self._rows[START][which], self._rows[DEADLINE][which]
+        times = self._rows[TIMES][which]
+        start, deadlines = times[:, START], times[:, DEADLINE]
         # grouped by class (how far the deadline is from the last packet, keyfilter.py), then
         # segments in start order: settled rows then come back about in output order
         cls = np.frexp((deadlines - last).astype(np.float64))[1]
@@ -356,8 +357,9 @@ class StreamState:
             self._grow(n)
         self._rows[0][:n], self._rows[1][:n], self._rows[2][:n], self._rows[3][:n] = C, H, K, 1
         self._meta[M_ROWS] = n
-        _stream.times(self._rows, np.arange(n), *(a[:n] for a in self._rows[LAST:]),
-                      (self.options.tcp_ns, self.options.udp_ns))
+        times = [np.empty(n, np.int64) for _ in range(3)]
+        _stream.times(self._rows, np.arange(n), *times, (self.options.tcp_ns, self.options.udp_ns))
+        self._rows[TIMES][:n] = np.stack(times, axis=1)
         self._table(len(self._rows[0]))
 
     # ------------------------------------------------------------------ results
