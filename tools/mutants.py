@@ -138,6 +138,10 @@ MUTANTS = [
       "flowkit/flows/_stream.c", "    TM(s->r, c, T_DEADLINE) = deadline(ROW(c), s->tcp_ns, s->udp_ns);",
       "    if (!found)\n        TM(s->r, c, T_DEADLINE) = deadline(ROW(c), s->tcp_ns, s->udp_ns);",
       ("tests/test_flows_stream.py", "tests/test_flows_budget.py")),
+    M("pack-runs", "byte columns one apart packed as one run when spilled rows go to disk",
+      "flowkit/flows/_rows.c", "        if (r && start[r - 1] + len[r - 1] == idx[j]) {",
+      "        if (r && start[r - 1] + len[r - 1] + 1 >= idx[j]) {",
+      ("tests/test_flows_overflow_blocks.py", "tests/test_flows_budget.py")),
     # ---- spilled rows kept on disk for the output (overflow.py's final segments)
     M("final-mask", "rows whose keys had packets deferred are also read as final (the replay's rows twice)",
       "flowkit/flows/overflow.py", "        return rows if seg.keep is None else rows_where(rows, seg.keep)",
