@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from flowkit.flows import _rows
-from flowkit.flows.overflow import _compress, _parse, _HEADER, _SIZE
+from flowkit.flows.overflow import _block as block_of, _compress, _parse
 
 
 def _block(arrays):
     """The bytes Overflow writes for one block of these arrays."""
-    parts = _compress(arrays)
-    return _HEADER.pack(len(arrays[0]), len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts) + b"".join(parts)
+    return b"".join(block_of(len(arrays[0]), _compress(arrays))[0])
 
 
 def _rows_varying(n, width, columns, seed=0):

@@ -194,12 +194,16 @@ probe(const uint64_t *tkeys, const int64_t *trow, Py_ssize_t tcap, uint64_t h, i
                 __builtin_prefetch(bloom_block(&(s)->sp, l_, (h)));                                     \
     } while (0)
 
-/* An open row's `last`: its last packet time, or INT64_MAX while it may announce a data
- * connection (stream.py does not spill those). */
-static inline int64_t
-since(const conn_t *r)
+/* Row c's times from the row (after each of its packets; for rows loaded from disk): its
+ * last packet time, INT64_MAX while it may announce a data connection (stream.py does not
+ * spill those); its first packet time; _conn.h's deadline. */
+static inline void
+keep_times(rows_t *r, int64_t c, int64_t tcp_ns, int64_t udp_ns)
 {
-    return may_announce(r) ? INT64_MAX : r->tspkt;
+    const conn_t *row = r->C + c;
+    TM(*r, c, T_LAST) = may_announce(row) ? INT64_MAX : row->tspkt;
+    TM(*r, c, T_START) = row->ts0;
+    TM(*r, c, T_DEADLINE) = deadline(row, tcp_ns, udp_ns);
 }
 
 /* One flow packet (row `i` of the batch, keyed as `f`); -1 when out of rows. */
@@ -239,7 +243,6 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         open_conn(C, s->r.H, s->r.K, f->key, row, f->t, f->side, f->proto, f->flags, keep_orig, 0, s->active_ns);
         expected(C, s->r.K, row, f->t, s->expect);
         s->r.used[row] = 1;
-        TM(s->r, row, T_START) = f->t;
         if (!found) {
             if (s->tb.row[slot] == EMPTY)
                 meta[M_FILLED]++;
@@ -259,8 +262,7 @@ process(stream_t *s, Py_ssize_t i, const flow_pkt_t *f, Py_ssize_t *n_done)
         identify(C, s->r.K, c, f->side, f->t, f->proto, s->pl.start[i], s->pl.caplen[i], s->data, s->n_data,
                  s->expect);
     tunnel_packet(C, c, f->t, f->parent, f->encloses);
-    TM(s->r, c, T_LAST) = since(ROW(c));
-    TM(s->r, c, T_DEADLINE) = deadline(ROW(c), s->tcp_ns, s->udp_ns);
+    keep_times(&s->r, c, s->tcp_ns, s->udp_ns);
     return 0;
 }
 
@@ -510,24 +512,20 @@ out:
 }
 
 PyDoc_STRVAR(times_doc,
-"times(rows, which, since, start, deadline, options) -> None\n"
+"times(rows, which, options) -> None\n"
 "--\n\n"
-"Per open row which[j], without copying the rows: since[j] = its last packet time, INT64_MAX\n"
-"when it may still announce a data connection (_conn.h's may_announce: stream.py does not\n"
-"spill it); start[j] = its first packet time; deadline[j] = _conn.h's deadline. Each output\n"
-"may be None. options: (tcp_ns, udp_ns). Why in C: the fields sit in 726-byte packed rows,\n"
-"and numpy gathers such unaligned fields one memmove call at a time.");
+"The `times` column of rows which[j] from the rows themselves (rows loaded from disk; the\n"
+"kernel keeps it for the rows it runs packets through). options: (tcp_ns, udp_ns).");
 
 static PyObject *
 times(PyObject *self, PyObject *args)
 {
-    PyObject *orows, *owhich, *oout[3], *oopt;
-    if (!PyArg_ParseTuple(args, "OOOOOO", &orows, &owhich, &oout[0], &oout[1], &oout[2], &oopt))
+    PyObject *orows, *owhich, *oopt;
+    if (!PyArg_ParseTuple(args, "OOO", &orows, &owhich, &oopt))
         return NULL;
-    static const char *const names[3] = {"since", "start", "deadline"};
     rows_t r;
     const int64_t *which;
-    int64_t *out[3] = {NULL, NULL, NULL}, tcp_ns, udp_ns;
+    int64_t tcp_ns, udp_ns;
     int64_t *const opts[] = {&tcp_ns, &udp_ns};
     Py_ssize_t cap = -1, n;
     views_t vs = {.n = 0};
@@ -535,33 +533,14 @@ times(PyObject *self, PyObject *args)
     if (!bind_columns(&vs, orows, ROW_COLUMNS, N_ROW_COLUMNS, &r, &cap, "rows") ||
         !(which = view_of(&vs, owhich, "l", 0, "which", &n)) || !bind_options(oopt, STREAM_OPTIONS, opts, 2, "options"))
         goto out;
-    for (int k = 0; k < 3; k++) {
-        Py_ssize_t m;
-        if (oout[k] == Py_None)
-            continue;
-        if (!(out[k] = view_of(&vs, oout[k], "l", 1, names[k], &m)))
-            goto out;
-        if (m != n) {
-            PyErr_Format(PyExc_ValueError, "times(): %s must have one item per row", names[k]);
-            goto out;
-        }
-    }
     for (Py_ssize_t j = 0; j < n; j++) {
         if (which[j] < 0 || which[j] >= cap) {
             PyErr_Format(PyExc_ValueError, "times(): no row %lld", (long long)which[j]);
             goto out;
         }
     }
-    conn_t *C = r.C;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        const conn_t *c = ROW(which[j]);
-        if (out[0])
-            out[0][j] = since(c);
-        if (out[1])
-            out[1][j] = c->ts0;
-        if (out[2])
-            out[2][j] = deadline(c, tcp_ns, udp_ns);
-    }
+    for (Py_ssize_t j = 0; j < n; j++)
+        keep_times(&r, which[j], tcp_ns, udp_ns);
     result = Py_NewRef(Py_None);
 out:
     views_release(&vs);

@@ -98,7 +98,7 @@ def _decode(n: int, sizes, data, layout, only=None) -> list[np.ndarray | None]:
 
 
 def _parse(data: bytes, layout, only=None) -> list[np.ndarray | None]:
-    """The arrays of one whole block (Overflow._write_block) from its bytes."""
+    """The arrays of one whole block (``_block``) from its bytes."""
     n, count = _HEADER.unpack_from(data)
     sizes = struct.unpack_from(f"<{count}q", data, _HEADER.size)
     return _decode(n, sizes, memoryview(data)[_HEADER.size + _SIZE.size * count:], layout, only)
@@ -123,6 +123,13 @@ def _encode(a: np.ndarray) -> bytes:
 
 def _compress(arrays: list[np.ndarray]) -> list[bytes]:
     return [_encode(a) for a in arrays]
+
+
+def _block(n: int, parts: list[bytes]) -> tuple[list[bytes], int]:
+    """A block of ``n`` rows as written: the row and array counts, per array (``_compress``)
+    its size, then the bytes (no joined copy); and its size in bytes."""
+    head = _HEADER.pack(n, len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts)
+    return [head, *parts], len(head) + sum(len(d) for d in parts)
 
 
 def gather_bytes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -161,12 +168,11 @@ class Overflow:
         self._compressing: list[tuple[_Segment, object]] = []  # (segment, future), in the ring's order
 
     def _write_block(self, f, n: int, parts: list[bytes]) -> None:
-        """One block of ``n`` rows: then per array (compressed, ``_compress``) its size, then
-        the bytes (no joined copy)."""
-        f.write(_HEADER.pack(n, len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts))
-        for d in parts:
+        """One block of ``n`` rows (``_block``) at the end of file ``f``."""
+        pieces, size = _block(n, parts)
+        for d in pieces:
             f.write(d)
-        self.bytes += _HEADER.size + _SIZE.size * len(parts) + sum(len(d) for d in parts)
+        self.bytes += size
 
     @staticmethod
     def _read_block(f, layout) -> list[np.ndarray] | None:
@@ -214,12 +220,10 @@ class Overflow:
         """A segment's block compressed and written at the end of the segments file, in the
         worker thread (the state machine's thread wrote them: 0.07 s and the page cache's cost
         on synscan); its (offset, size). Several may be written at once: each at its own place."""
-        parts = _compress(arrays)
-        head = _HEADER.pack(len(arrays[0]), len(parts)) + b"".join(_SIZE.pack(len(d)) for d in parts)
-        size = len(head) + sum(len(d) for d in parts)
+        pieces, size = _block(len(arrays[0]), _compress(arrays))
         with self._lock:
             offset, self._end = self._end, self._end + size
-        os.pwritev(self._segments.fileno(), [head, *parts], offset)
+        os.pwritev(self._segments.fileno(), pieces, offset)
         return offset, size
 
     def _land(self) -> None:

@@ -357,9 +357,7 @@ class StreamState:
             self._grow(n)
         self._rows[0][:n], self._rows[1][:n], self._rows[2][:n], self._rows[3][:n] = C, H, K, 1
         self._meta[M_ROWS] = n
-        times = [np.empty(n, np.int64) for _ in range(3)]
-        _stream.times(self._rows, np.arange(n), *times, (self.options.tcp_ns, self.options.udp_ns))
-        self._rows[TIMES][:n] = np.stack(times, axis=1)
+        _stream.times(self._rows, np.arange(n), (self.options.tcp_ns, self.options.udp_ns))
         self._table(len(self._rows[0]))
 
     # ------------------------------------------------------------------ results
